@@ -1,0 +1,19 @@
+"""accel_trainer: fine-tune transformers for information extraction on Accelerate."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["AccelerateTrainer", "EvalConfig", "TrainConfig"]
+
+
+def __getattr__(name: str):
+    # Heavy imports (torch, transformers) only when the trainer is asked for.
+    if name == "AccelerateTrainer":
+        from accel_trainer.trainer import AccelerateTrainer
+
+        return AccelerateTrainer
+    if name in ("TrainConfig", "EvalConfig"):
+        from accel_trainer import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'accel_trainer' has no attribute {name!r}")

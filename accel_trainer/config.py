@@ -1,0 +1,291 @@
+"""Typed options for every subcommand, and their validation.
+
+This module imports nothing heavy so that `accel-trainer --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+from accel_trainer.errors import ConfigError
+
+TINY_BERT = "tiny-bert"
+DEMO_OUTPUT_DIR = os.path.join("outputs", "demo-ner")
+SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "constant")
+TAG_SCHEMES = ("bio", "iobes", "none")
+DATA_FORMATS = ("auto", "conll", "jsonl")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+REPORT_TO = ("none", "tensorboard")
+
+
+def _opt(help_text: str, **metadata) -> dict:
+    return {"help": help_text, **metadata}
+
+
+@dataclass
+class DataConfig:
+    """Options shared by every subcommand that reads NER data and runs a model."""
+
+    task: str = field(default="ner", metadata=_opt("Task to run.", choices=["ner"]))
+    model_name_or_path: str = field(
+        default=TINY_BERT,
+        metadata=_opt(
+            "Hub model name or local folder. 'tiny-bert' builds a small randomly initialised "
+            "BERT and a WordPiece tokenizer from the training data (no download)."
+        ),
+    )
+    validation_file: str | None = field(
+        default=None, metadata=_opt("Evaluation data: CoNLL or JSON lines.")
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata=_opt("A `datasets` dataset name or local dataset folder, instead of files."),
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata=_opt("Configuration name of --dataset_name.")
+    )
+    data_format: str = field(
+        default="auto",
+        metadata=_opt(
+            "conll, jsonl, or auto (.json/.jsonl are JSON lines, anything else CoNLL).",
+            choices=list(DATA_FORMATS),
+        ),
+    )
+    tag_scheme: str = field(
+        default="bio",
+        metadata=_opt(
+            "Check every tag against this scheme: bio (O, B-X, I-X), iobes (also E-X, S-X), "
+            "or none.",
+            choices=list(TAG_SCHEMES),
+        ),
+    )
+    max_seq_length: int = field(
+        default=128, metadata=_opt("Sub-token sequences are truncated to this length.")
+    )
+    per_device_eval_batch_size: int = field(default=32, metadata=_opt("Eval batch per process."))
+    output_dir: str | None = field(
+        default=None,
+        metadata=_opt(
+            f"Where results go. Train: required with your own data ({DEMO_OUTPUT_DIR} "
+            "for the demo)."
+        ),
+    )
+    mixed_precision: str = field(
+        default="no",
+        metadata=_opt("Passed to Accelerate.", choices=list(MIXED_PRECISION)),
+    )
+    cpu: bool = field(default=False, metadata=_opt("Run on CPU even when a GPU is present."))
+    seed: int = field(default=42, metadata=_opt("Seed for model init, data order and dropout."))
+    config: str | None = field(
+        default=None,
+        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+    )
+
+    def problems(self) -> list[str]:
+        """Every invalid option, as one message each."""
+        found = choice_problems(self)
+        if self.max_seq_length < 8:
+            found.append(
+                f"--max_seq_length must be at least 8: got {self.max_seq_length}. "
+                "Use a longer length, e.g. 128."
+            )
+        if self.per_device_eval_batch_size <= 0:
+            found.append(
+                "--per_device_eval_batch_size must be positive: "
+                f"got {self.per_device_eval_batch_size}. Use e.g. 32."
+            )
+        if self.validation_file is not None and self.dataset_name is not None:
+            found.append(
+                "--validation_file and --dataset_name are mutually exclusive: got both. "
+                "Give data files or a dataset name."
+            )
+        return found
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainConfig(DataConfig):
+    """Options of `accel-trainer train`."""
+
+    train_file: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Training data: CoNLL or JSON lines. Omit it (and all data options) for "
+            "the built-in demo corpus."
+        ),
+    )
+    label_names: list[str] | None = field(
+        default=None,
+        metadata=_opt("The label list, in order. Default: the sorted tags of the training data."),
+    )
+    num_train_epochs: float = field(default=3.0, metadata=_opt("Passes over the training data."))
+    max_train_steps: int = field(
+        default=0, metadata=_opt("Optimizer steps to run; overrides epochs when > 0.")
+    )
+    per_device_train_batch_size: int = field(default=16, metadata=_opt("Train batch per process."))
+    gradient_accumulation_steps: int = field(
+        default=1, metadata=_opt("Micro-batches per optimizer step.")
+    )
+    learning_rate: float | None = field(
+        default=None,
+        metadata=_opt(
+            "Peak learning rate. Default 5e-5 for pretrained models, 1e-3 for "
+            "tiny-bert, which trains from scratch."
+        ),
+    )
+    weight_decay: float = field(
+        default=0.01, metadata=_opt("AdamW weight decay, not applied to biases and norm weights.")
+    )
+    adam_beta1: float = field(default=0.9, metadata=_opt("AdamW beta1."))
+    adam_beta2: float = field(default=0.999, metadata=_opt("AdamW beta2."))
+    adam_epsilon: float = field(default=1e-8, metadata=_opt("AdamW epsilon."))
+    lr_scheduler_type: str = field(
+        default="linear",
+        metadata=_opt("Learning-rate schedule over optimizer steps.", choices=list(SCHEDULERS)),
+    )
+    warmup_ratio: float = field(
+        default=0.0, metadata=_opt("Warmup as a fraction of all optimizer steps.")
+    )
+    num_warmup_steps: int = field(
+        default=0, metadata=_opt("Warmup in optimizer steps (instead of --warmup_ratio).")
+    )
+    max_grad_norm: float = field(
+        default=1.0, metadata=_opt("Clip the gradient norm to this; 0 disables clipping.")
+    )
+    label_all_tokens: bool = field(
+        default=False,
+        metadata=_opt(
+            "Train on every sub-token (B- continues as I-), not only the first of a "
+            "word. Evaluation always scores words."
+        ),
+    )
+    eval_steps: int = field(
+        default=0, metadata=_opt("Also evaluate every N optimizer steps (0: only at epoch ends).")
+    )
+    logging_steps: int = field(
+        default=10, metadata=_opt("Log loss and learning rate every N optimizer steps.")
+    )
+    report_to: str = field(
+        default="none", metadata=_opt("Tracker for the logs.", choices=list(REPORT_TO))
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata=_opt("Replace a model that already is in --output_dir.")
+    )
+
+    @property
+    def is_demo(self) -> bool:
+        """No data given: train on the built-in demo corpus."""
+        return self.train_file is None and self.validation_file is None and not self.dataset_name
+
+    @property
+    def is_tiny_bert(self) -> bool:
+        return self.model_name_or_path == TINY_BERT
+
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-3 if self.is_tiny_bert else 5e-5
+
+    def resolved_output_dir(self) -> str:
+        return self.output_dir or DEMO_OUTPUT_DIR
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        positive = {
+            "per_device_train_batch_size": self.per_device_train_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "logging_steps": self.logging_steps,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                found.append(f"--{name} must be positive: got {value}. Use 1 or more.")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            found.append(
+                f"--learning_rate must be positive: got {self.learning_rate}. Use e.g. 5e-5."
+            )
+        if self.num_train_epochs < 0 or self.max_train_steps < 0:
+            found.append(
+                "--num_train_epochs and --max_train_steps cannot be negative: got "
+                f"{self.num_train_epochs} and {self.max_train_steps}. Use positive values."
+            )
+        elif self.num_train_epochs == 0 and self.max_train_steps == 0:
+            found.append(
+                "--num_train_epochs and --max_train_steps are both 0: nothing to train. "
+                "Set one of them to a positive value."
+            )
+        if not 0 <= self.warmup_ratio < 1:
+            found.append(f"--warmup_ratio must be in [0, 1): got {self.warmup_ratio}.")
+        if self.num_warmup_steps < 0:
+            found.append(f"--num_warmup_steps cannot be negative: got {self.num_warmup_steps}.")
+        if self.warmup_ratio > 0 and self.num_warmup_steps > 0:
+            found.append(
+                f"--warmup_ratio and --num_warmup_steps are both set: got {self.warmup_ratio} "
+                f"and {self.num_warmup_steps}. Give only one."
+            )
+        if self.weight_decay < 0:
+            found.append(f"--weight_decay cannot be negative: got {self.weight_decay}.")
+        if self.max_grad_norm < 0:
+            found.append(
+                f"--max_grad_norm cannot be negative: got {self.max_grad_norm}. Use 0 to disable."
+            )
+        if self.eval_steps < 0:
+            found.append(f"--eval_steps cannot be negative: got {self.eval_steps}.")
+        if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
+            found.append(f"--label_names has duplicates: got {self.label_names}. List each once.")
+        has_train_data = self.train_file is not None or self.dataset_name is not None
+        if not self.is_demo and not has_train_data:
+            found.append(
+                "--train_file is missing: got only --validation_file. Give --train_file too, or "
+                "neither for the demo."
+            )
+        if not self.is_demo and self.output_dir is None:
+            found.append(
+                "--output_dir is missing: it is required with your own data. "
+                "Name a folder for the model and results."
+            )
+        return found
+
+
+@dataclass
+class EvalConfig(DataConfig):
+    """Options of `accel-trainer evaluate`: score a saved model on a labelled file."""
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.validation_file is None and self.dataset_name is None:
+            found.append(
+                "--validation_file is missing: evaluate needs labelled data. "
+                "Give a CoNLL or JSON lines file."
+            )
+        if self.model_name_or_path == TINY_BERT:
+            found.append(
+                "--model_name_or_path is missing: evaluate needs a trained model. "
+                "Give the output folder of a training run."
+            )
+        return found
+
+    def resolved_output_dir(self) -> str:
+        return self.output_dir or self.model_name_or_path
+
+
+def choice_problems(config: DataConfig) -> list[str]:
+    """Options outside their choices; argparse checks flags, but not values from a config file."""
+    found = []
+    for option in fields(config):
+        choices = option.metadata.get("choices")
+        value = getattr(config, option.name)
+        if choices and value not in choices:
+            found.append(f"--{option.name} is not one of {choices}: got {value!r}.")
+    return found
+
+
+def validate(config: DataConfig) -> None:
+    """Raise one ConfigError that lists every invalid option."""
+    found = config.problems()
+    if found:
+        raise ConfigError(
+            "invalid options:\n  " + "\n  ".join(found) if len(found) > 1 else found[0]
+        )

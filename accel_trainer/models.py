@@ -1,0 +1,109 @@
+"""Models and tokenizers: from the hub or a folder, or the offline `tiny-bert`."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Iterable
+
+from accel_trainer.errors import ConfigError
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def check_model_source(name_or_path: str) -> None:
+    """A local-looking path must exist and hold a model config, before any data is read."""
+    looks_local = name_or_path.startswith((".", "/", "~")) or os.path.exists(name_or_path)
+    if not looks_local:
+        return
+    if not os.path.isdir(name_or_path):
+        raise ConfigError(
+            f"--model_name_or_path does not exist: got {name_or_path!r}. Give a model folder "
+            "or a hub name."
+        )
+    if not os.path.isfile(os.path.join(name_or_path, "config.json")):
+        raise ConfigError(
+            f"--model_name_or_path has no config.json: got {name_or_path!r}. Give the folder "
+            "that save_pretrained wrote (e.g. a training run's --output_dir)."
+        )
+
+
+def saved_labels(model_dir: str) -> list[str]:
+    """The label list stored in a saved model's config.json, in id order."""
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as handle:
+        id2label = json.load(handle).get("id2label") or {}
+    return [id2label[key] for key in sorted(id2label, key=int)]
+
+
+def build_wordpiece_tokenizer(sentences: Iterable[list[str]], vocab_size: int = 8000):
+    """A lower-casing BERT WordPiece tokenizer trained on pre-split sentences."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import BertTokenizerFast
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece()
+    trainer = WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+    backend.train_from_iterator((" ".join(words) for words in sentences), trainer=trainer)
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return BertTokenizerFast(tokenizer_object=backend, do_lower_case=True)
+
+
+def build_tiny_bert(
+    auto_model_class_name: str, vocab_size: int, labels: list[str], max_seq_length: int
+):
+    """A small randomly initialised BERT with a classification head for `labels`."""
+    from transformers import BertConfig
+
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        max_position_embeddings=max(512, max_seq_length),
+        **label_maps(labels),
+    )
+    return auto_model_class(auto_model_class_name).from_config(config)
+
+
+def load_pretrained(auto_model_class_name: str, name_or_path: str, labels: list[str]):
+    """Model and fast tokenizer from the hub or a folder, with a head sized for `labels`."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = auto_model_class(auto_model_class_name).from_pretrained(
+            name_or_path, ignore_mismatched_sizes=True, **label_maps(labels)
+        )
+    except OSError as error:
+        raise ConfigError(
+            f"--model_name_or_path could not be loaded: got {name_or_path!r} ({error}). "
+            "Give a local model folder, or a hub name where the hub is reachable."
+        ) from None
+    if not tokenizer.is_fast:
+        raise ConfigError(
+            f"--model_name_or_path has no fast tokenizer: got {name_or_path!r}. Word alignment "
+            "needs one (a tokenizer.json)."
+        )
+    return model, tokenizer
+
+
+def label_maps(labels: list[str]) -> dict:
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
+
+
+def auto_model_class(name: str):
+    return getattr(importlib.import_module("transformers"), name)

@@ -1,0 +1,70 @@
+"""AdamW parameter groups and the learning-rate schedule, counted in optimizer steps."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+NORM_TYPES: tuple[type[nn.Module], ...] = (
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),  # torch >= 2.4
+)
+
+
+def is_norm_layer(module: nn.Module) -> bool:
+    """Norm layers by type; architectures with their own classes (LlamaRMSNorm, T5LayerNorm)
+    are caught by the class name, since they do not subclass torch's norms."""
+    return isinstance(module, NORM_TYPES) or type(module).__name__.endswith("Norm")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: decay for weights, none for biases and every norm layer's parameters."""
+    no_decay_ids = set()
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            if is_norm_layer(module) or name == "bias":
+                no_decay_ids.add(id(parameter))
+    decay, no_decay = [], []
+    for parameter in model.parameters():  # deduplicates tied weights
+        if parameter.requires_grad:
+            (no_decay if id(parameter) in no_decay_ids else decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(
+    model: nn.Module,
+    learning_rate: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> torch.optim.AdamW:
+    return torch.optim.AdamW(
+        parameter_groups(model, weight_decay), lr=learning_rate, betas=betas, eps=eps
+    )
+
+
+def warmup_steps(total_steps: int, warmup_ratio: float, num_warmup_steps: int) -> int:
+    """Warmup in optimizer steps: given directly, or as a fraction of all optimizer steps."""
+    if num_warmup_steps > 0:
+        return num_warmup_steps
+    return math.ceil(total_steps * warmup_ratio)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, name: str, total_steps: int, num_warmup: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A transformers schedule whose length is the number of optimizer steps."""
+    from transformers import get_scheduler
+
+    return get_scheduler(
+        name, optimizer, num_warmup_steps=num_warmup, num_training_steps=total_steps
+    )

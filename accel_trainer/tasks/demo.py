@@ -1,0 +1,134 @@
+"""A deterministic demo NER corpus, so that `accel-trainer train` works offline with no data."""
+
+from __future__ import annotations
+
+import os
+import random
+
+PEOPLE = [
+    "Maria Lopez",
+    "John Smith",
+    "Aiko Tanaka",
+    "Peter Novak",
+    "Fatima Khan",
+    "Lars Berg",
+    "Chen Wei",
+    "Anna Schmidt",
+    "David Cohen",
+    "Olga Petrova",
+    "Samuel Okafor",
+    "Laura Rossi",
+    "Carlos Mendes",
+    "Emma Dubois",
+    "Ravi Patel",
+    "Sofia Ivanova",
+    "Tom Baker",
+    "Nina Holm",
+]
+ORGANISATIONS = [
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Northwind Traders",
+    "Blue Harbor Bank",
+    "Umbrella Labs",
+    "Stark Industries",
+    "Vandelay Imports",
+    "Helios Energy",
+    "Orbit Airlines",
+    "Riverbend Press",
+    "the United Nations",
+    "the Red Cross",
+    "Pinewood Studios",
+]
+PLACES = [
+    "Paris",
+    "Berlin",
+    "Lagos",
+    "Tokyo",
+    "New York",
+    "Buenos Aires",
+    "Oslo",
+    "Nairobi",
+    "Madrid",
+    "Cape Town",
+    "Toronto",
+    "Mumbai",
+    "Lisbon",
+    "Seoul",
+    "San Diego",
+    "Vienna",
+]
+DATES = [
+    "Monday",
+    "Friday",
+    "January",
+    "March 2021",
+    "last year",
+    "1998",
+    "May 4",
+    "the spring of 2019",
+    "December",
+    "2023",
+    "last week",
+    "July 14",
+]
+TEMPLATES = [
+    "{PER} joined {ORG} in {LOC} on {DATE} .",
+    "{ORG} opened a new office in {LOC} .",
+    "On {DATE} , {PER} flew from {LOC} to {LOC} .",
+    "{PER} said that {ORG} will hire more staff .",
+    "The mayor of {LOC} met {PER} on {DATE} .",
+    "{PER} , a spokesperson for {ORG} , declined to comment .",
+    "Shares of {ORG} rose sharply in {DATE} .",
+    "{PER} was born in {LOC} in {DATE} .",
+    "{ORG} and {ORG} signed an agreement in {LOC} .",
+    "Heavy rain hit {LOC} on {DATE} , officials said .",
+    "{PER} thanked {PER} for the help .",
+    "According to {ORG} , prices in {LOC} fell again .",
+    "{PER} moved to {LOC} to work for {ORG} .",
+    "The report was published by {ORG} on {DATE} .",
+    "Nobody expected the weather to change so quickly .",
+    "{PER} will visit {LOC} next month .",
+]
+FILLERS = {"PER": PEOPLE, "ORG": ORGANISATIONS, "LOC": PLACES, "DATE": DATES}
+
+
+def demo_sentence(rng: random.Random) -> tuple[list[str], list[str]]:
+    """One sentence from a random template with random fillers, tagged in BIO."""
+    tokens, tags = [], []
+    for piece in rng.choice(TEMPLATES).split():
+        if piece.startswith("{") and piece.endswith("}"):
+            entity_type = piece[1:-1]
+            words = rng.choice(FILLERS[entity_type]).split()
+            tokens.extend(words)
+            tags.extend([f"B-{entity_type}"] + [f"I-{entity_type}"] * (len(words) - 1))
+        else:
+            tokens.append(piece)
+            tags.append("O")
+    return tokens, tags
+
+
+def demo_corpus(num_sentences: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    rng = random.Random(seed)
+    return [demo_sentence(rng) for _ in range(num_sentences)]
+
+
+def write_conll(path: str, sentences: list[tuple[list[str], list[str]]]) -> None:
+    """Write atomically, so that a reader on another process never sees half a file."""
+    partial = f"{path}.{os.getpid()}.tmp"
+    with open(partial, "w", encoding="utf-8") as handle:
+        for tokens, tags in sentences:
+            handle.writelines(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags))
+            handle.write("\n")
+    os.replace(partial, path)
+
+
+def write_demo_corpus(folder: str, num_train: int = 600, num_dev: int = 150) -> tuple[str, str]:
+    """Write train.conll and dev.conll into `folder`; the same files on every call."""
+    os.makedirs(folder, exist_ok=True)
+    train_path = os.path.join(folder, "train.conll")
+    dev_path = os.path.join(folder, "dev.conll")
+    write_conll(train_path, demo_corpus(num_train, seed=1))
+    write_conll(dev_path, demo_corpus(num_dev, seed=2))
+    return train_path, dev_path

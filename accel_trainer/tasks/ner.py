@@ -1,0 +1,292 @@
+"""Named-entity recognition as token classification: CoNLL / JSON lines in, seqeval metrics out."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import TYPE_CHECKING
+
+from accel_trainer.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+TAG_PATTERNS = {
+    "bio": re.compile(r"^(O|[BI]-.+)$"),
+    "iobes": re.compile(r"^(O|[BIES]-.+)$"),
+}
+JSON_SUFFIXES = (".json", ".jsonl")
+
+
+def resolve_format(path: str, data_format: str) -> str:
+    """'conll' or 'jsonl' for a file, from --data_format or the file's suffix."""
+    if data_format != "auto":
+        return data_format
+    return "jsonl" if path.lower().endswith(JSON_SUFFIXES) else "conll"
+
+
+def check_readable(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise DataError(f"{what} does not exist: got {path!r}. Check the path.")
+    if not os.path.isfile(path):
+        raise DataError(f"{what} is not a file: got {path!r}. Give a CoNLL or JSON lines file.")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{what} is not readable: got {path!r}. Check its permissions.")
+
+
+def check_tag(tag: str, scheme: str, where: str) -> None:
+    pattern = TAG_PATTERNS.get(scheme)
+    if pattern is not None and not pattern.match(tag):
+        allowed = "O, B-TYPE, I-TYPE" if scheme == "bio" else "O, B-, I-, E-, S-TYPE"
+        raise DataError(
+            f"{where} has a tag that is not valid {scheme.upper()}: got {tag!r}. Use {allowed}, "
+            "or pass --tag_scheme none to skip this check."
+        )
+
+
+def read_conll(path: str, what: str, tag_scheme: str) -> list[dict]:
+    """Sentences of a CoNLL file: token in the first column, tag in the last."""
+    sentences: list[dict] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start_line = 0
+
+    def flush() -> None:
+        if tokens:
+            sentences.append({"tokens": list(tokens), "ner_tags": list(tags), "line": start_line})
+        tokens.clear()
+        tags.clear()
+
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            columns = line.split()
+            if not columns:
+                flush()
+                continue
+            if columns[0] == "-DOCSTART-":
+                flush()
+                continue
+            if len(columns) < 2:
+                raise DataError(
+                    f"{what} line {line_number} has 1 column, expected token and tag: got "
+                    f"{line.strip()!r}. Separate them with a tab or space."
+                )
+            if not tokens:
+                start_line = line_number
+            tokens.append(columns[0])
+            tags.append(columns[-1])
+            check_tag(columns[-1], tag_scheme, f"{what} line {line_number}")
+    flush()
+    return sentences
+
+
+def read_jsonl(path: str, what: str, tag_scheme: str) -> list[dict]:
+    """Sentences of a JSON lines file: {"tokens": [...], "ner_tags": [...]} per line."""
+    sentences = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{what} line {line_number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(
+                    f"{where} is not valid JSON: got {line.strip()[:80]!r} ({error.msg}). "
+                    "Write one JSON object per line."
+                ) from None
+            if not isinstance(record, dict) or "tokens" not in record or "ner_tags" not in record:
+                raise DataError(
+                    f"{where} lacks 'tokens' or 'ner_tags': got {line.strip()[:80]!r}. "
+                    'Write {"tokens": [...], "ner_tags": [...]} per line.'
+                )
+            tokens, tags = record["tokens"], record["ner_tags"]
+            if not isinstance(tokens, list) or not isinstance(tags, list):
+                raise DataError(f"{where}: 'tokens' and 'ner_tags' must be lists.")
+            if len(tokens) != len(tags):
+                raise DataError(
+                    f"{where} has {len(tokens)} tokens but {len(tags)} ner_tags: got "
+                    f"{line.strip()[:80]!r}. Give one tag per token."
+                )
+            if not all(isinstance(tag, str) for tag in tags):
+                raise DataError(
+                    f"{where} has ner_tags that are not strings: got {tags[:5]!r}. Write tags "
+                    'as strings, e.g. "B-PER".'
+                )
+            for tag in tags:
+                check_tag(tag, tag_scheme, where)
+            if tokens:
+                sentences.append({"tokens": tokens, "ner_tags": tags, "line": line_number})
+    return sentences
+
+
+def to_inside(tag: str) -> str:
+    """The tag a continuation sub-token gets under label_all_tokens: B-X becomes I-X."""
+    return "I-" + tag[2:] if tag.startswith("B-") else tag
+
+
+def align_labels(
+    word_ids: list[int | None],
+    tags: list[str],
+    label2id: dict[str, int],
+    label_all_tokens: bool,
+) -> list[int]:
+    """One label per sub-token: the word's tag on its first sub-token, -100 elsewhere."""
+    labels = []
+    previous = None
+    for word_id in word_ids:
+        if word_id is None:
+            labels.append(IGNORE_INDEX)
+        elif word_id != previous:
+            labels.append(label2id[tags[word_id]])
+        elif label_all_tokens:
+            inside = to_inside(tags[word_id])
+            labels.append(label2id.get(inside, label2id[tags[word_id]]))
+        else:
+            labels.append(IGNORE_INDEX)
+        previous = word_id
+    return labels
+
+
+class NerTask:
+    """Token classification with BIO/IOBES tags, scored at entity level by seqeval."""
+
+    name = "ner"
+    label_key = "labels"
+    auto_model_class_name = "AutoModelForTokenClassification"
+
+    def __init__(self, label_all_tokens: bool = False, tag_scheme: str = "bio"):
+        self.label_all_tokens = label_all_tokens
+        self.tag_scheme = tag_scheme
+        self.truncated: dict[str, int] = {}
+
+    def read(self, path: str, what: str, data_format: str, tag_scheme: str) -> Dataset:
+        from datasets import Dataset
+
+        check_readable(path, what)
+        what = f"{what} {path}"
+        if resolve_format(path, data_format) == "jsonl":
+            sentences = read_jsonl(path, what, tag_scheme)
+        else:
+            sentences = read_conll(path, what, tag_scheme)
+        if not sentences:
+            raise DataError(
+                f"{what} is empty: got 0 sentences. Give a file with at least one sentence."
+            )
+        return Dataset.from_list(sentences)
+
+    def read_hub(self, name: str, config_name: str | None, split: str, tag_scheme: str) -> Dataset:
+        """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags."""
+        from datasets import load_dataset
+
+        what = f"--dataset_name {name} split {split!r}"
+        try:
+            dataset = load_dataset(name, config_name, split=split)
+        except (FileNotFoundError, ValueError) as error:
+            raise DataError(f"{what} could not be loaded: {error}. Check the name and split.")
+        missing = {"tokens", "ner_tags"} - set(dataset.column_names)
+        if missing:
+            raise DataError(
+                f"{what} lacks columns {sorted(missing)}: got {dataset.column_names}. "
+                "Use a dataset with 'tokens' and 'ner_tags'."
+            )
+        tag_feature = dataset.features["ner_tags"]
+        names = getattr(getattr(tag_feature, "feature", None), "names", None)
+
+        def as_strings(example: dict, index: int) -> dict:
+            tags = example["ner_tags"]
+            if names is not None:
+                tags = [names[tag] for tag in tags]
+            for tag in tags:
+                check_tag(tag, tag_scheme, f"{what} row {index + 1}")
+            return {"tokens": example["tokens"], "ner_tags": tags, "line": index + 1}
+
+        dataset = dataset.map(
+            as_strings,
+            with_indices=True,
+            remove_columns=dataset.column_names,
+        )
+        if len(dataset) == 0:
+            raise DataError(f"{what} is empty: got 0 sentences. Use a split with data.")
+        return dataset
+
+    def label_list(self, train: Dataset) -> list[str]:
+        return sorted({tag for tags in train["ner_tags"] for tag in tags})
+
+    def check_labels(self, dataset: Dataset, labels: list[str], what: str) -> None:
+        known = set(labels)
+        for tags, line in zip(dataset["ner_tags"], dataset["line"]):
+            unknown = sorted(set(tags) - known)
+            if unknown:
+                raise DataError(
+                    f"{what} line {line} has a label unseen in training: got {unknown[0]!r}. "
+                    f"Known labels: {labels}. Add it to the training data or to --label_names."
+                )
+
+    def tokenize(
+        self,
+        dataset: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        label2id: dict[str, int],
+        max_seq_length: int,
+        for_training: bool,
+    ) -> Dataset:
+        # Evaluation always labels first sub-tokens only, so that metrics count words.
+        label_all_tokens = self.label_all_tokens and for_training
+
+        def encode(batch: dict) -> dict:
+            encoded = tokenizer(
+                batch["tokens"],
+                is_split_into_words=True,
+                truncation=True,
+                max_length=max_seq_length,
+            )
+            encoded["labels"] = []
+            encoded["truncated"] = []
+            for index, tags in enumerate(batch["ner_tags"]):
+                word_ids = encoded.word_ids(index)
+                encoded["labels"].append(align_labels(word_ids, tags, label2id, label_all_tokens))
+                last_word = max((w for w in word_ids if w is not None), default=-1)
+                encoded["truncated"].append(last_word < len(tags) - 1)
+            return encoded
+
+        tokenized = dataset.map(encode, batched=True, remove_columns=dataset.column_names)
+        split = "train" if for_training else "eval"
+        self.truncated[split] = sum(tokenized["truncated"])
+        return tokenized.remove_columns("truncated")
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase):
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE_INDEX)
+
+    def compute_metrics(
+        self, predictions: list[np.ndarray], labels: list[np.ndarray], id2label: dict[int, str]
+    ) -> dict[str, float]:
+        from seqeval.metrics import accuracy_score, classification_report
+        from seqeval.scheme import IOBES
+
+        true_tags, predicted_tags = [], []
+        for predicted, gold in zip(predictions, labels):
+            keep = gold != IGNORE_INDEX
+            true_tags.append([id2label[int(i)] for i in gold[keep]])
+            predicted_tags.append([id2label[int(i)] for i in predicted[keep]])
+        strict = {"mode": "strict", "scheme": IOBES} if self.tag_scheme == "iobes" else {}
+        report = classification_report(
+            true_tags, predicted_tags, output_dict=True, zero_division=0, **strict
+        )
+        micro = report["micro avg"]
+        metrics = {
+            "precision": float(micro["precision"]),
+            "recall": float(micro["recall"]),
+            "f1": float(micro["f1-score"]),
+            "accuracy": float(accuracy_score(true_tags, predicted_tags)),
+        }
+        for entity_type, scores in report.items():
+            if not entity_type.endswith("avg"):
+                metrics[f"f1_{entity_type}"] = float(scores["f1-score"])
+        return metrics

@@ -1,0 +1,448 @@
+"""AccelerateTrainer: one training loop for every task, on one process or many, CPU or GPU."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from accel_trainer.config import TrainConfig
+from accel_trainer.errors import ConfigError, InputError
+from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
+from accel_trainer.tasks.base import Task
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+logger = get_logger(__name__)
+LABEL_KEYS = ("labels", "label")
+IGNORE_INDEX = -100
+
+
+def create_accelerator(config: TrainConfig) -> Accelerator:
+    """An Accelerator on CUDA when present, else CPU, that really spans the launched world."""
+    # CPU whenever CUDA is absent: without cpu=True a multi-process launch on a CPU-only machine
+    # starts N separate world-size-1 runs instead of one gloo process group.
+    use_cpu = config.cpu or not torch.cuda.is_available()
+    try:
+        accelerator = new_accelerator(config, use_cpu)
+    except ValueError as error:  # Accelerate's own check of the launcher's environment
+        raise ConfigError(
+            f"the distributed environment is incomplete: {error}. Start multi-process runs with "
+            "`accelerate launch` or torchrun, which set RANK, WORLD_SIZE, MASTER_ADDR and "
+            "MASTER_PORT."
+        ) from None
+    check_world_size(accelerator)
+    return accelerator
+
+
+def new_accelerator(config: TrainConfig, use_cpu: bool) -> Accelerator:
+    return Accelerator(
+        cpu=use_cpu,
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        # We step the scheduler ourselves, once per optimizer step: Accelerate would otherwise
+        # step it once per process, decaying the learning rate N times too fast.
+        step_scheduler_with_optimizer=False,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_dir=config.resolved_output_dir(),
+    )
+
+
+def check_world_size(accelerator: Accelerator) -> None:
+    """Stop when the launcher meant more processes than joined the process group."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != launched:
+        raise ConfigError(
+            f"the process group has {accelerator.num_processes} process(es) but the launcher "
+            f"started WORLD_SIZE={launched}: each process would train alone. Launch with "
+            "`accelerate launch --multi_gpu --num_processes N` (on CPU too) or torchrun, and do "
+            "not set WORLD_SIZE by hand."
+        )
+
+
+def label_key(batch: dict) -> str:
+    """'labels' (token tasks) or 'label' (sequence tasks), whichever the batch carries."""
+    for key in LABEL_KEYS:
+        if key in batch:
+            return key
+    raise InputError(
+        f"the batch has neither 'labels' nor 'label': got keys {sorted(batch)}. "
+        "Tokenize the data so that each example carries its gold label under one of them."
+    )
+
+
+def model_inputs(batch: dict) -> dict:
+    """The batch as model keyword arguments: HF models take the gold labels as `labels`."""
+    inputs = dict(batch)
+    if "label" in inputs:
+        inputs["labels"] = inputs.pop("label")
+    return inputs
+
+
+@dataclass
+class TrainState:
+    """Training progress: `step` counts optimizer steps, `micro_step` forward/backward passes."""
+
+    step: int = 0
+    epoch: int = 0
+    micro_step: int = 0
+    micro_step_in_epoch: int = 0
+    samples_seen: int = 0
+
+
+@dataclass
+class TrainPlan:
+    """How long training runs, in optimizer steps, after sharding and accumulation."""
+
+    steps_per_epoch: int
+    total_steps: int
+    num_epochs: int
+    warmup_steps: int
+
+
+class AccelerateTrainer:
+    """Fine-tunes a transformers model for a task, through one `accelerate.Accelerator`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        config: TrainConfig,
+        task: Task,
+        train_data: Dataset | DataLoader | None = None,
+        eval_data: Dataset | DataLoader | None = None,
+        accelerator: Accelerator | None = None,
+        extra_results: dict | None = None,
+    ):
+        self.config = config
+        self.output_dir = config.resolved_output_dir()
+        self.task = task
+        self.tokenizer = tokenizer
+        self.accelerator = accelerator or create_accelerator(config)
+        self.extra_results = extra_results or {}
+        self.state = TrainState()
+        self.log_history: list[dict] = []
+        self.id2label = {int(i): label for i, label in model.config.id2label.items()}
+        for data in (train_data, eval_data):
+            check_label_column(data)
+        set_seed(config.seed)
+        train_loader = self._dataloader(train_data, config.per_device_train_batch_size, True)
+        eval_loader = self._dataloader(eval_data, config.per_device_eval_batch_size, False)
+        self.model, self.train_dataloader, self.eval_dataloader = self.accelerator.prepare(
+            model, train_loader, eval_loader
+        )
+        self.optimizer = None
+        self.lr_scheduler = None
+        self._last_eval_step = -1
+        self._window_loss = torch.zeros(2, device=self.accelerator.device)  # sum, micro-batches
+        self._run_loss = [0.0, 0.0]  # over the whole run, all processes
+
+    def _dataloader(self, data, batch_size: int, shuffle: bool) -> DataLoader | None:
+        if data is None or isinstance(data, DataLoader):
+            return data
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=self.task.collator(self.tokenizer),
+            pin_memory=self.accelerator.device.type == "cuda",
+        )
+
+    def fit(self) -> dict:
+        """Train, evaluate at each epoch end (and every eval_steps), save; return the results."""
+        if self.train_dataloader is None:
+            raise ConfigError("fit() needs training data: got train_data=None. Pass a dataset.")
+        plan = self._plan()
+        self._build_optimizer_and_scheduler(plan)
+        self._log_setup(plan)
+        self._start_log_file()
+        self._start_trackers()
+        progress = tqdm(
+            total=plan.total_steps,
+            desc="train",
+            unit="step",
+            disable=not self.accelerator.is_main_process,
+        )
+        eval_metrics: dict = {}
+        start = time.perf_counter()
+        self.model.train()
+        for epoch in range(plan.num_epochs):
+            self.state.epoch, self.state.micro_step_in_epoch = epoch, 0
+            self.train_dataloader.set_epoch(epoch)
+            for batch in self.train_dataloader:
+                grad_norm = self._micro_step(batch)
+                if not self.accelerator.sync_gradients:
+                    continue
+                self._finish_optimizer_step(grad_norm, plan, progress)
+                if self.config.eval_steps and self.state.step % self.config.eval_steps == 0:
+                    eval_metrics = self._evaluate_and_log()
+                if self.state.step >= plan.total_steps:
+                    break
+            if self._last_eval_step != self.state.step:
+                eval_metrics = self._evaluate_and_log()
+            if self.state.step >= plan.total_steps:
+                break
+        progress.close()
+        runtime = time.perf_counter() - start
+        results = self._results(runtime, eval_metrics)
+        self.save_model(self.output_dir)
+        self.write_results(self.output_dir, results, merge=False)
+        self.accelerator.end_training()
+        return results
+
+    def _plan(self) -> TrainPlan:
+        config = self.config
+        steps_per_epoch = math.ceil(len(self.train_dataloader) / config.gradient_accumulation_steps)
+        if config.max_train_steps > 0:
+            total_steps = config.max_train_steps
+        else:
+            total_steps = max(1, math.ceil(config.num_train_epochs * steps_per_epoch))
+        num_epochs = math.ceil(total_steps / steps_per_epoch)
+        warmup = warmup_steps(total_steps, config.warmup_ratio, config.num_warmup_steps)
+        return TrainPlan(steps_per_epoch, total_steps, num_epochs, warmup)
+
+    def _build_optimizer_and_scheduler(self, plan: TrainPlan) -> None:
+        config = self.config
+        optimizer = build_optimizer(
+            self.accelerator.unwrap_model(self.model),
+            config.resolved_learning_rate(),
+            config.weight_decay,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon,
+        )
+        scheduler = build_scheduler(
+            optimizer, config.lr_scheduler_type, plan.total_steps, plan.warmup_steps
+        )
+        self.optimizer, self.lr_scheduler = self.accelerator.prepare(optimizer, scheduler)
+
+    def _log_setup(self, plan: TrainPlan) -> None:
+        accelerator = self.accelerator
+        logger.info(
+            "world size %d, device %s, distributed type %s, mixed precision %s",
+            accelerator.num_processes,
+            accelerator.device,
+            accelerator.distributed_type.value,
+            accelerator.mixed_precision,
+        )
+        global_batch = (
+            self.config.per_device_train_batch_size
+            * self.config.gradient_accumulation_steps
+            * accelerator.num_processes
+        )
+        logger.info(
+            "%d optimizer steps (%d per epoch, %d epoch(s)), global batch %d, warmup %d steps, "
+            "peak learning rate %g",
+            plan.total_steps,
+            plan.steps_per_epoch,
+            plan.num_epochs,
+            global_batch,
+            plan.warmup_steps,
+            self.config.resolved_learning_rate(),
+        )
+
+    def _log_path(self) -> str:
+        return os.path.join(self.output_dir, "log_history.jsonl")
+
+    def _start_log_file(self) -> None:
+        """A fresh log_history.jsonl: the output dir was checked, an older log is stale."""
+        if self.accelerator.is_main_process:
+            os.makedirs(self.output_dir, exist_ok=True)
+            open(self._log_path(), "w").close()
+
+    def _start_trackers(self) -> None:
+        if self.config.report_to == "none":
+            return
+        scalars = {
+            key: value
+            for key, value in asdict(self.config).items()
+            if isinstance(value, (int, float, str, bool))
+        }
+        self.accelerator.init_trackers("runs", config=scalars)
+
+    def _micro_step(self, batch: dict) -> torch.Tensor | None:
+        """One forward/backward; at the end of an accumulation window, clip and step."""
+        accelerator = self.accelerator
+        key = label_key(batch)
+        grad_norm = None
+        with accelerator.accumulate(self.model):
+            loss = self.model(**model_inputs(batch)).loss
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and self.config.max_grad_norm > 0:
+                grad_norm = accelerator.clip_grad_norm_(
+                    self.model.parameters(), self.config.max_grad_norm
+                )
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+        self._window_loss += torch.stack([loss.detach().float(), torch.ones_like(loss).float()])
+        self.state.micro_step += 1
+        self.state.micro_step_in_epoch += 1
+        self.state.samples_seen += batch[key].shape[0]
+        return grad_norm
+
+    def _finish_optimizer_step(self, grad_norm, plan: TrainPlan, progress: tqdm) -> None:
+        learning_rate = self.optimizer.param_groups[0]["lr"]  # the rate this step used
+        if not self.accelerator.optimizer_step_was_skipped:  # fp16 overflow
+            self.lr_scheduler.step()
+        self.state.step += 1
+        progress.update(1)
+        if self.state.step % self.config.logging_steps == 0 or self.state.step == plan.total_steps:
+            record = {
+                "step": self.state.step,
+                "epoch": round(self._epoch_progress(), 4),
+                "loss": self._reduce_window_loss(),
+                "learning_rate": learning_rate,
+            }
+            if grad_norm is not None:
+                record["grad_norm"] = float(grad_norm)
+            self._log(record)
+            progress.set_postfix(
+                epoch=f"{record['epoch']:.2f}",
+                loss=f"{self._run_loss[0] / max(self._run_loss[1], 1):.4f}",
+                lr=f"{learning_rate:.2e}",
+            )
+
+    def _epoch_progress(self) -> float:
+        return self.state.epoch + self.state.micro_step_in_epoch / len(self.train_dataloader)
+
+    def _reduce_window_loss(self) -> float:
+        """Mean micro-batch loss since the last log, over all processes; one all-reduce."""
+        totals = self.accelerator.reduce(self._window_loss, reduction="sum").tolist()
+        self._window_loss.zero_()
+        self._run_loss = [self._run_loss[0] + totals[0], self._run_loss[1] + totals[1]]
+        return totals[0] / max(totals[1], 1)
+
+    def _log(self, record: dict) -> None:
+        self.log_history.append(record)
+        values = {k: v for k, v in record.items() if k != "step"}
+        self.accelerator.log(values, step=record["step"])
+        if self.accelerator.is_main_process:
+            with open(self._log_path(), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def _evaluate_and_log(self) -> dict:
+        metrics = self.evaluate()
+        self._last_eval_step = self.state.step
+        if metrics:
+            self._log(
+                {"step": self.state.step, "epoch": round(self._epoch_progress(), 4), **metrics}
+            )
+            logger.info("step %d: %s", self.state.step, format_metrics(metrics))
+        self.model.train()
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Metrics over every eval example exactly once, whatever the number of processes."""
+        if self.eval_dataloader is None:
+            return {}
+        accelerator = self.accelerator
+        self.model.eval()
+        predictions, labels, loss_sum, loss_count = [], [], 0.0, 0
+        for batch in self.eval_dataloader:
+            inputs = model_inputs(batch)
+            gold = inputs["labels"]
+            logits = self.model(**inputs).logits
+            example_loss, example_count = per_example_loss(logits, gold)
+            predicted = logits.argmax(dim=-1)
+            if predicted.ndim > 1:  # token tasks: sequence lengths differ between processes
+                predicted = accelerator.pad_across_processes(predicted, 1, IGNORE_INDEX)
+                gold = accelerator.pad_across_processes(gold, 1, IGNORE_INDEX)
+            predicted, gold, example_loss, example_count = accelerator.gather_for_metrics(
+                (predicted, gold, example_loss, example_count)
+            )
+            predictions.extend(predicted.cpu().numpy())
+            labels.extend(gold.cpu().numpy())
+            loss_sum += example_loss.sum().item()
+            loss_count += example_count.sum().item()
+        # Every process holds all predictions, so each computes the same metrics; no broadcast.
+        metrics = self.task.compute_metrics(predictions, labels, self.id2label)
+        metrics["loss"] = loss_sum / max(loss_count, 1)
+        metrics["samples"] = len(labels)
+        return {f"eval_{name}": value for name, value in metrics.items()}
+
+    def _results(self, runtime: float, eval_metrics: dict) -> dict:
+        samples = self.accelerator.reduce(
+            torch.tensor(self.state.samples_seen, device=self.accelerator.device), "sum"
+        ).item()
+        return {
+            "train_loss": self._run_loss[0] / max(self._run_loss[1], 1),
+            "train_runtime": round(runtime, 3),
+            "train_samples_per_second": round(samples / runtime, 3),
+            "train_steps_per_second": round(self.state.step / runtime, 3),
+            "global_step": self.state.step,
+            "epoch": round(self._epoch_progress(), 4),
+            "num_processes": self.accelerator.num_processes,
+            **eval_metrics,
+            **self.extra_results,
+        }
+
+    def save_model(self, output_dir: str) -> None:
+        """Save the full, unwrapped model (safetensors) and the tokenizer from the main process."""
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        # Every rank takes part: under FSDP/DeepSpeed this gathers the sharded weights.
+        state_dict = accelerator.get_state_dict(self.model)
+        if accelerator.is_main_process:
+            model = accelerator.unwrap_model(self.model)
+            model.save_pretrained(output_dir, state_dict=state_dict, save_function=accelerator.save)
+            self.tokenizer.save_pretrained(output_dir)
+            with open(os.path.join(output_dir, "training_config.json"), "w") as handle:
+                json.dump(asdict(self.config), handle, indent=2)
+        accelerator.wait_for_everyone()
+
+    def write_results(self, output_dir: str, results: dict, merge: bool = True) -> None:
+        """Write (or merge into) output_dir/all_results.json on the main process."""
+        if not self.accelerator.is_main_process:
+            return
+        path = os.path.join(output_dir, "all_results.json")
+        merged = {}
+        if merge and os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                merged = json.load(handle)
+        merged.update(results)
+        os.makedirs(output_dir, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(merged, handle, indent=2)
+
+
+def check_label_column(data) -> None:
+    """Fail early when a dataset carries no gold label column."""
+    columns = getattr(data, "column_names", None)
+    if columns is not None and not any(key in columns for key in LABEL_KEYS):
+        raise InputError(
+            f"the dataset has neither 'labels' nor 'label': got columns {columns}. "
+            "Tokenize it with the task so that each example carries its gold label."
+        )
+
+
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Summed cross-entropy and the number of labelled positions, per example."""
+    losses = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).view(labels.shape)
+    counts = (labels != IGNORE_INDEX).long()
+    if labels.ndim > 1:
+        return losses.sum(dim=1), counts.sum(dim=1)
+    return losses, counts
+
+
+def format_metrics(metrics: dict) -> str:
+    return ", ".join(
+        f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in metrics.items()
+    )

@@ -1,0 +1,210 @@
+"""End to end on small real runs: training, saving, reloading, evaluating."""
+
+import json
+import math
+import os
+
+import pytest
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+from accel_trainer import AccelerateTrainer, TrainConfig, commands
+from accel_trainer.cli import main
+from tests.conftest import read_json, read_jsonl
+
+RESULT_KEYS = {
+    "train_loss",
+    "train_runtime",
+    "train_samples_per_second",
+    "train_steps_per_second",
+    "global_step",
+    "epoch",
+    "eval_f1",
+    "eval_precision",
+    "eval_recall",
+    "eval_accuracy",
+    "num_processes",
+}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The demo configuration (defaults, no data options), trained once in this process."""
+    output_dir = str(tmp_path_factory.mktemp("demo") / "out")
+    trainer = commands.build_trainer(TrainConfig(output_dir=output_dir))
+    assert isinstance(trainer, AccelerateTrainer)
+    results = trainer.fit()
+    yield trainer, results, output_dir
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def test_demo_learns(demo_run):
+    trainer, results, output_dir = demo_run
+    losses = [
+        r["loss"] for r in read_jsonl(os.path.join(output_dir, "log_history.jsonl")) if "loss" in r
+    ]
+    assert len(losses) >= 5
+    assert losses[-1] < losses[0] / 3
+    assert results["eval_f1"] > 0.9
+    assert RESULT_KEYS <= set(results)
+    assert read_json(os.path.join(output_dir, "all_results.json")) == results
+    assert results["global_step"] == 114  # 600 sentences / 16 = 38 steps x 3 epochs
+    assert results["eval_samples"] == 150
+    assert results["num_processes"] == 1
+
+
+def test_saved_folder_reloads_with_the_same_logits(demo_run):
+    trainer, _, output_dir = demo_run
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "training_config.json"):
+        assert os.path.isfile(os.path.join(output_dir, name)), name
+    config = read_json(os.path.join(output_dir, "config.json"))
+    assert config["id2label"]["0"] == "B-DATE" and config["label2id"]["O"] == 8
+    reloaded = AutoModelForTokenClassification.from_pretrained(output_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    batch = tokenizer(
+        [["John", "Smith", "flew", "to", "Oslo"]], is_split_into_words=True, return_tensors="pt"
+    )
+    in_memory = trainer.accelerator.unwrap_model(trainer.model).eval()
+    with torch.no_grad():
+        assert torch.equal(in_memory(**batch).logits, reloaded(**batch).logits)
+
+
+def test_pipeline_finds_entities_in_a_demo_sentence(demo_run):
+    _, _, output_dir = demo_run
+    ner = pipeline("token-classification", model=output_dir, aggregation_strategy="simple")
+    found = {(e["entity_group"], e["word"]) for e in ner("Aiko Tanaka moved to Lagos .")}
+    assert ("PER", "aiko tanaka") in found
+    assert ("LOC", "lagos") in found
+
+
+def test_evaluate_command_reproduces_the_training_metrics(demo_run, tmp_path, capsys):
+    _, results, output_dir = demo_run
+    dev = os.path.join(output_dir, "data", "dev.conll")
+    status = main(
+        [
+            "evaluate",
+            "--model_name_or_path",
+            output_dir,
+            "--validation_file",
+            dev,
+            "--output_dir",
+            str(tmp_path),
+        ]
+    )
+    assert status == 0
+    written = read_json(tmp_path / "all_results.json")
+    assert written["eval_f1"] == pytest.approx(results["eval_f1"])
+    assert written["eval_samples"] == 150
+    assert json.loads(capsys.readouterr().out)["eval_f1"] == written["eval_f1"]
+
+
+def test_schedule_counts_optimizer_steps_with_accumulation(small_data, tmp_path):
+    train, dev = small_data
+    config = TrainConfig(
+        train_file=train,
+        validation_file=dev,
+        output_dir=str(tmp_path),
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=5,
+        num_warmup_steps=3,
+        learning_rate=0.01,
+        logging_steps=1,
+    )
+    trainer = commands.build_trainer(config)
+    results = trainer.fit()
+    # 48 sentences / 4 = 12 micro-batches; windows of 5, 5 and 2 = 3 optimizer steps per epoch.
+    assert results["global_step"] == 6
+    rates = [r["learning_rate"] for r in trainer.log_history if "learning_rate" in r]
+    assert rates == pytest.approx([0.0, 0.01 / 3, 0.02 / 3, 0.01, 0.02 / 3, 0.01 / 3])
+    assert trainer.lr_scheduler.get_last_lr()[0] == 0.0
+    assert [r["step"] for r in trainer.log_history if "learning_rate" in r] == [1, 2, 3, 4, 5, 6]
+
+
+def test_max_train_steps_overrides_epochs_and_eval_steps_adds_evaluations(small_data, tmp_path):
+    train, dev = small_data
+    config = TrainConfig(
+        train_file=train,
+        validation_file=dev,
+        output_dir=str(tmp_path),
+        max_train_steps=5,
+        eval_steps=2,
+        per_device_train_batch_size=16,
+    )
+    trainer = commands.build_trainer(config)
+    results = trainer.fit()
+    assert results["global_step"] == 5
+    assert results["epoch"] == pytest.approx(5 / 3, abs=1e-4)  # 3 steps per epoch
+    eval_steps = [r["step"] for r in trainer.log_history if "eval_f1" in r]
+    assert eval_steps == [2, 3, 4, 5]  # every 2 steps, at the end of epoch 1, at the end
+
+
+def test_tensorboard_and_bf16_pass_through(small_data, tmp_path):
+    train, dev = small_data
+    config = TrainConfig(
+        train_file=train,
+        validation_file=dev,
+        output_dir=str(tmp_path),
+        max_train_steps=2,
+        report_to="tensorboard",
+        mixed_precision="bf16",
+        logging_steps=1,
+    )
+    trainer = commands.build_trainer(config)
+    trainer.fit()
+    assert trainer.accelerator.mixed_precision == "bf16"
+    events = [f for _, _, files in os.walk(tmp_path / "runs") for f in files]
+    assert any(f.startswith("events.out.tfevents") for f in events)
+
+
+def test_label_key_detection():
+    from accel_trainer.errors import InputError
+    from accel_trainer.trainer import label_key, model_inputs
+
+    assert label_key({"input_ids": 1, "labels": 2}) == "labels"
+    assert label_key({"input_ids": 1, "label": 2}) == "label"
+    assert model_inputs({"input_ids": 1, "label": 2}) == {"input_ids": 1, "labels": 2}
+    with pytest.raises(InputError, match="neither 'labels' nor 'label': got keys"):
+        label_key({"input_ids": 1})
+
+
+def test_trainer_rejects_a_dataset_without_labels(demo_run):
+    from datasets import Dataset
+
+    from accel_trainer.errors import InputError
+    from accel_trainer.tasks import NerTask
+
+    trainer, _, _ = demo_run
+    unlabeled = Dataset.from_dict({"input_ids": [[1, 2, 3]]})
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    with pytest.raises(InputError, match="neither 'labels' nor 'label'"):
+        AccelerateTrainer(
+            model,
+            trainer.tokenizer,
+            trainer.config,
+            NerTask(),
+            unlabeled,
+            accelerator=trainer.accelerator,
+        )
+
+
+def test_world_size_mismatch_is_an_error(monkeypatch):
+    from types import SimpleNamespace
+
+    from accel_trainer.errors import ConfigError
+    from accel_trainer.trainer import check_world_size
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="has 1 process.*WORLD_SIZE=2: each process would train"):
+        check_world_size(SimpleNamespace(num_processes=1))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    check_world_size(SimpleNamespace(num_processes=1))
+
+
+def test_steps_per_epoch_matches_ceil(demo_run):
+    trainer, _, _ = demo_run
+    plan = trainer._plan()
+    assert plan.steps_per_epoch == math.ceil(len(trainer.train_dataloader) / 1)
