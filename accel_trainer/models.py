@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable
 
 from accel_trainer.errors import ConfigError
@@ -36,23 +37,32 @@ def saved_labels(model_dir: str) -> list[str]:
     return [id2label[key] for key in sorted(id2label, key=int)]
 
 
-def build_wordpiece_tokenizer(sentences: Iterable[list[str]], vocab_size: int = 8000):
-    """A lower-casing BERT WordPiece tokenizer trained on pre-split sentences."""
+def wordpiece_vocab(sentences: Iterable[list[str]], max_words: int = 8000) -> dict[str, int]:
+    """Special tokens, every character (word-initial and ##continuation), then the most frequent
+    lower-cased words. Built by counting, not by tokenizers' WordPieceTrainer, whose merges break
+    ties differently in every process: two ranks would get different token ids."""
+    counts = Counter(word.lower() for words in sentences for word in words)
+    characters = sorted({char for word in counts for char in word})
+    words = sorted(counts, key=lambda word: (-counts[word], word))[:max_words]
+    tokens = SPECIAL_TOKENS + characters + [f"##{char}" for char in characters] + words
+    return {token: index for index, token in enumerate(dict.fromkeys(tokens))}
+
+
+def build_wordpiece_tokenizer(sentences: Iterable[list[str]], max_words: int = 8000):
+    """A lower-casing BERT WordPiece tokenizer whose vocabulary comes from pre-split sentences;
+    the same sentences give the same tokenizer in every process and every run."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import BertTokenizerFast
 
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    vocab = wordpiece_vocab(sentences, max_words)
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     backend.normalizer = normalizers.BertNormalizer(lowercase=True)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.decoder = decoders.WordPiece()
-    trainer = WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
-    backend.train_from_iterator((" ".join(words) for words in sentences), trainer=trainer)
-    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     return BertTokenizerFast(tokenizer_object=backend, do_lower_case=True)
 

@@ -157,3 +157,30 @@ def test_iobes_tags_pass_the_iobes_check_only(tmp_path):
     assert len(NerTask().read(str(path), "x", "auto", "none")) == 1
     with pytest.raises(DataError, match="not valid BIO: got 'E-LOC'"):
         NerTask().read(str(path), "x", "auto", "bio")
+
+
+def test_tiny_bert_vocabulary_is_the_same_in_every_process(tmp_path):
+    """Ranks build the tokenizer independently, so its ids must not depend on the process."""
+    import os
+    import subprocess
+    import sys
+
+    from accel_trainer.models import wordpiece_vocab
+    from tests.conftest import REPO_ROOT
+
+    vocab = wordpiece_vocab([["Oslo", "is", "big"], ["Is", "Oslo", "?"]])
+    assert list(vocab) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                           "?", "b", "g", "i", "l", "o", "s",
+                           "##?", "##b", "##g", "##i", "##l", "##o", "##s",
+                           "is", "oslo", "big"]  # words by count, then alphabetically
+    script = (
+        "import json; from accel_trainer.models import build_wordpiece_tokenizer as b; "
+        "from accel_trainer.tasks.demo import demo_corpus; "
+        "print(json.dumps(b(t for t, _ in demo_corpus(300, 5)).get_vocab(), sort_keys=True))"
+    )
+    outputs = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120, cwd=REPO_ROOT, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1 and len(next(iter(outputs))) > 100

@@ -1,0 +1,213 @@
+"""The command line: config files, flag spellings, --help, and every bad-input error."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from accel_trainer import commands
+from accel_trainer.cli import main, parse_config
+from accel_trainer.config import TrainConfig
+from tests.conftest import REPO_ROOT, write_jsonl
+
+
+def test_config_file_with_overriding_flags(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "train_file: a.conll\noutput_dir: out\nlearning_rate: 5e-5\nnum_train_epochs: 5\n"
+        "max-seq-length: 64\nlabel_all_tokens: true\nlabel_names: [O, B-X, I-X]\n"
+    )
+    config = parse_config(TrainConfig, "train", [str(path), "--learning_rate", "0.01",
+                                                 "--max-train-steps", "7"])
+    assert config.learning_rate == 0.01  # the flag wins over the file
+    assert config.num_train_epochs == 5.0  # from the file
+    assert config.max_seq_length == 64  # kebab-case key in the file
+    assert config.max_train_steps == 7  # kebab-case flag
+    assert config.label_all_tokens is True
+    assert config.label_names == ["O", "B-X", "I-X"]
+    assert config.config == str(path)
+
+
+def test_json_config_through_the_config_flag(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"train_file": "a.conll", "output_dir": "o", "seed": 3}))
+    config = parse_config(TrainConfig, "train", ["--seed", "4", "--config", str(path)])
+    assert (config.train_file, config.seed) == ("a.conll", 4)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("learning_rat: 0.1\n", "unknown option: got 'learning_rat'"),
+        ("num_train_epochs: many\n", "option 'num_train_epochs' has the wrong type: got 'many'"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("lr_scheduler_type: exponential\n", "--lr_scheduler_type is not one of"),
+    ],
+)
+def test_bad_config_file(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    assert main(["train", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_answers_and_lists_the_flags():
+    done = subprocess.run(
+        [sys.executable, "-m", "accel_trainer", "train", "--help"],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0
+    for flag in ("--train_file", "--per_device_train_batch_size", "--lr_scheduler_type",
+                 "--label_all_tokens", "--report_to", "--overwrite_output_dir", "--cpu"):
+        assert flag in done.stdout
+    assert main(["--help"]) == 0
+    assert main([]) == 2
+    assert main(["fly"]) == 2
+
+
+@pytest.fixture
+def no_model_building(monkeypatch):
+    """Bad input must be refused before any model is built."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built despite bad input")
+
+    monkeypatch.setattr(commands, "build_tiny_bert", refuse)
+    monkeypatch.setattr(commands, "load_pretrained", refuse)
+
+
+def run_bad(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("accel-trainer: error:") == 1
+    return err
+
+
+def conll(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = "John B-PER\nsmiled O\n\nOslo B-LOC\n"
+
+
+@pytest.mark.parametrize(
+    "train_text, dev_text, message",
+    [
+        (GOOD, "John B-PER\nsmiled O\n\nBerlin B-MISC\n",
+         "dev.conll line 4 has a label unseen in training: got 'B-MISC'"),
+        ("John B-PER\nsmiled\n", GOOD, "train.conll line 2 has 1 column, expected token and tag"),
+        ("", GOOD, "train.conll is empty: got 0 sentences"),
+        (GOOD, "\n\n", "dev.conll is empty: got 0 sentences"),
+        ("John PERSON\n", GOOD, "line 1 has a tag that is not valid BIO: got 'PERSON'"),
+    ],
+)
+def test_bad_data_files(tmp_path, capsys, no_model_building, train_text, dev_text, message):
+    out = tmp_path / "out"
+    err = run_bad(["train", "--train_file", conll(tmp_path, "train.conll", train_text),
+                   "--validation_file", conll(tmp_path, "dev.conll", dev_text),
+                   "--output_dir", str(out)], capsys)
+    assert message in err
+    assert not (out / "config.json").exists()
+
+
+def test_missing_data_file(tmp_path, capsys, no_model_building):
+    err = run_bad(["train", "--train_file", str(tmp_path / "nope.conll"),
+                   "--output_dir", str(tmp_path / "o")], capsys)
+    assert "--train_file does not exist: got" in err and "nope.conll" in err
+
+
+def test_jsonl_length_mismatch(tmp_path, capsys, no_model_building):
+    path = write_jsonl(tmp_path / "train.jsonl", [
+        {"tokens": ["a", "b"], "ner_tags": ["O", "O"]},
+        {"tokens": ["John", "Smith"], "ner_tags": ["B-PER"]},
+    ])
+    err = run_bad(["train", "--train_file", path, "--output_dir", str(tmp_path / "o")], capsys)
+    assert "train.jsonl line 2 has 2 tokens but 1 ner_tags" in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be positive"),
+        (["--per_device_eval_batch_size", "-2"], "--per_device_eval_batch_size must be positive"),
+        (["--learning_rate=-1e-4"], "--learning_rate must be positive: got -0.0001"),
+        (["--num_train_epochs", "-1"], "cannot be negative"),
+        (["--num_train_epochs", "0", "--max_train_steps", "0"], "both 0: nothing to train"),
+        (["--warmup_ratio", "0.1", "--num_warmup_steps", "3"], "are both set"),
+    ],
+)
+def test_bad_options(tmp_path, capsys, no_model_building, small_data, flags, message):
+    err = run_bad(["train", "--train_file", small_data[0], "--output_dir", str(tmp_path / "o"),
+                   *flags], capsys)
+    assert message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_bad_option_is_listed_at_once(capsys, no_model_building):
+    err = run_bad(["train", "--per_device_train_batch_size", "0", "--learning_rate", "0",
+                   "--num_train_epochs", "0"], capsys)
+    assert "--per_device_train_batch_size" in err and "--learning_rate" in err
+    assert "nothing to train" in err
+
+
+def test_own_data_needs_an_output_dir(small_data, capsys, no_model_building):
+    err = run_bad(["train", "--train_file", small_data[0]], capsys)
+    assert "--output_dir is missing" in err
+
+
+def saved_model_dir(tmp_path, training_config):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"keep": "me"}')
+    (folder / "training_config.json").write_text(json.dumps(training_config))
+    return folder
+
+
+def test_output_dir_with_a_model_is_refused_and_left_intact(tmp_path, capsys, small_data,
+                                                          no_model_building):
+    folder = saved_model_dir(tmp_path, {"train_file": "x.conll"})
+    err = run_bad(["train", "--train_file", small_data[0], "--output_dir", str(folder)], capsys)
+    assert "--output_dir already holds a model" in err and "--overwrite_output_dir" in err
+    assert (folder / "config.json").read_text() == '{"keep": "me"}'
+    assert sorted(os.listdir(folder)) == ["config.json", "training_config.json"]
+
+
+def test_only_the_demo_may_replace_its_own_output(tmp_path):
+    from accel_trainer.errors import ConfigError
+
+    demo_folder = saved_model_dir(tmp_path, {"train_file": None, "validation_file": None,
+                                             "dataset_name": None})
+    commands.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
+    user_config = TrainConfig(train_file="a.conll", output_dir=str(demo_folder))
+    with pytest.raises(ConfigError, match="already holds a model"):
+        commands.check_output_dir(str(demo_folder), user_config)
+    user_config.overwrite_output_dir = True
+    commands.check_output_dir(str(demo_folder), user_config)
+    (demo_folder / "training_config.json").write_text('{"train_file": "mine.conll"}')
+    with pytest.raises(ConfigError, match="already holds a model"):
+        commands.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
+
+
+def test_evaluate_needs_a_saved_model(tmp_path, capsys, small_data):
+    err = run_bad(["evaluate", "--model_name_or_path", str(tmp_path / "none"),
+                   "--validation_file", small_data[1]], capsys)
+    assert "--model_name_or_path does not exist" in err
+    err = run_bad(["evaluate", "--validation_file", small_data[1]], capsys)
+    assert "evaluate needs a trained model" in err
+
+
+def test_incomplete_distributed_environment_exits_2(tmp_path):
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0"}
+    env.pop("MASTER_ADDR", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "accel_trainer", "train", "--max_train_steps", "1",
+         "--output_dir", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=env,
+    )
+    assert done.returncode == 2
+    assert "the distributed environment is incomplete" in done.stderr
+    assert "Traceback" not in done.stderr
