@@ -1,4 +1,4 @@
-"""Errors caused by what the user gave us; the CLI prints them in one line and exits with status 2."""
+"""Errors caused by user input; the CLI prints them in one line and exits with status 2."""
 
 
 class InputError(Exception):

@@ -19,8 +19,9 @@ def test_config_file_with_overriding_flags(tmp_path):
         "train_file: a.conll\noutput_dir: out\nlearning_rate: 5e-5\nnum_train_epochs: 5\n"
         "max-seq-length: 64\nlabel_all_tokens: true\nlabel_names: [O, B-X, I-X]\n"
     )
-    config = parse_config(TrainConfig, "train", [str(path), "--learning_rate", "0.01",
-                                                 "--max-train-steps", "7"])
+    config = parse_config(
+        TrainConfig, "train", [str(path), "--learning_rate", "0.01", "--max-train-steps", "7"]
+    )
     assert config.learning_rate == 0.01  # the flag wins over the file
     assert config.num_train_epochs == 5.0  # from the file
     assert config.max_seq_length == 64  # kebab-case key in the file
@@ -56,11 +57,21 @@ def test_bad_config_file(tmp_path, capsys, content, message):
 def test_help_answers_and_lists_the_flags():
     done = subprocess.run(
         [sys.executable, "-m", "accel_trainer", "train", "--help"],
-        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
     )
     assert done.returncode == 0
-    for flag in ("--train_file", "--per_device_train_batch_size", "--lr_scheduler_type",
-                 "--label_all_tokens", "--report_to", "--overwrite_output_dir", "--cpu"):
+    for flag in (
+        "--train_file",
+        "--per_device_train_batch_size",
+        "--lr_scheduler_type",
+        "--label_all_tokens",
+        "--report_to",
+        "--overwrite_output_dir",
+        "--cpu",
+    ):
         assert flag in done.stdout
     assert main(["--help"]) == 0
     assert main([]) == 2
@@ -97,8 +108,11 @@ GOOD = "John B-PER\nsmiled O\n\nOslo B-LOC\n"
 @pytest.mark.parametrize(
     "train_text, dev_text, message",
     [
-        (GOOD, "John B-PER\nsmiled O\n\nBerlin B-MISC\n",
-         "dev.conll line 4 has a label unseen in training: got 'B-MISC'"),
+        (
+            GOOD,
+            "John B-PER\nsmiled O\n\nBerlin B-MISC\n",
+            "dev.conll line 4 has a label unseen in training: got 'B-MISC'",
+        ),
         ("John B-PER\nsmiled\n", GOOD, "train.conll line 2 has 1 column, expected token and tag"),
         ("", GOOD, "train.conll is empty: got 0 sentences"),
         (GOOD, "\n\n", "dev.conll is empty: got 0 sentences"),
@@ -107,24 +121,44 @@ GOOD = "John B-PER\nsmiled O\n\nOslo B-LOC\n"
 )
 def test_bad_data_files(tmp_path, capsys, no_model_building, train_text, dev_text, message):
     out = tmp_path / "out"
-    err = run_bad(["train", "--train_file", conll(tmp_path, "train.conll", train_text),
-                   "--validation_file", conll(tmp_path, "dev.conll", dev_text),
-                   "--output_dir", str(out)], capsys)
+    err = run_bad(
+        [
+            "train",
+            "--train_file",
+            conll(tmp_path, "train.conll", train_text),
+            "--validation_file",
+            conll(tmp_path, "dev.conll", dev_text),
+            "--output_dir",
+            str(out),
+        ],
+        capsys,
+    )
     assert message in err
     assert not (out / "config.json").exists()
 
 
 def test_missing_data_file(tmp_path, capsys, no_model_building):
-    err = run_bad(["train", "--train_file", str(tmp_path / "nope.conll"),
-                   "--output_dir", str(tmp_path / "o")], capsys)
+    err = run_bad(
+        [
+            "train",
+            "--train_file",
+            str(tmp_path / "nope.conll"),
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert "--train_file does not exist: got" in err and "nope.conll" in err
 
 
 def test_jsonl_length_mismatch(tmp_path, capsys, no_model_building):
-    path = write_jsonl(tmp_path / "train.jsonl", [
-        {"tokens": ["a", "b"], "ner_tags": ["O", "O"]},
-        {"tokens": ["John", "Smith"], "ner_tags": ["B-PER"]},
-    ])
+    path = write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"tokens": ["a", "b"], "ner_tags": ["O", "O"]},
+            {"tokens": ["John", "Smith"], "ner_tags": ["B-PER"]},
+        ],
+    )
     err = run_bad(["train", "--train_file", path, "--output_dir", str(tmp_path / "o")], capsys)
     assert "train.jsonl line 2 has 2 tokens but 1 ner_tags" in err
 
@@ -141,15 +175,27 @@ def test_jsonl_length_mismatch(tmp_path, capsys, no_model_building):
     ],
 )
 def test_bad_options(tmp_path, capsys, no_model_building, small_data, flags, message):
-    err = run_bad(["train", "--train_file", small_data[0], "--output_dir", str(tmp_path / "o"),
-                   *flags], capsys)
+    err = run_bad(
+        ["train", "--train_file", small_data[0], "--output_dir", str(tmp_path / "o"), *flags],
+        capsys,
+    )
     assert message in err
     assert not (tmp_path / "o").exists()
 
 
 def test_every_bad_option_is_listed_at_once(capsys, no_model_building):
-    err = run_bad(["train", "--per_device_train_batch_size", "0", "--learning_rate", "0",
-                   "--num_train_epochs", "0"], capsys)
+    err = run_bad(
+        [
+            "train",
+            "--per_device_train_batch_size",
+            "0",
+            "--learning_rate",
+            "0",
+            "--num_train_epochs",
+            "0",
+        ],
+        capsys,
+    )
     assert "--per_device_train_batch_size" in err and "--learning_rate" in err
     assert "nothing to train" in err
 
@@ -167,8 +213,9 @@ def saved_model_dir(tmp_path, training_config):
     return folder
 
 
-def test_output_dir_with_a_model_is_refused_and_left_intact(tmp_path, capsys, small_data,
-                                                          no_model_building):
+def test_output_dir_with_a_model_is_refused_and_left_intact(
+    tmp_path, capsys, small_data, no_model_building
+):
     folder = saved_model_dir(tmp_path, {"train_file": "x.conll"})
     err = run_bad(["train", "--train_file", small_data[0], "--output_dir", str(folder)], capsys)
     assert "--output_dir already holds a model" in err and "--overwrite_output_dir" in err
@@ -179,8 +226,9 @@ def test_output_dir_with_a_model_is_refused_and_left_intact(tmp_path, capsys, sm
 def test_only_the_demo_may_replace_its_own_output(tmp_path):
     from accel_trainer.errors import ConfigError
 
-    demo_folder = saved_model_dir(tmp_path, {"train_file": None, "validation_file": None,
-                                             "dataset_name": None})
+    demo_folder = saved_model_dir(
+        tmp_path, {"train_file": None, "validation_file": None, "dataset_name": None}
+    )
     commands.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
     user_config = TrainConfig(train_file="a.conll", output_dir=str(demo_folder))
     with pytest.raises(ConfigError, match="already holds a model"):
@@ -193,8 +241,16 @@ def test_only_the_demo_may_replace_its_own_output(tmp_path):
 
 
 def test_evaluate_needs_a_saved_model(tmp_path, capsys, small_data):
-    err = run_bad(["evaluate", "--model_name_or_path", str(tmp_path / "none"),
-                   "--validation_file", small_data[1]], capsys)
+    err = run_bad(
+        [
+            "evaluate",
+            "--model_name_or_path",
+            str(tmp_path / "none"),
+            "--validation_file",
+            small_data[1],
+        ],
+        capsys,
+    )
     assert "--model_name_or_path does not exist" in err
     err = run_bad(["evaluate", "--validation_file", small_data[1]], capsys)
     assert "evaluate needs a trained model" in err
@@ -204,9 +260,21 @@ def test_incomplete_distributed_environment_exits_2(tmp_path):
     env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0"}
     env.pop("MASTER_ADDR", None)
     done = subprocess.run(
-        [sys.executable, "-m", "accel_trainer", "train", "--max_train_steps", "1",
-         "--output_dir", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "accel_trainer",
+            "train",
+            "--max_train_steps",
+            "1",
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
     )
     assert done.returncode == 2
     assert "the distributed environment is incomplete" in done.stderr

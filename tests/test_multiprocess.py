@@ -15,24 +15,51 @@ LAUNCH_TIMEOUT_S = 300
 
 def accelerate_launch(args, command_name="train", config="cpu_2proc.yaml"):
     command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", os.path.join(REPO_ROOT, "accelerate_configs", config),
-        "--main_process_port", str(free_port()),
-        "-m", "accel_trainer", command_name, *args,
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        os.path.join(REPO_ROOT, "accelerate_configs", config),
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "accel_trainer",
+        command_name,
+        *args,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S,
-                          cwd=REPO_ROOT, env=env, start_new_session=True)
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_TIMEOUT_S,
+        cwd=REPO_ROOT,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def test_two_processes_train_once_and_count_each_eval_example_once(small_data, tmp_path, capsys):
     train, dev = small_data
     out = tmp_path / "out"
-    done = accelerate_launch(["--train_file", train, "--validation_file", dev,
-                              "--output_dir", str(out), "--num_train_epochs", "6",
-                              "--learning_rate", "3e-3",
-                              "--per_device_train_batch_size", "4",
-                              "--per_device_eval_batch_size", "4"])
+    done = accelerate_launch(
+        [
+            "--train_file",
+            train,
+            "--validation_file",
+            dev,
+            "--output_dir",
+            str(out),
+            "--num_train_epochs",
+            "6",
+            "--learning_rate",
+            "3e-3",
+            "--per_device_train_batch_size",
+            "4",
+            "--per_device_eval_batch_size",
+            "4",
+        ]
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     results = read_json(out / "all_results.json")
@@ -49,16 +76,38 @@ def test_two_processes_train_once_and_count_each_eval_example_once(small_data, t
 
     # The same saved model scored by one process gives the same numbers.
     capsys.readouterr()
-    assert main(["evaluate", "--model_name_or_path", str(out), "--validation_file", dev,
-                 "--output_dir", str(tmp_path / "single")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model_name_or_path",
+                str(out),
+                "--validation_file",
+                dev,
+                "--output_dir",
+                str(tmp_path / "single"),
+            ]
+        )
+        == 0
+    )
     single = read_json(tmp_path / "single" / "all_results.json")
     for key in ("eval_samples", "eval_f1", "eval_precision", "eval_recall", "eval_accuracy"):
         assert single[key] == pytest.approx(results[key], abs=1e-12), key
 
     # And so do two processes running `evaluate`.
-    done = accelerate_launch(["--model_name_or_path", str(out), "--validation_file", dev,
-                              "--output_dir", str(tmp_path / "double"),
-                              "--per_device_eval_batch_size", "5"], command_name="evaluate")
+    done = accelerate_launch(
+        [
+            "--model_name_or_path",
+            str(out),
+            "--validation_file",
+            dev,
+            "--output_dir",
+            str(tmp_path / "double"),
+            "--per_device_eval_batch_size",
+            "5",
+        ],
+        command_name="evaluate",
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     double = read_json(tmp_path / "double" / "all_results.json")
     assert double.pop("eval_loss") == pytest.approx(single.pop("eval_loss"), rel=1e-5)

@@ -127,7 +127,7 @@ def test_seqeval_metrics_on_a_hand_checked_example():
 def test_demo_corpus_is_deterministic(tmp_path):
     first = write_demo_corpus(str(tmp_path / "a"))
     second = write_demo_corpus(str(tmp_path / "b"))
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert open(a).read() == open(b).read()
     data = NerTask().read(first[0], "demo", "conll", "bio")
     assert len(data) == 600
@@ -169,18 +169,44 @@ def test_tiny_bert_vocabulary_is_the_same_in_every_process(tmp_path):
     from tests.conftest import REPO_ROOT
 
     vocab = wordpiece_vocab([["Oslo", "is", "big"], ["Is", "Oslo", "?"]])
-    assert list(vocab) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-                           "?", "b", "g", "i", "l", "o", "s",
-                           "##?", "##b", "##g", "##i", "##l", "##o", "##s",
-                           "is", "oslo", "big"]  # words by count, then alphabetically
+    assert list(vocab) == [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "?",
+        "b",
+        "g",
+        "i",
+        "l",
+        "o",
+        "s",
+        "##?",
+        "##b",
+        "##g",
+        "##i",
+        "##l",
+        "##o",
+        "##s",
+        "is",
+        "oslo",
+        "big",
+    ]  # words by count, then alphabetically
     script = (
         "import json; from accel_trainer.models import build_wordpiece_tokenizer as b; "
         "from accel_trainer.tasks.demo import demo_corpus; "
         "print(json.dumps(b(t for t, _ in demo_corpus(300, 5)).get_vocab(), sort_keys=True))"
     )
     outputs = {
-        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       timeout=120, cwd=REPO_ROOT, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
         for seed in ("1", "2")
     }
     assert len(outputs) == 1 and len(next(iter(outputs))) > 100

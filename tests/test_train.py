@@ -208,3 +208,31 @@ def test_steps_per_epoch_matches_ceil(demo_run):
     trainer, _, _ = demo_run
     plan = trainer._plan()
     assert plan.steps_per_epoch == math.ceil(len(trainer.train_dataloader) / 1)
+
+
+def test_dataset_name_reads_a_datasets_folder_with_class_label_tags(small_data, tmp_path):
+    """--dataset_name goes through datasets.load_dataset (here a local folder, offline)."""
+    from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+    from accel_trainer.tasks import NerTask
+
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-DATE", "I-DATE"]
+    features = Features(
+        {"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=names))}
+    )
+    folder = tmp_path / "hub_like"
+    folder.mkdir()
+    for split, path in (("train", small_data[0]), ("validation", small_data[1])):
+        raw = NerTask().read(path, "x", "conll", "bio")
+        rows = {
+            "tokens": raw["tokens"],
+            "ner_tags": [[names.index(t) for t in tags] for tags in raw["ner_tags"]],
+        }
+        Dataset.from_dict(rows, features=features).to_parquet(str(folder / f"{split}.parquet"))
+    config = TrainConfig(
+        dataset_name=str(folder), output_dir=str(tmp_path / "out"), max_train_steps=2
+    )
+    trainer = commands.build_trainer(config)
+    results = trainer.fit()
+    assert results["eval_samples"] == 37 and results["train_samples"] == 48
+    assert sorted(trainer.id2label.values()) == sorted(names)

@@ -119,7 +119,7 @@ def write_conll(path: str, sentences: list[tuple[list[str], list[str]]]) -> None
     partial = f"{path}.{os.getpid()}.tmp"
     with open(partial, "w", encoding="utf-8") as handle:
         for tokens, tags in sentences:
-            handle.writelines(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags))
+            handle.writelines(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags, strict=True))
             handle.write("\n")
     os.replace(partial, path)
 

@@ -181,13 +181,15 @@ class NerTask:
 
     def read_hub(self, name: str, config_name: str | None, split: str, tag_scheme: str) -> Dataset:
         """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags."""
-        from datasets import load_dataset
+        from datasets import Features, Sequence, Value, load_dataset
 
         what = f"--dataset_name {name} split {split!r}"
         try:
             dataset = load_dataset(name, config_name, split=split)
         except (FileNotFoundError, ValueError) as error:
-            raise DataError(f"{what} could not be loaded: {error}. Check the name and split.")
+            raise DataError(
+                f"{what} could not be loaded: {error}. Check the name and split."
+            ) from None
         missing = {"tokens", "ner_tags"} - set(dataset.column_names)
         if missing:
             raise DataError(
@@ -205,10 +207,19 @@ class NerTask:
                 check_tag(tag, tag_scheme, f"{what} row {index + 1}")
             return {"tokens": example["tokens"], "ner_tags": tags, "line": index + 1}
 
+        # Explicit string features: otherwise map casts the names back to class-label ids.
+        string_tags = Features(
+            {
+                "tokens": Sequence(Value("string")),
+                "ner_tags": Sequence(Value("string")),
+                "line": Value("int64"),
+            }
+        )
         dataset = dataset.map(
             as_strings,
             with_indices=True,
             remove_columns=dataset.column_names,
+            features=string_tags,
         )
         if len(dataset) == 0:
             raise DataError(f"{what} is empty: got 0 sentences. Use a split with data.")
@@ -219,7 +230,7 @@ class NerTask:
 
     def check_labels(self, dataset: Dataset, labels: list[str], what: str) -> None:
         known = set(labels)
-        for tags, line in zip(dataset["ner_tags"], dataset["line"]):
+        for tags, line in zip(dataset["ner_tags"], dataset["line"], strict=True):
             unknown = sorted(set(tags) - known)
             if unknown:
                 raise DataError(
@@ -271,7 +282,7 @@ class NerTask:
         from seqeval.scheme import IOBES
 
         true_tags, predicted_tags = [], []
-        for predicted, gold in zip(predictions, labels):
+        for predicted, gold in zip(predictions, labels, strict=True):
             keep = gold != IGNORE_INDEX
             true_tags.append([id2label[int(i)] for i in gold[keep]])
             predicted_tags.append([id2label[int(i)] for i in predicted[keep]])
