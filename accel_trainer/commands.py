@@ -25,8 +25,9 @@ def train(config: TrainConfig) -> dict:
     """`accel-trainer train`: fine-tune on the given data (or the demo corpus) and save."""
     trainer = build_trainer(config)
     results = trainer.fit()
-    trainer.accelerator.print(f"Saved the model and all_results.json to {trainer.output_dir}")
-    trainer.accelerator.print(json.dumps(results, indent=2))
+    if trainer.accelerator.is_main_process:  # the only process that saved
+        print(f"Saved the model and all_results.json to {trainer.output_dir}")
+        print(json.dumps(results, indent=2))
     return results
 
 
@@ -120,7 +121,8 @@ def evaluate(config: EvalConfig) -> dict:
     )
     metrics = trainer.evaluate()
     trainer.write_results(run_config.output_dir, metrics)
-    accelerator.print(json.dumps(metrics, indent=2))
+    if accelerator.is_main_process:
+        print(json.dumps(metrics, indent=2))
     return metrics
 
 

@@ -71,9 +71,13 @@ class DataConfig:
             "for the demo)."
         ),
     )
-    mixed_precision: str = field(
-        default="no",
-        metadata=_opt("Passed to Accelerate.", choices=list(MIXED_PRECISION)),
+    mixed_precision: str | None = field(
+        default=None,
+        metadata=_opt(
+            "no, fp16 or bf16, passed to Accelerate. Default: the accelerate config's setting "
+            "(`accelerate launch`), else no.",
+            choices=list(MIXED_PRECISION),
+        ),
     )
     cpu: bool = field(default=False, metadata=_opt("Run on CPU even when a GPU is present."))
     seed: int = field(default=42, metadata=_opt("Seed for model init, data order and dropout."))
@@ -277,7 +281,7 @@ def choice_problems(config: DataConfig) -> list[str]:
     for option in fields(config):
         choices = option.metadata.get("choices")
         value = getattr(config, option.name)
-        if choices and value not in choices:
+        if choices and value is not None and value not in choices:
             found.append(f"--{option.name} is not one of {choices}: got {value!r}.")
     return found
 

@@ -236,3 +236,17 @@ def test_dataset_name_reads_a_datasets_folder_with_class_label_tags(small_data, 
     results = trainer.fit()
     assert results["eval_samples"] == 37 and results["train_samples"] == 48
     assert sorted(trainer.id2label.values()) == sorted(names)
+
+
+def test_mixed_precision_comes_from_the_accelerate_config_unless_the_flag_is_given(
+    monkeypatch, tmp_path
+):
+    from accel_trainer.trainer import create_accelerator
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch` sets
+    assert create_accelerator(TrainConfig(output_dir=str(tmp_path))).mixed_precision == "bf16"
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    flagged = TrainConfig(output_dir=str(tmp_path), mixed_precision="no")
+    assert create_accelerator(flagged).mixed_precision == "no"
