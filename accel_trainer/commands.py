@@ -50,6 +50,9 @@ def build_trainer(config: TrainConfig):
     if eval_raw is not None:
         task.check_labels(eval_raw, labels, eval_source(config))
 
+    from accelerate.utils import set_seed
+
+    set_seed(config.seed)  # before the model: its new head (or all of tiny-bert) is random
     if config.is_tiny_bert:
         tokenizer = build_wordpiece_tokenizer(train_raw["tokens"])
         model = build_tiny_bert(

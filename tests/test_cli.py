@@ -151,6 +151,13 @@ def test_missing_data_file(tmp_path, capsys, no_model_building):
     assert "--train_file does not exist: got" in err and "nope.conll" in err
 
 
+def test_a_folder_is_not_a_data_file(tmp_path, capsys, no_model_building):
+    err = run_bad(
+        ["train", "--train_file", str(tmp_path), "--output_dir", str(tmp_path / "o")], capsys
+    )
+    assert "--train_file is not a file: got" in err
+
+
 def test_jsonl_length_mismatch(tmp_path, capsys, no_model_building):
     path = write_jsonl(
         tmp_path / "train.jsonl",

@@ -250,3 +250,50 @@ def test_mixed_precision_comes_from_the_accelerate_config_unless_the_flag_is_giv
     AcceleratorState._reset_state(reset_partial_state=True)
     flagged = TrainConfig(output_dir=str(tmp_path), mixed_precision="no")
     assert create_accelerator(flagged).mixed_precision == "no"
+
+
+def test_same_seed_same_model(small_data, tmp_path):
+    """Two runs with one seed give bit-identical weights; another seed gives other weights."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    def train_weights(seed, name):
+        config = TrainConfig(
+            train_file=small_data[0], output_dir=str(tmp_path / name), max_train_steps=3, seed=seed
+        )
+        trainer = commands.build_trainer(config)
+        trainer.fit()
+        weights = trainer.accelerator.unwrap_model(trainer.model).state_dict()
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+        return weights
+
+    first, second, other = train_weights(1, "a"), train_weights(1, "b"), train_weights(2, "c")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["classifier.weight"], other["classifier.weight"])
+
+
+def test_trainer_takes_ready_made_dataloaders(demo_run, small_data, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from accel_trainer.tasks import NerTask
+    from accel_trainer.trainer import create_accelerator
+
+    demo_trainer, _, output_dir = demo_run
+    model = AutoModelForTokenClassification.from_pretrained(output_dir)
+    tokenizer = demo_trainer.tokenizer
+    task = NerTask()
+    raw = task.read(small_data[1], "dev", "conll", "bio")
+    dev = task.tokenize(raw, tokenizer, model.config.label2id, 128, for_training=False)
+    loader = DataLoader(dev, batch_size=7, collate_fn=task.collator(tokenizer))
+    config = TrainConfig(output_dir=str(tmp_path))
+    accelerator = create_accelerator(config)
+    from_loader = AccelerateTrainer(
+        model, tokenizer, config, task, eval_data=loader, accelerator=accelerator
+    )
+    from_dataset = AccelerateTrainer(
+        model, tokenizer, config, task, eval_data=dev, accelerator=accelerator
+    )
+    by_loader, by_dataset = from_loader.evaluate(), from_dataset.evaluate()
+    assert by_loader["eval_samples"] == by_dataset["eval_samples"] == 37
+    assert by_loader["eval_f1"] == by_dataset["eval_f1"]
+    assert by_loader["eval_f1"] > 0.5
