@@ -10,19 +10,22 @@ import types
 import typing
 from dataclasses import fields
 
-from accel_trainer.config import EvalConfig, TrainConfig
+from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig
 from accel_trainer.errors import ConfigError, InputError
 
 COMMANDS = {
     "train": (TrainConfig, "Fine-tune a model; with no data options, on the built-in demo corpus."),
     "evaluate": (EvalConfig, "Score a saved model on a labelled file."),
+    "predict": (PredictConfig, "Label a file with a saved model; output in input order."),
 }
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-USAGE = """usage: accel-trainer {train,evaluate} [CONFIG_FILE] [--option value ...]
+USAGE = """usage: accel-trainer {train,evaluate,predict} [CONFIG_FILE] [--option value ...]
 
 commands:
-  train      Fine-tune a model; with no data options, on the built-in demo corpus.
+  train      Fine-tune a model; with no data options, on the built-in demo corpus
+             (--task ner, the default, or --task re).
   evaluate   Score a saved model on a labelled file.
+  predict    Label a file with a saved model; output in input order.
 
 `accel-trainer COMMAND --help` lists the options of a command. Under Accelerate:
   accelerate launch [--config_file accelerate_configs/X.yaml] -m accel_trainer train ...

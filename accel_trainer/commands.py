@@ -7,18 +7,27 @@ import logging
 import os
 from dataclasses import fields
 
-from accel_trainer.config import DataConfig, EvalConfig, TrainConfig, validate
+from accel_trainer.config import (
+    DataConfig,
+    EvalConfig,
+    PredictConfig,
+    RunConfig,
+    TrainConfig,
+    validate,
+)
 from accel_trainer.errors import ConfigError, DataError
 from accel_trainer.models import (
+    add_marker_tokens,
     build_tiny_bert,
     build_wordpiece_tokenizer,
     check_model_source,
     load_pretrained,
-    saved_labels,
+    saved_config,
 )
 
 logger = logging.getLogger("accel_trainer")
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "all_results.json")
+DEMO_NEGATIVE_LABEL = "no_relation"
 
 
 def train(config: TrainConfig) -> dict:
@@ -37,42 +46,42 @@ def build_trainer(config: TrainConfig):
     check_output_dir(config.resolved_output_dir(), config)
     if not config.is_tiny_bert:
         check_model_source(config.model_name_or_path)
-    from accel_trainer.tasks import NerTask
-    from accel_trainer.trainer import create_accelerator
+    from accel_trainer.tasks import task_for_training
+    from accel_trainer.trainer import AccelerateTrainer, create_accelerator
 
     accelerator = create_accelerator(config)
     quiet_other_ranks(accelerator.is_main_process)
-    task = NerTask(label_all_tokens=config.label_all_tokens, tag_scheme=config.tag_scheme)
+    task = task_for_training(config)
+    if config.is_demo and task.name == "re" and task.negative_label is None:
+        task.negative_label = DEMO_NEGATIVE_LABEL
     train_raw, eval_raw = read_train_and_eval(config, task, accelerator)
     labels = config.label_names or task.label_list(train_raw)
-    if config.label_names:
-        task.check_labels(train_raw, labels, train_source(config))
-    if eval_raw is not None:
-        task.check_labels(eval_raw, labels, eval_source(config))
+    check_labels(config, task, labels, train_raw, eval_raw)
+    if task.name == "re":
+        task.find_entity_types(train_raw)
 
     from accelerate.utils import set_seed
 
     set_seed(config.seed)  # before the model: its new head (or all of tiny-bert) is random
     if config.is_tiny_bert:
-        tokenizer = build_wordpiece_tokenizer(train_raw["tokens"])
+        tokenizer = build_wordpiece_tokenizer(task.words(train_raw))
         model = build_tiny_bert(
             task.auto_model_class_name, len(tokenizer), labels, config.max_seq_length
         )
     else:
         model, tokenizer = load_pretrained(
-            task.auto_model_class_name, config.model_name_or_path, labels
+            task.auto_model_class_name, config.model_name_or_path, labels, task.name
         )
-    model.config.accel_trainer_task = task.name
+    if task.name == "re":
+        add_marker_tokens(tokenizer, model, task.marker_tokens())
+    model.config.accel_trainer = task.settings()
     label2id = model.config.label2id
     with accelerator.main_process_first():
         train_data = task.tokenize(train_raw, tokenizer, label2id, config.max_seq_length, True)
         eval_data = None
         if eval_raw is not None:
             eval_data = task.tokenize(eval_raw, tokenizer, label2id, config.max_seq_length, False)
-    report_truncation(task, config.max_seq_length, len(train_raw), eval_raw)
-
-    from accel_trainer.trainer import AccelerateTrainer
-
+    data_stats = report_lengths(task, config.max_seq_length, len(train_raw), eval_raw)
     return AccelerateTrainer(
         model,
         tokenizer,
@@ -81,52 +90,115 @@ def build_trainer(config: TrainConfig):
         train_data,
         eval_data,
         accelerator=accelerator,
-        extra_results={
-            "train_samples": len(train_raw),
-            "train_truncated_sentences": task.truncated.get("train", 0),
-            "eval_truncated_sentences": task.truncated.get("eval", 0),
-        },
+        extra_results={"train_samples": len(train_raw), **data_stats},
     )
+
+
+def check_labels(config: TrainConfig, task, labels: list[str], train_raw, eval_raw) -> None:
+    if config.label_names:
+        task.check_labels(train_raw, labels, train_source(config))
+    if eval_raw is not None:
+        task.check_labels(eval_raw, labels, eval_source(config))
+    negative = getattr(task, "negative_label", None)
+    if negative is not None and negative not in labels:
+        raise ConfigError(
+            f"--negative_label is not among the labels: got {negative!r}, labels {labels}. "
+            "Give one of them (e.g. Other or no_relation), or leave it out."
+        )
+
+
+def load_saved(config: RunConfig):
+    """Accelerator, task, model and tokenizer of a folder saved by `train`."""
+    from accel_trainer.tasks import task_from_settings
+    from accel_trainer.trainer import create_accelerator
+
+    check_model_source(config.model_name_or_path)
+    labels, settings = saved_config(config.model_name_or_path)
+    task = task_from_settings(settings, config.model_name_or_path)
+    if getattr(config, "negative_label", None) is not None:
+        task.negative_label = config.negative_label
+    run_config = TrainConfig(**{f.name: getattr(config, f.name) for f in fields(RunConfig)})
+    if isinstance(config, EvalConfig):
+        run_config.output_dir = config.resolved_output_dir()
+    else:
+        run_config.output_dir = os.path.dirname(os.path.abspath(config.output_file))
+    accelerator = create_accelerator(run_config)
+    quiet_other_ranks(accelerator.is_main_process)
+    return run_config, accelerator, task, labels
 
 
 def evaluate(config: EvalConfig) -> dict:
     """`accel-trainer evaluate`: score a saved model on labelled data."""
     validate(config)
-    check_model_source(config.model_name_or_path)
-    labels = saved_labels(config.model_name_or_path)
-    if not labels:
-        raise ConfigError(
-            f"--model_name_or_path has no id2label in config.json: got "
-            f"{config.model_name_or_path!r}. Give a folder saved by accel-trainer train."
-        )
-    from accel_trainer.tasks import NerTask
-    from accel_trainer.trainer import AccelerateTrainer, create_accelerator
-
-    run_config = TrainConfig(
-        **{f.name: getattr(config, f.name) for f in fields(DataConfig)},
-    )
-    run_config.output_dir = config.resolved_output_dir()
-    accelerator = create_accelerator(run_config)
-    quiet_other_ranks(accelerator.is_main_process)
-    task = NerTask(tag_scheme=config.tag_scheme)
+    run_config, accelerator, task, labels = load_saved(config)
     eval_raw = read_split(config, task, "validation")
     task.check_labels(eval_raw, labels, eval_source(config))
+    if getattr(task, "negative_label", None) not in (None, *labels):
+        raise ConfigError(
+            f"--negative_label is not among the model's labels: got {task.negative_label!r}, "
+            f"labels {labels}."
+        )
     model, tokenizer = load_pretrained(
-        task.auto_model_class_name, config.model_name_or_path, labels
+        task.auto_model_class_name, config.model_name_or_path, labels, task.name
     )
     with accelerator.main_process_first():
         eval_data = task.tokenize(
             eval_raw, tokenizer, model.config.label2id, config.max_seq_length, False
         )
-    report_truncation(task, config.max_seq_length, 0, eval_raw)
+    stats = report_lengths(task, config.max_seq_length, 0, eval_raw)
+    from accel_trainer.trainer import AccelerateTrainer
+
     trainer = AccelerateTrainer(
         model, tokenizer, run_config, task, eval_data=eval_data, accelerator=accelerator
     )
-    metrics = trainer.evaluate()
+    metrics = {**trainer.evaluate(), **stats}
     trainer.write_results(run_config.output_dir, metrics)
     if accelerator.is_main_process:
         print(json.dumps(metrics, indent=2))
     return metrics
+
+
+def predict(config: PredictConfig) -> int:
+    """`accel-trainer predict`: label a file with a saved model; output in input order."""
+    validate(config)
+    run_config, accelerator, task, labels = load_saved(config)
+    try:
+        raw = task.read(config.input_file, "--input_file", config.data_format, labelled=False)
+    except DataError as error:
+        raise DataError(
+            f"{error} The model at {config.model_name_or_path} does task {task.name!r}: give "
+            "--input_file in a format of that task."
+        ) from None
+    check_writable(config.output_file)
+    model, tokenizer = load_pretrained(
+        task.auto_model_class_name, config.model_name_or_path, labels, task.name
+    )
+    with accelerator.main_process_first():
+        if task.name == "ner":
+            data = task.encode_windows(raw, tokenizer, config.max_seq_length)
+        else:
+            data = task.tokenize(raw, tokenizer, None, config.max_seq_length, False)
+    from accel_trainer.predictions import write_predictions
+    from accel_trainer.trainer import AccelerateTrainer
+
+    trainer = AccelerateTrainer(model, tokenizer, run_config, task, accelerator=accelerator)
+    rows = trainer.predict(data)
+    if accelerator.is_main_process:
+        write_predictions(task, raw, rows, model.config.id2label, config)
+        print(f"Wrote {len(raw)} predictions to {config.output_file}")
+    accelerator.wait_for_everyone()
+    return len(raw)
+
+
+def check_writable(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(
+            f"--output_file is in a folder that does not exist: got {path!r}. Create the folder "
+            "first."
+        )
+    if os.path.isdir(path):
+        raise ConfigError(f"--output_file is a folder: got {path!r}. Name a file.")
 
 
 def check_output_dir(output_dir: str, config: TrainConfig) -> None:
@@ -159,17 +231,17 @@ def is_demo_output(output_dir: str) -> bool:
 def read_train_and_eval(config: TrainConfig, task, accelerator):
     """The raw train and eval splits; the demo corpus is written first when no data is given."""
     if config.is_demo:
-        from accel_trainer.tasks.demo import write_demo_corpus
+        from accel_trainer.tasks.demo import write_demo_corpus, write_demo_re_corpus
 
         folder = os.path.join(config.resolved_output_dir(), "data")
+        write = write_demo_re_corpus if task.name == "re" else write_demo_corpus
         with accelerator.main_process_first():
             if accelerator.is_local_main_process:
-                write_demo_corpus(folder)
+                write(folder)
+        demo_train, demo_eval = demo_paths(folder, task.name)
         logger.info("No data given: training on the demo corpus written to %s", folder)
-        demo_train = os.path.join(folder, "train.conll")
-        demo_eval = os.path.join(folder, "dev.conll")
-        train_raw = task.read(demo_train, "demo train file", "conll", config.tag_scheme)
-        eval_raw = task.read(demo_eval, "demo validation file", "conll", config.tag_scheme)
+        train_raw = task.read(demo_train, "demo train file", "auto")
+        eval_raw = task.read(demo_eval, "demo validation file", "auto")
         return train_raw, eval_raw
     train_raw = read_split(config, task, "train")
     eval_raw = None
@@ -178,16 +250,22 @@ def read_train_and_eval(config: TrainConfig, task, accelerator):
     return train_raw, eval_raw
 
 
+def demo_paths(folder: str, task_name: str) -> tuple[str, str]:
+    suffix = "jsonl" if task_name == "re" else "conll"
+    return os.path.join(folder, f"train.{suffix}"), os.path.join(folder, f"dev.{suffix}")
+
+
 def read_split(config: DataConfig, task, split: str):
     if config.dataset_name is not None:
-        return task.read_hub(
-            config.dataset_name, config.dataset_config_name, split, config.tag_scheme
-        )
+        if task.name != "ner":
+            raise ConfigError(
+                "--dataset_name is supported for --task ner only: give --train_file and "
+                "--validation_file for relation extraction."
+            )
+        return task.read_hub(config.dataset_name, config.dataset_config_name, split)
     if split == "train":
-        return task.read(config.train_file, "--train_file", config.data_format, config.tag_scheme)
-    return task.read(
-        config.validation_file, "--validation_file", config.data_format, config.tag_scheme
-    )
+        return task.read(config.train_file, "--train_file", config.data_format)
+    return task.read(config.validation_file, "--validation_file", config.data_format)
 
 
 def train_source(config: DataConfig) -> str:
@@ -204,18 +282,40 @@ def eval_source(config: DataConfig) -> str:
     return "demo validation file"
 
 
-def report_truncation(task, max_seq_length: int, num_train: int, eval_raw) -> None:
-    for split, total in (("train", num_train), ("eval", len(eval_raw) if eval_raw else 0)):
-        count = task.truncated.get(split, 0)
+def report_lengths(task, max_seq_length: int, num_train: int, eval_raw) -> dict:
+    """Log and return how many examples did not fit in max_seq_length, and what became of
+    them: NER training truncates, NER evaluation windows, RE drops."""
+    num_eval = len(eval_raw) if eval_raw is not None else 0
+    if task.name == "ner":
+        stats = {
+            "train_truncated_sentences": task.truncated.get("train", 0),
+            "eval_windowed_sentences": task.long_sentences,
+        }
+        what = {
+            "train_truncated_sentences": f"of {num_train} training sentences were truncated",
+            "eval_windowed_sentences": f"of {num_eval} eval sentences are scored in sliding "
+            "windows, every word counted",
+        }
+    else:
+        stats = {
+            "train_dropped_examples": task.dropped.get("train", 0),
+            "eval_dropped_examples": task.dropped.get("eval", 0),
+        }
+        what = {
+            "train_dropped_examples": f"of {num_train} training examples were dropped: their "
+            "entities lie too far apart",
+            "eval_dropped_examples": f"of {num_eval} eval examples were dropped (and are not "
+            "scored): their entities lie too far apart",
+        }
+    for key, count in stats.items():
         if count:
             logger.warning(
-                "%d of %d %s sentences are longer than --max_seq_length %d sub-tokens and were "
-                "truncated; raise --max_seq_length to keep them whole.",
+                "%d %s for --max_seq_length %d; raise it to keep them.",
                 count,
-                total,
-                split,
+                what[key],
                 max_seq_length,
             )
+    return stats
 
 
 def quiet_other_ranks(is_main_process: bool) -> None:
@@ -229,6 +329,3 @@ def quiet_other_ranks(is_main_process: bool) -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("accel_trainer").setLevel(logging.ERROR)
-
-
-__all__ = ["DataError", "evaluate", "train"]

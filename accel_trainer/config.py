@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass, field, fields
 from accel_trainer.errors import ConfigError
 
 TINY_BERT = "tiny-bert"
-DEMO_OUTPUT_DIR = os.path.join("outputs", "demo-ner")
+TASKS = ("ner", "re")
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "constant")
 TAG_SCHEMES = ("bio", "iobes", "none")
-DATA_FORMATS = ("auto", "conll", "jsonl")
+DATA_FORMATS = ("auto", "conll", "jsonl", "semeval2010")
+DEFAULT_MARKERS = "<e1>,</e1>,<e2>,</e2>"
 MIXED_PRECISION = ("no", "fp16", "bf16")
 REPORT_TO = ("none", "tensorboard")
 
@@ -23,11 +24,14 @@ def _opt(help_text: str, **metadata) -> dict:
     return {"help": help_text, **metadata}
 
 
-@dataclass
-class DataConfig:
-    """Options shared by every subcommand that reads NER data and runs a model."""
+def demo_output_dir(task: str) -> str:
+    return os.path.join("outputs", f"demo-{task}")
 
-    task: str = field(default="ner", metadata=_opt("Task to run.", choices=["ner"]))
+
+@dataclass
+class RunConfig:
+    """Options of every subcommand that runs a model."""
+
     model_name_or_path: str = field(
         default=TINY_BERT,
         metadata=_opt(
@@ -35,42 +39,24 @@ class DataConfig:
             "BERT and a WordPiece tokenizer from the training data (no download)."
         ),
     )
-    validation_file: str | None = field(
-        default=None, metadata=_opt("Evaluation data: CoNLL or JSON lines.")
-    )
-    dataset_name: str | None = field(
-        default=None,
-        metadata=_opt("A `datasets` dataset name or local dataset folder, instead of files."),
-    )
-    dataset_config_name: str | None = field(
-        default=None, metadata=_opt("Configuration name of --dataset_name.")
-    )
     data_format: str = field(
         default="auto",
         metadata=_opt(
-            "conll, jsonl, or auto (.json/.jsonl are JSON lines, anything else CoNLL).",
+            "conll, jsonl, semeval2010, or auto: .json/.jsonl are JSON lines; for NER anything "
+            "else is CoNLL; for RE, files whose first line starts with a number and a tab are "
+            "SemEval-2010 Task 8, others JSON lines.",
             choices=list(DATA_FORMATS),
         ),
     )
-    tag_scheme: str = field(
-        default="bio",
-        metadata=_opt(
-            "Check every tag against this scheme: bio (O, B-X, I-X), iobes (also E-X, S-X), "
-            "or none.",
-            choices=list(TAG_SCHEMES),
-        ),
-    )
     max_seq_length: int = field(
-        default=128, metadata=_opt("Sub-token sequences are truncated to this length.")
+        default=128,
+        metadata=_opt(
+            "Sub-tokens per sequence. Training truncates NER sentences (and counts them); NER "
+            "evaluation and prediction use sliding windows; RE windows the text around both "
+            "entities."
+        ),
     )
     per_device_eval_batch_size: int = field(default=32, metadata=_opt("Eval batch per process."))
-    output_dir: str | None = field(
-        default=None,
-        metadata=_opt(
-            f"Where results go. Train: required with your own data ({DEMO_OUTPUT_DIR} "
-            "for the demo)."
-        ),
-    )
     mixed_precision: str | None = field(
         default=None,
         metadata=_opt(
@@ -99,11 +85,6 @@ class DataConfig:
                 "--per_device_eval_batch_size must be positive: "
                 f"got {self.per_device_eval_batch_size}. Use e.g. 32."
             )
-        if self.validation_file is not None and self.dataset_name is not None:
-            found.append(
-                "--validation_file and --dataset_name are mutually exclusive: got both. "
-                "Give data files or a dataset name."
-            )
         return found
 
     def to_dict(self) -> dict:
@@ -111,9 +92,62 @@ class DataConfig:
 
 
 @dataclass
+class DataConfig(RunConfig):
+    """Options of the subcommands that read labelled data: train and evaluate."""
+
+    validation_file: str | None = field(
+        default=None, metadata=_opt("Evaluation data: CoNLL or JSON lines.")
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata=_opt("A `datasets` dataset name or local dataset folder, instead of files."),
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata=_opt("Configuration name of --dataset_name.")
+    )
+    tag_scheme: str = field(
+        default="bio",
+        metadata=_opt(
+            "Check every tag against this scheme: bio (O, B-X, I-X), iobes (also E-X, S-X), "
+            "or none.",
+            choices=list(TAG_SCHEMES),
+        ),
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Where results go. Train: required with your own data (outputs/demo-TASK for the demo)."
+        ),
+    )
+    negative_label: str | None = field(
+        default=None,
+        metadata=_opt(
+            "RE: the label meaning 'no relation' (e.g. Other, no_relation), left out of the "
+            "micro and macro scores. Default: none (the RE demo: no_relation); evaluate: the "
+            "trained model's."
+        ),
+    )
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.validation_file is not None and self.dataset_name is not None:
+            found.append(
+                "--validation_file and --dataset_name are mutually exclusive: got both. "
+                "Give data files or a dataset name."
+            )
+        return found
+
+
+@dataclass
 class TrainConfig(DataConfig):
     """Options of `accel-trainer train`."""
 
+    task: str = field(
+        default="ner",
+        metadata=_opt(
+            "ner (token classification) or re (relation classification).", choices=list(TASKS)
+        ),
+    )
     train_file: str | None = field(
         default=None,
         metadata=_opt(
@@ -178,6 +212,18 @@ class TrainConfig(DataConfig):
     overwrite_output_dir: bool = field(
         default=False, metadata=_opt("Replace a model that already is in --output_dir.")
     )
+    entity_markers: str = field(
+        default=DEFAULT_MARKERS,
+        metadata=_opt(
+            "RE: head start, head end, tail start, tail end markers, comma separated; they mark "
+            "entities in `text` inputs and are inserted for `tokens`+`head`/`tail` inputs. "
+            'ChemProt style: "<<,>>,[[,]]".'
+        ),
+    )
+    typed_markers: bool = field(
+        default=False,
+        metadata=_opt("RE: put the entity type in the markers, e.g. <e1:PER> (needs head.type)."),
+    )
 
     @property
     def is_demo(self) -> bool:
@@ -194,7 +240,10 @@ class TrainConfig(DataConfig):
         return 1e-3 if self.is_tiny_bert else 5e-5
 
     def resolved_output_dir(self) -> str:
-        return self.output_dir or DEMO_OUTPUT_DIR
+        return self.output_dir or demo_output_dir(self.task)
+
+    def markers(self) -> list[str]:
+        return [marker.strip() for marker in self.entity_markers.split(",")]
 
     def problems(self) -> list[str]:
         found = super().problems()
@@ -239,6 +288,14 @@ class TrainConfig(DataConfig):
             found.append(f"--eval_steps cannot be negative: got {self.eval_steps}.")
         if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
             found.append(f"--label_names has duplicates: got {self.label_names}. List each once.")
+        markers = self.markers()
+        if len(markers) != 4 or not all(markers) or len(set(markers)) != 4:
+            found.append(
+                f"--entity_markers must be 4 different, non-empty strings separated by commas: "
+                f'got {self.entity_markers!r}. E.g. "<e1>,</e1>,<e2>,</e2>".'
+            )
+        if self.task != "ner" and self.label_all_tokens:
+            found.append("--label_all_tokens applies to --task ner only: got --task re.")
         has_train_data = self.train_file is not None or self.dataset_name is not None
         if not self.is_demo and not has_train_data:
             found.append(
@@ -249,6 +306,34 @@ class TrainConfig(DataConfig):
             found.append(
                 "--output_dir is missing: it is required with your own data. "
                 "Name a folder for the model and results."
+            )
+        return found
+
+
+@dataclass
+class PredictConfig(RunConfig):
+    """Options of `accel-trainer predict`: label new text with a saved model."""
+
+    input_file: str | None = field(
+        default=None,
+        metadata=_opt("Text to label, in a format of the model's task (labels not needed)."),
+    )
+    output_file: str | None = field(
+        default=None,
+        metadata=_opt("Where predictions go: CoNLL or JSON lines matching --input_file."),
+    )
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.input_file is None or self.output_file is None:
+            found.append(
+                "--input_file and --output_file are required: predict reads one and writes the "
+                "other."
+            )
+        if self.model_name_or_path == TINY_BERT:
+            found.append(
+                "--model_name_or_path is missing: predict needs a trained model. Give the output "
+                "folder of a training run."
             )
         return found
 
@@ -275,7 +360,7 @@ class EvalConfig(DataConfig):
         return self.output_dir or self.model_name_or_path
 
 
-def choice_problems(config: DataConfig) -> list[str]:
+def choice_problems(config: RunConfig) -> list[str]:
     """Options outside their choices; argparse checks flags, but not values from a config file."""
     found = []
     for option in fields(config):
@@ -286,7 +371,7 @@ def choice_problems(config: DataConfig) -> list[str]:
     return found
 
 
-def validate(config: DataConfig) -> None:
+def validate(config: RunConfig) -> None:
     """Raise one ConfigError that lists every invalid option."""
     found = config.problems()
     if found:

@@ -30,11 +30,25 @@ def check_model_source(name_or_path: str) -> None:
         )
 
 
-def saved_labels(model_dir: str) -> list[str]:
-    """The label list stored in a saved model's config.json, in id order."""
+def saved_config(model_dir: str) -> tuple[list[str], dict | None]:
+    """The label list (in id order) and the accel_trainer task settings of a saved model."""
     with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as handle:
-        id2label = json.load(handle).get("id2label") or {}
-    return [id2label[key] for key in sorted(id2label, key=int)]
+        config = json.load(handle)
+    id2label = config.get("id2label") or {}
+    labels = [id2label[key] for key in sorted(id2label, key=int)]
+    if not labels:
+        raise ConfigError(
+            f"--model_name_or_path has no id2label in config.json: got {model_dir!r}. Give a "
+            "folder saved by accel-trainer train."
+        )
+    return labels, config.get("accel_trainer")
+
+
+def add_marker_tokens(tokenizer, model, markers: list[str]) -> None:
+    """Keep entity markers whole (special tokens) and give each an embedding."""
+    added = tokenizer.add_tokens(markers, special_tokens=True)
+    if added:
+        model.resize_token_embeddings(len(tokenizer))
 
 
 def wordpiece_vocab(sentences: Iterable[list[str]], max_words: int = 8000) -> dict[str, int]:
@@ -85,12 +99,17 @@ def build_tiny_bert(
     return auto_model_class(auto_model_class_name).from_config(config)
 
 
-def load_pretrained(auto_model_class_name: str, name_or_path: str, labels: list[str]):
+def load_pretrained(
+    auto_model_class_name: str, name_or_path: str, labels: list[str], task_name: str = "ner"
+):
     """Model and fast tokenizer from the hub or a folder, with a head sized for `labels`."""
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        if task_name == "ner" and is_byte_level(tokenizer):
+            # Pre-split words must be encoded as if preceded by a space, as inside a sentence.
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True)
         model = auto_model_class(auto_model_class_name).from_pretrained(
             name_or_path, ignore_mismatched_sizes=True, **label_maps(labels)
         )
@@ -105,6 +124,12 @@ def load_pretrained(auto_model_class_name: str, name_or_path: str, labels: list[
             "needs one (a tokenizer.json)."
         )
     return model, tokenizer
+
+
+def is_byte_level(tokenizer) -> bool:
+    """Whether a fast tokenizer pre-tokenizes bytes (GPT-2/RoBERTa style BPE)."""
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    return "ByteLevel" in json.dumps(backend.get("pre_tokenizer"))
 
 
 def label_maps(labels: list[str]) -> dict:

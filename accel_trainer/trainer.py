@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
@@ -19,14 +20,13 @@ from tqdm.auto import tqdm
 from accel_trainer.config import TrainConfig
 from accel_trainer.errors import ConfigError, InputError
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
-from accel_trainer.tasks.base import Task
+from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS, Task
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 logger = get_logger(__name__)
 LABEL_KEYS = ("labels", "label")
-IGNORE_INDEX = -100
 
 
 def create_accelerator(config: TrainConfig) -> Accelerator:
@@ -85,7 +85,7 @@ def label_key(batch: dict) -> str:
 
 def model_inputs(batch: dict) -> dict:
     """The batch as model keyword arguments: HF models take the gold labels as `labels`."""
-    inputs = dict(batch)
+    inputs = {key: value for key, value in batch.items() if key not in META_KEYS}
     if "label" in inputs:
         inputs["labels"] = inputs.pop("label")
     return inputs
@@ -152,6 +152,9 @@ class AccelerateTrainer:
     def _dataloader(self, data, batch_size: int, shuffle: bool) -> DataLoader | None:
         if data is None or isinstance(data, DataLoader):
             return data
+        if not shuffle and "row_id" not in data.column_names:
+            # Lets gathered predictions be put back in dataset order on any number of processes.
+            data = data.add_column("row_id", list(range(len(data))))
         return DataLoader(
             data,
             batch_size=batch_size,
@@ -342,35 +345,61 @@ class AccelerateTrainer:
         self.model.train()
         return metrics
 
-    @torch.no_grad()
     def evaluate(self) -> dict:
         """Metrics over every eval example exactly once, whatever the number of processes."""
         if self.eval_dataloader is None:
             return {}
+        rows = self._run_inference(self.eval_dataloader)
+        # Every process holds all predictions, so each computes the same metrics; no broadcast.
+        metrics = self.task.compute_metrics(
+            rows["predictions"], rows["labels"], self.id2label, rows.get("example_id")
+        )
+        metrics["loss"] = rows["loss_sum"] / max(rows["loss_count"], 1)
+        ids = rows.get("example_id", rows.get("row_id"))
+        metrics["samples"] = len(set(map(int, ids))) if ids else len(rows["predictions"])
+        return {f"eval_{name}": value for name, value in metrics.items()}
+
+    def predict(self, data: Dataset) -> dict[str, list]:
+        """Per-row predictions, confidences and bookkeeping columns, in dataset order, on every
+        process."""
+        loader = self._dataloader(data, self.config.per_device_eval_batch_size, False)
+        return self._run_inference(self.accelerator.prepare(loader))
+
+    @torch.no_grad()
+    def _run_inference(self, dataloader: DataLoader) -> dict:
+        """Run the model over a non-shuffled dataloader and gather every row once, in order."""
         accelerator = self.accelerator
         self.model.eval()
-        predictions, labels, loss_sum, loss_count = [], [], 0.0, 0
-        for batch in self.eval_dataloader:
+        rows: dict = {"loss_sum": 0.0, "loss_count": 0}
+        for batch in dataloader:
             inputs = model_inputs(batch)
-            gold = inputs["labels"]
             logits = self.model(**inputs).logits
-            example_loss, example_count = per_example_loss(logits, gold)
-            predicted = logits.argmax(dim=-1)
+            confidence, predicted = logits.float().softmax(dim=-1).max(dim=-1)
+            tensors = {"predictions": predicted, "confidence": confidence}
+            tensors.update({key: batch[key] for key in META_KEYS if key in batch})
+            if "labels" in inputs:
+                tensors["labels"] = inputs["labels"]
+                tensors["loss_sum"], tensors["loss_count"] = per_example_loss(
+                    logits, inputs["labels"]
+                )
             if predicted.ndim > 1:  # token tasks: sequence lengths differ between processes
-                predicted = accelerator.pad_across_processes(predicted, 1, IGNORE_INDEX)
-                gold = accelerator.pad_across_processes(gold, 1, IGNORE_INDEX)
-            predicted, gold, example_loss, example_count = accelerator.gather_for_metrics(
-                (predicted, gold, example_loss, example_count)
-            )
-            predictions.extend(predicted.cpu().numpy())
-            labels.extend(gold.cpu().numpy())
-            loss_sum += example_loss.sum().item()
-            loss_count += example_count.sum().item()
-        # Every process holds all predictions, so each computes the same metrics; no broadcast.
-        metrics = self.task.compute_metrics(predictions, labels, self.id2label)
-        metrics["loss"] = loss_sum / max(loss_count, 1)
-        metrics["samples"] = len(labels)
-        return {f"eval_{name}": value for name, value in metrics.items()}
+                tensors = {
+                    key: accelerator.pad_across_processes(value, 1, IGNORE_INDEX)
+                    if value.ndim > 1
+                    else value
+                    for key, value in tensors.items()
+                }
+            for key, value in accelerator.gather_for_metrics(tensors).items():
+                if key.startswith("loss_"):
+                    rows[key] += value.sum().item()
+                else:
+                    rows.setdefault(key, []).extend(value.cpu().numpy())
+        if "row_id" in rows:  # absent only for a caller's own dataloader
+            order = np.argsort(np.asarray(rows["row_id"]), kind="stable")
+            for key, value in rows.items():
+                if isinstance(value, list):
+                    rows[key] = [value[i] for i in order]
+        return rows
 
     def _results(self, runtime: float, eval_metrics: dict) -> dict:
         samples = self.accelerator.reduce(

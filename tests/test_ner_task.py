@@ -42,7 +42,7 @@ def test_conll_reader_skips_docstart_and_takes_the_last_column(tmp_path):
     path.write_text(
         "-DOCSTART- -X- O O\n\nJohn NNP B-PER\nvisited VBD O\n\n\nWashington\tB-LOC\n.\tO\n"
     )
-    data = NerTask().read(str(path), "--train_file", "auto", "bio")
+    data = NerTask().read(str(path), "--train_file", "auto")
     assert data["tokens"] == [["John", "visited"], ["Washington", "."]]
     assert data["ner_tags"] == [["B-PER", "O"], ["B-LOC", "O"]]
     assert data["line"] == [3, 7]
@@ -57,7 +57,7 @@ def test_jsonl_reader(tmp_path):
             {"tokens": ["Washington"], "ner_tags": ["B-LOC"]},
         ],
     )
-    data = NerTask().read(path, "--train_file", "auto", "bio")
+    data = NerTask().read(path, "--train_file", "auto")
     assert data["tokens"] == [["John", "visited"], ["Washington"]]
     assert data["line"] == [1, 3]
 
@@ -71,7 +71,7 @@ def test_label_list_is_sorted_and_stable(tmp_path):
         ],
     )
     task = NerTask()
-    assert task.label_list(task.read(path, "x", "auto", "bio")) == ["B-LOC", "B-PER", "I-PER", "O"]
+    assert task.label_list(task.read(path, "x", "auto")) == ["B-LOC", "B-PER", "I-PER", "O"]
 
 
 def tokenize_one(task, tokenizer, tags, max_len=32, for_training=True):
@@ -129,7 +129,7 @@ def test_demo_corpus_is_deterministic(tmp_path):
     second = write_demo_corpus(str(tmp_path / "b"))
     for a, b in zip(first, second, strict=True):
         assert open(a).read() == open(b).read()
-    data = NerTask().read(first[0], "demo", "conll", "bio")
+    data = NerTask().read(first[0], "demo", "conll")
     assert len(data) == 600
     assert {"B-PER", "B-ORG", "B-LOC", "B-DATE"} <= set(NerTask().label_list(data))
 
@@ -146,17 +146,17 @@ def test_bad_conll_is_reported_with_file_and_line(tmp_path, content, message):
     path = tmp_path / "bad.conll"
     path.write_text(content)
     with pytest.raises(DataError, match="--train_file .*bad.conll") as error:
-        NerTask().read(str(path), "--train_file", "auto", "bio")
+        NerTask().read(str(path), "--train_file", "auto")
     assert message in str(error.value)
 
 
 def test_iobes_tags_pass_the_iobes_check_only(tmp_path):
     path = tmp_path / "iobes.conll"
     path.write_text("New B-LOC\nYork E-LOC\nis O\nbig S-MISC\n")
-    assert len(NerTask().read(str(path), "x", "auto", "iobes")) == 1
-    assert len(NerTask().read(str(path), "x", "auto", "none")) == 1
+    assert len(NerTask(tag_scheme="iobes").read(str(path), "x", "auto")) == 1
+    assert len(NerTask(tag_scheme="none").read(str(path), "x", "auto")) == 1
     with pytest.raises(DataError, match="not valid BIO: got 'E-LOC'"):
-        NerTask().read(str(path), "x", "auto", "bio")
+        NerTask().read(str(path), "x", "auto")
 
 
 def test_tiny_bert_vocabulary_is_the_same_in_every_process(tmp_path):

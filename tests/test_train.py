@@ -223,7 +223,7 @@ def test_dataset_name_reads_a_datasets_folder_with_class_label_tags(small_data, 
     folder = tmp_path / "hub_like"
     folder.mkdir()
     for split, path in (("train", small_data[0]), ("validation", small_data[1])):
-        raw = NerTask().read(path, "x", "conll", "bio")
+        raw = NerTask().read(path, "x", "conll")
         rows = {
             "tokens": raw["tokens"],
             "ner_tags": [[names.index(t) for t in tags] for tags in raw["ner_tags"]],
@@ -282,7 +282,7 @@ def test_trainer_takes_ready_made_dataloaders(demo_run, small_data, tmp_path):
     model = AutoModelForTokenClassification.from_pretrained(output_dir)
     tokenizer = demo_trainer.tokenizer
     task = NerTask()
-    raw = task.read(small_data[1], "dev", "conll", "bio")
+    raw = task.read(small_data[1], "dev", "conll")
     dev = task.tokenize(raw, tokenizer, model.config.label2id, 128, for_training=False)
     loader = DataLoader(dev, batch_size=7, collate_fn=task.collator(tokenizer))
     config = TrainConfig(output_dir=str(tmp_path))

@@ -1,13 +1,35 @@
 """Tasks turn files into tensors and predictions into metrics; they know nothing of ranks."""
 
+from accel_trainer.errors import ConfigError
 from accel_trainer.tasks.base import Task
 from accel_trainer.tasks.ner import NerTask
+from accel_trainer.tasks.re import ReTask
 
 
-def get_task(name: str) -> Task:
-    """The task object for a `--task` value."""
-    tasks = {"ner": NerTask}
-    return tasks[name]()
+def task_for_training(config) -> Task:
+    """The task a `train` run asks for, configured from its options."""
+    if config.task == "re":
+        return ReTask(config.markers(), config.typed_markers, config.negative_label)
+    return NerTask(label_all_tokens=config.label_all_tokens, tag_scheme=config.tag_scheme)
 
 
-__all__ = ["NerTask", "Task", "get_task"]
+def task_from_settings(settings: dict | None, model_dir: str) -> Task:
+    """The task a saved model was trained for, from the `accel_trainer` entry of its config."""
+    name = (settings or {}).get("task")
+    if name == "ner":
+        return NerTask(tag_scheme=settings.get("tag_scheme", "bio"))
+    if name == "re":
+        return ReTask(
+            settings["entity_markers"],
+            settings.get("typed_markers", False),
+            settings.get("negative_label"),
+            settings.get("entity_types", []),
+        )
+    raise ConfigError(
+        f"--model_name_or_path has no accel_trainer task in its config.json: got {model_dir!r}. "
+        "Give a folder saved by `accel-trainer train`, or add "
+        '"accel_trainer": {"task": "ner"} to its config.json.'
+    )
+
+
+__all__ = ["NerTask", "ReTask", "Task", "task_for_training", "task_from_settings"]

@@ -132,3 +132,55 @@ def write_demo_corpus(folder: str, num_train: int = 600, num_dev: int = 150) -> 
     write_conll(train_path, demo_corpus(num_train, seed=1))
     write_conll(dev_path, demo_corpus(num_dev, seed=2))
     return train_path, dev_path
+
+
+# Relation demo: each template names its slots; RELATIONS gives the label of a slot pair.
+RE_TEMPLATES = [
+    ("{PER} works for {ORG} , which is based in {LOC} .", ("PER", "ORG", "LOC")),
+    ("{PER} , who was born in {LOC} , joined {ORG} last year .", ("PER", "LOC", "ORG")),
+    ("{ORG} , headquartered in {LOC} , hired {PER} .", ("ORG", "LOC", "PER")),
+    ("Before moving to {LOC} , {PER} worked for {ORG} .", ("LOC", "PER", "ORG")),
+    ("{PER} met a reporter from {ORG} in {LOC} .", ("PER", "ORG", "LOC")),
+    ("{PER} was born in {LOC} and later founded {ORG} .", ("PER", "LOC", "ORG")),
+]
+RELATIONS = {
+    0: {(0, 1): "works_for", (1, 2): "based_in", (0, 2): "no_relation"},
+    1: {(0, 1): "born_in", (0, 2): "works_for", (1, 2): "no_relation"},
+    2: {(0, 1): "based_in", (0, 2): "works_for", (1, 2): "no_relation"},
+    3: {(0, 1): "no_relation", (1, 2): "works_for", (0, 2): "no_relation"},
+    4: {(0, 1): "no_relation", (1, 2): "no_relation", (0, 2): "no_relation"},
+    5: {(0, 1): "born_in", (1, 2): "no_relation", (0, 2): "works_for"},
+}
+
+
+def demo_relation(rng: random.Random) -> dict:
+    """One sentence, one marked pair (e1 first in the text) and the pair's relation."""
+    number = rng.randrange(len(RE_TEMPLATES))
+    template, slots = RE_TEMPLATES[number]
+    pair, label = rng.choice(sorted(RELATIONS[number].items()))
+    fillers = [rng.choice(FILLERS[slot]) for slot in slots]
+    marked = list(fillers)
+    marked[pair[0]] = f"<e1> {fillers[pair[0]]} </e1>"
+    marked[pair[1]] = f"<e2> {fillers[pair[1]]} </e2>"
+    text = template
+    for slot, value in zip(slots, marked, strict=True):
+        text = text.replace("{" + slot + "}", value, 1)
+    return {"text": text, "label": label}
+
+
+def write_demo_re_corpus(folder: str, num_train: int = 800, num_dev: int = 200) -> tuple[str, str]:
+    """Write train.jsonl and dev.jsonl (inline <e1>/<e2> markers) into `folder`."""
+    import json
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, count, seed in (("train.jsonl", num_train, 3), ("dev.jsonl", num_dev, 4)):
+        rng = random.Random(seed)
+        path = os.path.join(folder, name)
+        partial = f"{path}.{os.getpid()}.tmp"
+        with open(partial, "w", encoding="utf-8") as handle:
+            for _ in range(count):
+                handle.write(json.dumps(demo_relation(rng)) + "\n")
+        os.replace(partial, path)
+        paths.append(path)
+    return paths[0], paths[1]

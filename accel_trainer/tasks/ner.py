@@ -8,13 +8,14 @@ import re
 from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
+from accel_trainer.tasks.base import IGNORE_INDEX, MetaCollator
+from accel_trainer.tasks.windows import owning_window, sliding_windows, special_affixes
 
 if TYPE_CHECKING:
     import numpy as np
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
-IGNORE_INDEX = -100
 TAG_PATTERNS = {
     "bio": re.compile(r"^(O|[BI]-.+)$"),
     "iobes": re.compile(r"^(O|[BIES]-.+)$"),
@@ -48,8 +49,9 @@ def check_tag(tag: str, scheme: str, where: str) -> None:
         )
 
 
-def read_conll(path: str, what: str, tag_scheme: str) -> list[dict]:
-    """Sentences of a CoNLL file: token in the first column, tag in the last."""
+def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> list[dict]:
+    """Sentences of a CoNLL file: token in the first column, tag in the last. Unlabelled input
+    (for predict) may have the token column only."""
     sentences: list[dict] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -61,7 +63,7 @@ def read_conll(path: str, what: str, tag_scheme: str) -> list[dict]:
         tokens.clear()
         tags.clear()
 
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             columns = line.split()
             if not columns:
@@ -70,6 +72,8 @@ def read_conll(path: str, what: str, tag_scheme: str) -> list[dict]:
             if columns[0] == "-DOCSTART-":
                 flush()
                 continue
+            if len(columns) < 2 and not labelled:
+                columns.append("O")
             if len(columns) < 2:
                 raise DataError(
                     f"{what} line {line_number} has 1 column, expected token and tag: got "
@@ -79,15 +83,17 @@ def read_conll(path: str, what: str, tag_scheme: str) -> list[dict]:
                 start_line = line_number
             tokens.append(columns[0])
             tags.append(columns[-1])
-            check_tag(columns[-1], tag_scheme, f"{what} line {line_number}")
+            if labelled:
+                check_tag(columns[-1], tag_scheme, f"{what} line {line_number}")
     flush()
     return sentences
 
 
-def read_jsonl(path: str, what: str, tag_scheme: str) -> list[dict]:
-    """Sentences of a JSON lines file: {"tokens": [...], "ner_tags": [...]} per line."""
+def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> list[dict]:
+    """Sentences of a JSON lines file: {"tokens": [...], "ner_tags": [...]} per line
+    (`ner_tags` optional in unlabelled input)."""
     sentences = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -99,6 +105,8 @@ def read_jsonl(path: str, what: str, tag_scheme: str) -> list[dict]:
                     f"{where} is not valid JSON: got {line.strip()[:80]!r} ({error.msg}). "
                     "Write one JSON object per line."
                 ) from None
+            if isinstance(record, dict) and not labelled and "tokens" in record:
+                record.setdefault("ner_tags", ["O"] * len(record["tokens"] or []))
             if not isinstance(record, dict) or "tokens" not in record or "ner_tags" not in record:
                 raise DataError(
                     f"{where} lacks 'tokens' or 'ner_tags': got {line.strip()[:80]!r}. "
@@ -117,7 +125,7 @@ def read_jsonl(path: str, what: str, tag_scheme: str) -> list[dict]:
                     f"{where} has ner_tags that are not strings: got {tags[:5]!r}. Write tags "
                     'as strings, e.g. "B-PER".'
                 )
-            for tag in tags:
+            for tag in tags if labelled else []:
                 check_tag(tag, tag_scheme, where)
             if tokens:
                 sentences.append({"tokens": tokens, "ner_tags": tags, "line": line_number})
@@ -159,27 +167,41 @@ class NerTask:
     label_key = "labels"
     auto_model_class_name = "AutoModelForTokenClassification"
 
+    def settings(self) -> dict:
+        """What a saved model needs to rebuild this task (stored in its config.json)."""
+        return {"task": self.name, "tag_scheme": self.tag_scheme}
+
+    def words(self, dataset: Dataset) -> list[list[str]]:
+        """The pre-split words of each example, for building a tokenizer vocabulary."""
+        return dataset["tokens"]
+
     def __init__(self, label_all_tokens: bool = False, tag_scheme: str = "bio"):
         self.label_all_tokens = label_all_tokens
         self.tag_scheme = tag_scheme
         self.truncated: dict[str, int] = {}
+        self.long_sentences = 0  # eval sentences over max_seq_length, scored in windows
 
-    def read(self, path: str, what: str, data_format: str, tag_scheme: str) -> Dataset:
+    def read(self, path: str, what: str, data_format: str, labelled: bool = True) -> Dataset:
         from datasets import Dataset
 
         check_readable(path, what)
         what = f"{what} {path}"
-        if resolve_format(path, data_format) == "jsonl":
-            sentences = read_jsonl(path, what, tag_scheme)
+        file_format = resolve_format(path, data_format)
+        if file_format == "semeval2010":
+            raise DataError(
+                f"{what}: --data_format semeval2010 is for --task re. Use conll or jsonl for NER."
+            )
+        if file_format == "jsonl":
+            sentences = read_jsonl(path, what, self.tag_scheme, labelled)
         else:
-            sentences = read_conll(path, what, tag_scheme)
+            sentences = read_conll(path, what, self.tag_scheme, labelled)
         if not sentences:
             raise DataError(
                 f"{what} is empty: got 0 sentences. Give a file with at least one sentence."
             )
         return Dataset.from_list(sentences)
 
-    def read_hub(self, name: str, config_name: str | None, split: str, tag_scheme: str) -> Dataset:
+    def read_hub(self, name: str, config_name: str | None, split: str) -> Dataset:
         """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags."""
         from datasets import Features, Sequence, Value, load_dataset
 
@@ -204,7 +226,7 @@ class NerTask:
             if names is not None:
                 tags = [names[tag] for tag in tags]
             for tag in tags:
-                check_tag(tag, tag_scheme, f"{what} row {index + 1}")
+                check_tag(tag, self.tag_scheme, f"{what} row {index + 1}")
             return {"tokens": example["tokens"], "ner_tags": tags, "line": index + 1}
 
         # Explicit string features: otherwise map casts the names back to class-label ids.
@@ -246,8 +268,10 @@ class NerTask:
         max_seq_length: int,
         for_training: bool,
     ) -> Dataset:
-        # Evaluation always labels first sub-tokens only, so that metrics count words.
-        label_all_tokens = self.label_all_tokens and for_training
+        """Training: one truncated sequence per sentence. Evaluation: sliding windows, so that
+        every gold word of a long sentence is scored once."""
+        if not for_training:
+            return self.encode_windows(dataset, tokenizer, max_seq_length, label2id)
 
         def encode(batch: dict) -> dict:
             encoded = tokenizer(
@@ -260,32 +284,122 @@ class NerTask:
             encoded["truncated"] = []
             for index, tags in enumerate(batch["ner_tags"]):
                 word_ids = encoded.word_ids(index)
-                encoded["labels"].append(align_labels(word_ids, tags, label2id, label_all_tokens))
+                encoded["labels"].append(
+                    align_labels(word_ids, tags, label2id, self.label_all_tokens)
+                )
                 last_word = max((w for w in word_ids if w is not None), default=-1)
                 encoded["truncated"].append(last_word < len(tags) - 1)
             return encoded
 
         tokenized = dataset.map(encode, batched=True, remove_columns=dataset.column_names)
-        split = "train" if for_training else "eval"
-        self.truncated[split] = sum(tokenized["truncated"])
+        self.truncated["train"] = sum(tokenized["truncated"])
         return tokenized.remove_columns("truncated")
+
+    def encode_windows(
+        self,
+        dataset: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        max_seq_length: int,
+        label2id: dict[str, int] | None = None,
+    ) -> Dataset:
+        """Rows of at most max_seq_length sub-tokens, overlapping by half. Each word belongs to
+        the one window where its first sub-token sees the most context: `word_index` holds the
+        word's position there (-100 elsewhere), and `labels` its gold tag when label2id is given.
+        `example_id` is the sentence's index in `dataset`."""
+        prefix, suffix = special_affixes(tokenizer)
+        size = max_seq_length - len(prefix) - len(suffix)
+        before, after = [IGNORE_INDEX] * len(prefix), [IGNORE_INDEX] * len(suffix)
+
+        def encode(batch: dict, indices: list[int]) -> dict:
+            encoded = tokenizer(batch["tokens"], is_split_into_words=True, add_special_tokens=False)
+            rows: dict = {
+                "input_ids": [],
+                "attention_mask": [],
+                "word_index": [],
+                "example_id": [],
+                "long": [],
+            }
+            if label2id is not None:
+                rows["labels"] = []
+            for i, example_id in enumerate(indices):
+                ids, word_ids = encoded["input_ids"][i], encoded.word_ids(i)
+                windows = sliding_windows(len(ids), size)
+                owner = {
+                    position: owning_window(position, windows)
+                    for position, word in enumerate(word_ids)
+                    if word is not None and (position == 0 or word_ids[position - 1] != word)
+                }
+                for number, (start, end) in enumerate(windows):
+                    words = [
+                        word_ids[p] if owner.get(p) == number else IGNORE_INDEX
+                        for p in range(start, end)
+                    ]
+                    word_index = before + words + after
+                    rows["input_ids"].append(prefix + ids[start:end] + suffix)
+                    rows["attention_mask"].append([1] * len(word_index))
+                    rows["word_index"].append(word_index)
+                    rows["example_id"].append(example_id)
+                    rows["long"].append(len(windows) > 1)
+                    if label2id is not None:
+                        tags = batch["ner_tags"][i]
+                        rows["labels"].append(
+                            [
+                                IGNORE_INDEX if w == IGNORE_INDEX else label2id[tags[w]]
+                                for w in word_index
+                            ]
+                        )
+            return rows
+
+        encoded = dataset.map(
+            encode, batched=True, with_indices=True, remove_columns=dataset.column_names
+        )
+        self.long_sentences = len(
+            set(e for e, long in zip(encoded["example_id"], encoded["long"], strict=True) if long)
+        )
+        return encoded.remove_columns("long")
+
+    def assemble_tags(self, rows: dict, word_counts: list[int], id2label: dict[int, str]):
+        """Per-sentence word tags from windowed predictions; a word with no sub-token (which
+        the model cannot see) gets "O"."""
+        tags = [["O"] * count for count in word_counts]
+        for example_id, words, predicted in zip(
+            rows["example_id"], rows["word_index"], rows["predictions"], strict=True
+        ):
+            for word, label_id in zip(words, predicted, strict=True):
+                if word != IGNORE_INDEX:
+                    tags[int(example_id)][int(word)] = id2label[int(label_id)]
+        return tags
 
     def collator(self, tokenizer: PreTrainedTokenizerBase):
         from transformers import DataCollatorForTokenClassification
 
-        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE_INDEX)
+        return MetaCollator(
+            DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE_INDEX),
+            tokenizer,
+        )
 
     def compute_metrics(
-        self, predictions: list[np.ndarray], labels: list[np.ndarray], id2label: dict[int, str]
+        self,
+        predictions: list[np.ndarray],
+        labels: list[np.ndarray],
+        id2label: dict[int, str],
+        example_ids: list | None = None,
     ) -> dict[str, float]:
+        """seqeval over sentences; the windows of one sentence (same example id, in order) are
+        joined back before entities are read."""
         from seqeval.metrics import accuracy_score, classification_report
         from seqeval.scheme import IOBES
 
-        true_tags, predicted_tags = [], []
-        for predicted, gold in zip(predictions, labels, strict=True):
+        if example_ids is None:
+            example_ids = list(range(len(predictions)))
+        sentences: dict[int, tuple[list[str], list[str]]] = {}
+        for example_id, predicted, gold in zip(example_ids, predictions, labels, strict=True):
             keep = gold != IGNORE_INDEX
-            true_tags.append([id2label[int(i)] for i in gold[keep]])
-            predicted_tags.append([id2label[int(i)] for i in predicted[keep]])
+            true, pred = sentences.setdefault(int(example_id), ([], []))
+            true.extend(id2label[int(i)] for i in gold[keep])
+            pred.extend(id2label[int(i)] for i in predicted[keep])
+        true_tags = [true for true, _ in sentences.values()]
+        predicted_tags = [pred for _, pred in sentences.values()]
         strict = {"mode": "strict", "scheme": IOBES} if self.tag_scheme == "iobes" else {}
         report = classification_report(
             true_tags, predicted_tags, output_dict=True, zero_division=0, **strict

@@ -1,0 +1,376 @@
+"""Relation extraction as classification of one marked entity pair per example."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+from accel_trainer.errors import DataError
+from accel_trainer.tasks.base import MetaCollator
+from accel_trainer.tasks.ner import check_readable
+from accel_trainer.tasks.windows import special_affixes, window_around
+
+if TYPE_CHECKING:
+    import numpy as np
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
+
+SEMEVAL_MARKERS = ["<e1>", "</e1>", "<e2>", "</e2>"]
+SEMEVAL_ID_LINE = re.compile(r'^(\d+)\t"(.*)"\s*$')
+
+
+def parse_marked_text(text: str, markers: list[str], where: str) -> dict:
+    """Plain text and the head/tail character spans of a text with inline markers. The closing
+    marker is the first one after its opening marker: `>>` may also occur as text."""
+    spans = []
+    for opening, closing, name in (
+        (markers[0], markers[1], "head"),
+        (markers[2], markers[3], "tail"),
+    ):
+        start = text.find(opening)
+        if start < 0:
+            raise DataError(
+                f"{where} has no {name} marker {opening!r}: got {text[:80]!r}. Mark both "
+                "entities, or set --entity_markers to the markers the file uses."
+            )
+        if text.find(opening, start + len(opening)) >= 0:
+            raise DataError(
+                f"{where} has the {name} marker {opening!r} twice: got {text[:80]!r}. Mark "
+                "exactly one head and one tail."
+            )
+        end = text.find(closing, start + len(opening))
+        if end < 0:
+            raise DataError(
+                f"{where} has an unbalanced {name} marker: {opening!r} without a {closing!r} "
+                f"after it: got {text[:80]!r}. Close the entity."
+            )
+        spans.append((start, start + len(opening), end, end + len(closing)))
+    # Remove the four markers, right to left, and map entity spans into the plain text.
+    cuts = sorted([(s[0], s[1]) for s in spans] + [(s[2], s[3]) for s in spans], reverse=True)
+    if any(a[0] < b[1] for a, b in zip(cuts, cuts[1:], strict=False)):
+        raise DataError(f"{where} has markers inside other markers: got {text[:80]!r}.")
+    plain = text
+    for cut_start, cut_end in cuts:
+        plain = plain[:cut_start] + plain[cut_end:]
+
+    def shifted(position: int) -> int:
+        return position - sum(e - s for s, e in cuts if e <= position)
+
+    entities = []
+    for _, open_end, close_start, _ in spans:
+        start, end = shifted(open_end), shifted(close_start)
+        inner = plain[start:end]
+        start += len(inner) - len(inner.lstrip())
+        end -= len(inner) - len(inner.rstrip())
+        if start >= end:
+            raise DataError(f"{where} has an empty entity between markers: got {text[:80]!r}.")
+        entities.append([start, end])
+    check_no_overlap(entities[0], entities[1], where)
+    return {"text": plain, "head": entities[0], "tail": entities[1]}
+
+
+def check_no_overlap(head: list[int], tail: list[int], where: str) -> None:
+    if head[0] < tail[1] and tail[0] < head[1]:
+        raise DataError(
+            f"{where} has overlapping head and tail entities: got spans {head} and {tail}. "
+            "Relation examples need two separate entities."
+        )
+
+
+def parse_token_spans(record: dict, where: str) -> dict:
+    """Plain text and character spans from `tokens` with `head`/`tail` token spans."""
+    tokens = record["tokens"]
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise DataError(f"{where}: 'tokens' must be a list of strings: got {tokens!r:.80}.")
+    starts, position = [], 0
+    for token in tokens:
+        starts.append(position)
+        position += len(token) + 1
+    text = " ".join(tokens)
+    result: dict = {"text": text}
+    for name in ("head", "tail"):
+        span = record.get(name)
+        if not isinstance(span, dict) or "start" not in span or "end" not in span:
+            raise DataError(
+                f'{where} lacks {name} {{"start": i, "end": j}}: got {span!r}. Give token '
+                "indices, end exclusive."
+            )
+        start, end = span["start"], span["end"]
+        if not (
+            isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(tokens)
+        ):
+            raise DataError(
+                f"{where} has a {name} span out of range: got start {start!r}, end {end!r} for "
+                f"{len(tokens)} tokens. Use 0 <= start < end <= number of tokens (end exclusive)."
+            )
+        result[name] = [starts[start], starts[end - 1] + len(tokens[end - 1])]
+        result[f"{name}_type"] = str(span.get("type") or "")
+    check_no_overlap(result["head"], result["tail"], where)
+    return result
+
+
+def read_semeval(path: str, what: str) -> list[dict]:
+    """SemEval-2010 Task 8 release files: id<TAB>"sentence", relation, Comment:, blank line."""
+    examples = []
+    with open(path, encoding="utf-8-sig") as handle:
+        lines = [line.rstrip("\r\n") for line in handle]
+    number = 0
+    while number < len(lines):
+        if not lines[number].strip():
+            number += 1
+            continue
+        where = f"{what} line {number + 1}"
+        match = SEMEVAL_ID_LINE.match(lines[number])
+        if not match:
+            raise DataError(
+                f'{where} is not a SemEval-2010 record start (id<TAB>"sentence"): got '
+                f"{lines[number][:80]!r}. Check --data_format."
+            )
+        example = parse_marked_text(match.group(2), SEMEVAL_MARKERS, where)
+        label = lines[number + 1].strip() if number + 1 < len(lines) else ""
+        if not label:
+            raise DataError(
+                f"{what} line {number + 2} should hold the relation of record "
+                f"{match.group(1)}: got nothing. Keep the 4-line records intact."
+            )
+        example.update(label=label, line=number + 1, head_type="", tail_type="")
+        examples.append(example)
+        number += 2
+        while number < len(lines) and lines[number].strip():
+            number += 1  # the Comment: line
+    return examples
+
+
+def read_re_jsonl(path: str, what: str, markers: list[str], need_label: bool) -> list[dict]:
+    """JSON lines with inline-marked `text`, or `tokens` with `head`/`tail` spans."""
+    examples = []
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{what} line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(
+                    f"{where} is not valid JSON: got {line.strip()[:80]!r} ({error.msg}). "
+                    "Write one JSON object per line."
+                ) from None
+            if not isinstance(record, dict):
+                raise DataError(f"{where} is not a JSON object: got {line.strip()[:80]!r}.")
+            if "text" in record:
+                example = parse_marked_text(str(record["text"]), markers, where)
+                example.update(head_type="", tail_type="")
+            elif "tokens" in record:
+                example = parse_token_spans(record, where)
+            else:
+                raise DataError(
+                    f"{where} has neither 'text' nor 'tokens': got keys {sorted(record)}. Give "
+                    'marked text ({"text": "... <e1>A</e1> ... <e2>B</e2> ...", "label": ...}) '
+                    "or tokens with head and tail spans. An NER file needs --task ner."
+                )
+            label = record.get("label")
+            if need_label and not isinstance(label, str):
+                raise DataError(
+                    f"{where} lacks a string 'label': got {label!r}. Give each example its "
+                    "relation."
+                )
+            example.update(label=label if isinstance(label, str) else None, line=number)
+            examples.append(example)
+    return examples
+
+
+def sniff_format(path: str, data_format: str) -> str:
+    """'jsonl' or 'semeval2010' for an RE file."""
+    if data_format != "auto":
+        return data_format
+    with open(path, encoding="utf-8-sig") as handle:
+        first = next((line for line in handle if line.strip()), "")
+    return "semeval2010" if SEMEVAL_ID_LINE.match(first.rstrip("\r\n")) else "jsonl"
+
+
+def typed(marker: str, entity_type: str) -> str:
+    """<e1> with type PER becomes <e1:PER>."""
+    if marker[-1] in ">]":
+        return f"{marker[:-1]}:{entity_type}{marker[-1]}"
+    return f"{marker}:{entity_type}"
+
+
+class ReTask:
+    """Sentence-level relation classification between two marked entities."""
+
+    name = "re"
+    label_key = "label"
+    auto_model_class_name = "AutoModelForSequenceClassification"
+
+    def __init__(
+        self,
+        markers: list[str] | None = None,
+        typed_markers: bool = False,
+        negative_label: str | None = None,
+        entity_types: list[str] | None = None,
+    ):
+        self.markers = markers or list(SEMEVAL_MARKERS)
+        self.typed_markers = typed_markers
+        self.negative_label = negative_label
+        self.entity_types = entity_types or []
+        self.dropped: dict[str, int] = {}
+
+    def settings(self) -> dict:
+        """What a saved model needs to rebuild this task (stored in its config.json)."""
+        return {
+            "task": self.name,
+            "entity_markers": self.markers,
+            "typed_markers": self.typed_markers,
+            "entity_types": self.entity_types,
+            "negative_label": self.negative_label,
+        }
+
+    def words(self, dataset: Dataset) -> list[list[str]]:
+        """The whitespace-split words of each text, for building a tokenizer vocabulary."""
+        return [text.split() for text in dataset["text"]]
+
+    def find_entity_types(self, dataset: Dataset) -> None:
+        """Remember the training data's entity types, for typed markers."""
+        self.entity_types = sorted((set(dataset["head_type"]) | set(dataset["tail_type"])) - {""})
+
+    def read(self, path: str, what: str, data_format: str, labelled: bool = True) -> Dataset:
+        from datasets import Dataset
+
+        check_readable(path, what)
+        what = f"{what} {path}"
+        if data_format == "conll":
+            raise DataError(
+                f"{what}: --data_format conll is for --task ner. Use jsonl or "
+                "semeval2010 for relation extraction."
+            )
+        if sniff_format(path, data_format) == "semeval2010":
+            examples = read_semeval(path, what)
+        else:
+            examples = read_re_jsonl(path, what, self.markers, labelled)
+        if not examples:
+            raise DataError(f"{what} is empty: got 0 examples. Give a file with at least one.")
+        if self.typed_markers:
+            for example in examples:
+                if not example["head_type"] or not example["tail_type"]:
+                    raise DataError(
+                        f"{what} line {example['line']} has no entity types, which "
+                        "--typed_markers needs: give head.type and tail.type, or drop "
+                        "--typed_markers."
+                    )
+        return Dataset.from_list(examples)
+
+    def label_list(self, train: Dataset) -> list[str]:
+        return sorted(set(train["label"]))
+
+    def check_labels(self, dataset: Dataset, labels: list[str], what: str) -> None:
+        known = set(labels)
+        for label, line in zip(dataset["label"], dataset["line"], strict=True):
+            if label not in known:
+                raise DataError(
+                    f"{what} line {line} has a label unseen in training: got {label!r}. Known "
+                    f"labels: {labels}. Add it to the training data or to --label_names."
+                )
+
+    def marker_tokens(self) -> list[str]:
+        """Every marker string the tokenizer must keep whole (typed ones per entity type)."""
+        tokens = list(self.markers)
+        for entity_type in self.entity_types if self.typed_markers else []:
+            tokens += [typed(marker, entity_type) for marker in self.markers]
+        return tokens
+
+    def marked_text(self, example: dict) -> str:
+        """The text with markers around head and tail, as the model reads it."""
+        head_open, head_close, tail_open, tail_close = self.markers
+        if self.typed_markers and example["head_type"] in self.entity_types:
+            head_open, head_close = (typed(m, example["head_type"]) for m in self.markers[:2])
+        if self.typed_markers and example["tail_type"] in self.entity_types:
+            tail_open, tail_close = (typed(m, example["tail_type"]) for m in self.markers[2:])
+        text = example["text"]
+        inserts = [
+            (example["head"][0], f"{head_open} "),
+            (example["head"][1], f" {head_close}"),
+            (example["tail"][0], f"{tail_open} "),
+            (example["tail"][1], f" {tail_close}"),
+        ]
+        for position, marker in sorted(inserts, key=lambda item: item[0], reverse=True):
+            text = text[:position] + marker + text[position:]
+        return text
+
+    def tokenize(
+        self,
+        dataset: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        label2id: dict[str, int] | None,
+        max_seq_length: int,
+        for_training: bool,
+    ) -> Dataset:
+        """Marked text cut to a window around both entities. Examples whose entities lie too far
+        apart for max_seq_length are dropped and counted (kept, without input, for prediction)."""
+        prefix, suffix = special_affixes(tokenizer)
+        size = max_seq_length - len(prefix) - len(suffix)
+        marker_ids = set(tokenizer.convert_tokens_to_ids(self.marker_tokens()))
+
+        def encode(batch: dict, indices: list[int]) -> dict:
+            examples = [
+                dict(zip(batch, values, strict=True))
+                for values in zip(*batch.values(), strict=True)
+            ]
+            encoded = tokenizer([self.marked_text(e) for e in examples], add_special_tokens=False)
+            rows: dict = {"input_ids": [], "attention_mask": [], "example_id": [], "label": []}
+            for example, ids, example_id in zip(
+                examples, encoded["input_ids"], indices, strict=True
+            ):
+                positions = [p for p, token_id in enumerate(ids) if token_id in marker_ids]
+                window = positions and window_around(
+                    positions[0], positions[-1] + 1, len(ids), size
+                )
+                if not window:
+                    continue
+                content = ids[window[0] : window[1]]
+                rows["input_ids"].append(prefix + content + suffix)
+                rows["attention_mask"].append([1] * (len(content) + len(prefix) + len(suffix)))
+                rows["example_id"].append(example_id)
+                rows["label"].append(label2id[example["label"]] if label2id else -100)
+            return rows
+
+        encoded = dataset.map(
+            encode, batched=True, with_indices=True, remove_columns=dataset.column_names
+        )
+        split = "train" if for_training else "eval"
+        self.dropped[split] = len(dataset) - len(encoded)
+        if label2id is None:
+            encoded = encoded.remove_columns("label")
+        return encoded
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase):
+        from transformers import DataCollatorWithPadding
+
+        return MetaCollator(DataCollatorWithPadding(tokenizer), tokenizer)
+
+    def compute_metrics(
+        self,
+        predictions: list[np.ndarray],
+        labels: list[np.ndarray],
+        id2label: dict[int, str],
+        example_ids: list | None = None,
+    ) -> dict[str, float]:
+        """Micro P/R/F1 and macro F1 over the positive labels (all but --negative_label), and
+        accuracy over all, by scikit-learn."""
+        from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+        gold = [int(label) for label in labels]
+        predicted = [int(label) for label in predictions]
+        positive = sorted(i for i, label in id2label.items() if label != self.negative_label)
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            gold, predicted, labels=positive, average="micro", zero_division=0
+        )
+        macro_f1 = f1_score(gold, predicted, labels=positive, average="macro", zero_division=0)
+        return {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "macro_f1": float(macro_f1),
+            "accuracy": float(accuracy_score(gold, predicted)),
+        }
