@@ -168,7 +168,7 @@ def demo_relation(rng: random.Random) -> dict:
     return {"text": text, "label": label}
 
 
-def write_demo_re_corpus(folder: str, num_train: int = 800, num_dev: int = 200) -> tuple[str, str]:
+def write_demo_re_corpus(folder: str, num_train: int = 1600, num_dev: int = 200) -> tuple[str, str]:
     """Write train.jsonl and dev.jsonl (inline <e1>/<e2> markers) into `folder`."""
     import json
 
