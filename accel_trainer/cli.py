@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_error(message: str) -> None:
-    """One line on stderr, from the first process only when several were launched."""
-    if os.environ.get("RANK", "0") == "0":
+    """One line on stderr, from the first process of each machine when several were launched."""
+    if os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"accel-trainer: error: {message}", file=sys.stderr)
 
 
@@ -129,9 +129,11 @@ def read_config_file(path: str, config_class: type) -> dict:
         try:
             options[name] = coerce(value, hints[name])
         except (TypeError, ValueError):
+            booleans = isinstance(value, bool)
+            hint = " YAML reads no, yes, on and off as booleans: quote them." if booleans else ""
             problems.append(
                 f"config file {path} option {key!r} has the wrong type: got {value!r}, "
-                f"expected {hints[name]}."
+                f"expected {hints[name]}.{hint}"
             )
     if problems:
         raise ConfigError(" ".join(problems) + " See `accel-trainer COMMAND --help`.")
@@ -159,9 +161,13 @@ def coerce(value, hint):
             raise ValueError(value)
         return converted
     if target is str:
+        if isinstance(value, (bool, list, dict)):
+            raise TypeError(value)
         return str(value)
     if typing.get_origin(target) is list:
         if not isinstance(value, list):
+            raise TypeError(value)
+        if not all(isinstance(item, (str, int, float)) for item in value):
             raise TypeError(value)
         return [str(item) for item in value]
     return value

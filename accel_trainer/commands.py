@@ -21,12 +21,14 @@ from accel_trainer.models import (
     build_tiny_bert,
     build_wordpiece_tokenizer,
     check_model_source,
+    check_sequence_length,
     load_pretrained,
     saved_config,
 )
 
 logger = logging.getLogger("accel_trainer")
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "all_results.json")
+DEMO_MARKER = ".accel_trainer_demo"  # in output folders written by demo runs
 DEMO_NEGATIVE_LABEL = "no_relation"
 
 
@@ -35,6 +37,8 @@ def train(config: TrainConfig) -> dict:
     trainer = build_trainer(config)
     results = trainer.fit()
     if trainer.accelerator.is_main_process:  # the only process that saved
+        if config.is_demo:
+            open(os.path.join(trainer.output_dir, DEMO_MARKER), "w").close()
         print(f"Saved the model and all_results.json to {trainer.output_dir}")
         print(json.dumps(results, indent=2))
     return results
@@ -64,7 +68,9 @@ def build_trainer(config: TrainConfig):
 
     set_seed(config.seed)  # before the model: its new head (or all of tiny-bert) is random
     if config.is_tiny_bert:
-        tokenizer = build_wordpiece_tokenizer(task.words(train_raw))
+        tokenizer = build_wordpiece_tokenizer(
+            task.words(train_raw), model_max_length=max(512, config.max_seq_length)
+        )
         model = build_tiny_bert(
             task.auto_model_class_name, len(tokenizer), labels, config.max_seq_length
         )
@@ -72,6 +78,7 @@ def build_trainer(config: TrainConfig):
         model, tokenizer = load_pretrained(
             task.auto_model_class_name, config.model_name_or_path, labels, task.name
         )
+    check_sequence_length(config.max_seq_length, model, tokenizer)
     if task.name == "re":
         add_marker_tokens(tokenizer, model, task.marker_tokens())
     model.config.accel_trainer = task.settings()
@@ -96,7 +103,7 @@ def build_trainer(config: TrainConfig):
 
 def check_labels(config: TrainConfig, task, labels: list[str], train_raw, eval_raw) -> None:
     if config.label_names:
-        task.check_labels(train_raw, labels, train_source(config))
+        task.check_labels(train_raw, labels, train_source(config), "not in --label_names")
     if eval_raw is not None:
         task.check_labels(eval_raw, labels, eval_source(config))
     negative = getattr(task, "negative_label", None)
@@ -112,7 +119,7 @@ def load_saved(config: RunConfig):
     from accel_trainer.tasks import task_from_settings
     from accel_trainer.trainer import create_accelerator
 
-    check_model_source(config.model_name_or_path)
+    check_model_source(config.model_name_or_path, saved_by_us=True)
     labels, settings = saved_config(config.model_name_or_path)
     task = task_from_settings(settings, config.model_name_or_path)
     if getattr(config, "negative_label", None) is not None:
@@ -141,6 +148,7 @@ def evaluate(config: EvalConfig) -> dict:
     model, tokenizer = load_pretrained(
         task.auto_model_class_name, config.model_name_or_path, labels, task.name
     )
+    check_sequence_length(config.max_seq_length, model, tokenizer)
     with accelerator.main_process_first():
         eval_data = task.tokenize(
             eval_raw, tokenizer, model.config.label2id, config.max_seq_length, False
@@ -173,6 +181,7 @@ def predict(config: PredictConfig) -> int:
     model, tokenizer = load_pretrained(
         task.auto_model_class_name, config.model_name_or_path, labels, task.name
     )
+    check_sequence_length(config.max_seq_length, model, tokenizer)
     with accelerator.main_process_first():
         if task.name == "ner":
             data = task.encode_windows(raw, tokenizer, config.max_seq_length)
@@ -203,6 +212,10 @@ def check_writable(path: str) -> None:
 
 def check_output_dir(output_dir: str, config: TrainConfig) -> None:
     """Refuse to overwrite a saved model, except with --overwrite_output_dir or a demo rerun."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ConfigError(
+            f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
+        )
     if not os.path.isdir(output_dir) or config.overwrite_output_dir:
         return
     present = [name for name in MODEL_FILES if os.path.exists(os.path.join(output_dir, name))]
@@ -217,15 +230,8 @@ def check_output_dir(output_dir: str, config: TrainConfig) -> None:
 
 
 def is_demo_output(output_dir: str) -> bool:
-    """Whether output_dir was written by an earlier no-argument demo run."""
-    path = os.path.join(output_dir, "training_config.json")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    data_keys = ("train_file", "validation_file", "dataset_name")
-    return all(saved.get(key) is None for key in data_keys)
+    """Whether output_dir was written by an earlier demo run (on the built-in corpus)."""
+    return os.path.isfile(os.path.join(output_dir, DEMO_MARKER))
 
 
 def read_train_and_eval(config: TrainConfig, task, accelerator):

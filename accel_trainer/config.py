@@ -5,6 +5,7 @@ This module imports nothing heavy so that `accel-trainer --help` stays fast.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 
@@ -255,6 +256,16 @@ class TrainConfig(DataConfig):
         for name, value in positive.items():
             if value <= 0:
                 found.append(f"--{name} must be positive: got {value}. Use 1 or more.")
+        real_numbers = {
+            "learning_rate": self.learning_rate or 0.0,
+            "num_train_epochs": self.num_train_epochs,
+            "weight_decay": self.weight_decay,
+            "max_grad_norm": self.max_grad_norm,
+            "warmup_ratio": self.warmup_ratio,
+        }
+        for name, value in real_numbers.items():
+            if not math.isfinite(value):
+                found.append(f"--{name} must be a finite number: got {value}.")
         if self.learning_rate is not None and not self.learning_rate > 0:
             found.append(
                 f"--learning_rate must be positive: got {self.learning_rate}. Use e.g. 5e-5."
@@ -273,6 +284,11 @@ class TrainConfig(DataConfig):
             found.append(f"--warmup_ratio must be in [0, 1): got {self.warmup_ratio}.")
         if self.num_warmup_steps < 0:
             found.append(f"--num_warmup_steps cannot be negative: got {self.num_warmup_steps}.")
+        if self.lr_scheduler_type == "constant" and (self.warmup_ratio or self.num_warmup_steps):
+            found.append(
+                "--lr_scheduler_type constant has no warmup: got a warmup too. Use "
+                "constant_with_warmup."
+            )
         if self.warmup_ratio > 0 and self.num_warmup_steps > 0:
             found.append(
                 f"--warmup_ratio and --num_warmup_steps are both set: got {self.warmup_ratio} "
@@ -296,6 +312,11 @@ class TrainConfig(DataConfig):
             )
         if self.task != "ner" and self.label_all_tokens:
             found.append("--label_all_tokens applies to --task ner only: got --task re.")
+        if self.train_file is not None and self.dataset_name is not None:
+            found.append(
+                "--train_file and --dataset_name are mutually exclusive: got both. Give data "
+                "files or a dataset name."
+            )
         has_train_data = self.train_file is not None or self.dataset_name is not None
         if not self.is_demo and not has_train_data:
             found.append(

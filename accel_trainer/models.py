@@ -13,10 +13,11 @@ from accel_trainer.errors import ConfigError
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def check_model_source(name_or_path: str) -> None:
-    """A local-looking path must exist and hold a model config, before any data is read."""
+def check_model_source(name_or_path: str, saved_by_us: bool = False) -> None:
+    """A local-looking path (any name, when `saved_by_us`) must exist and hold a model config,
+    before any data is read."""
     looks_local = name_or_path.startswith((".", "/", "~")) or os.path.exists(name_or_path)
-    if not looks_local:
+    if not looks_local and not saved_by_us:
         return
     if not os.path.isdir(name_or_path):
         raise ConfigError(
@@ -62,7 +63,9 @@ def wordpiece_vocab(sentences: Iterable[list[str]], max_words: int = 8000) -> di
     return {token: index for index, token in enumerate(dict.fromkeys(tokens))}
 
 
-def build_wordpiece_tokenizer(sentences: Iterable[list[str]], max_words: int = 8000):
+def build_wordpiece_tokenizer(
+    sentences: Iterable[list[str]], max_words: int = 8000, model_max_length: int = 512
+):
     """A lower-casing BERT WordPiece tokenizer whose vocabulary comes from pre-split sentences;
     the same sentences give the same tokenizer in every process and every run."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -78,7 +81,9 @@ def build_wordpiece_tokenizer(sentences: Iterable[list[str]], max_words: int = 8
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
-    return BertTokenizerFast(tokenizer_object=backend, do_lower_case=True)
+    return BertTokenizerFast(
+        tokenizer_object=backend, do_lower_case=True, model_max_length=model_max_length
+    )
 
 
 def build_tiny_bert(
@@ -114,8 +119,9 @@ def load_pretrained(
             name_or_path, ignore_mismatched_sizes=True, **label_maps(labels)
         )
     except OSError as error:
+        message = " ".join(str(error).split())
         raise ConfigError(
-            f"--model_name_or_path could not be loaded: got {name_or_path!r} ({error}). "
+            f"--model_name_or_path could not be loaded: got {name_or_path!r} ({message}). "
             "Give a local model folder, or a hub name where the hub is reachable."
         ) from None
     if not tokenizer.is_fast:
@@ -124,6 +130,20 @@ def load_pretrained(
             "needs one (a tokenizer.json)."
         )
     return model, tokenizer
+
+
+def check_sequence_length(max_seq_length: int, model, tokenizer) -> None:
+    """Refuse a --max_seq_length longer than the model's position embeddings."""
+    limits = [getattr(model.config, "max_position_embeddings", None)]
+    if tokenizer.model_max_length < 1_000_000:  # tokenizers without a limit say 1e30
+        limits.append(tokenizer.model_max_length)
+    limit = min((value for value in limits if value), default=None)
+    if limit is not None and max_seq_length > limit:
+        raise ConfigError(
+            f"--max_seq_length is longer than the model supports: got {max_seq_length}, the "
+            f"model takes at most {limit} tokens. Use --max_seq_length {limit} or less; long "
+            "NER sentences are evaluated and predicted in sliding windows anyway."
+        )
 
 
 def is_byte_level(tokenizer) -> bool:

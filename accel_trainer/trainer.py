@@ -36,12 +36,14 @@ def create_accelerator(config: TrainConfig) -> Accelerator:
     use_cpu = config.cpu or not torch.cuda.is_available()
     try:
         accelerator = new_accelerator(config, use_cpu)
-    except ValueError as error:  # Accelerate's own check of the launcher's environment
-        raise ConfigError(
-            f"the distributed environment is incomplete: {error}. Start multi-process runs with "
-            "`accelerate launch` or torchrun, which set RANK, WORLD_SIZE, MASTER_ADDR and "
-            "MASTER_PORT."
-        ) from None
+    except ValueError as error:  # Accelerate's checks of the launcher's environment and options
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError(
+                f"the distributed environment is incomplete: {error}. Start multi-process runs "
+                "with `accelerate launch` or torchrun, which set RANK, WORLD_SIZE, MASTER_ADDR "
+                "and MASTER_PORT."
+            ) from None
+        raise ConfigError(f"Accelerate refused the settings: {error}") from None
     check_world_size(accelerator)
     return accelerator
 
@@ -427,8 +429,12 @@ class AccelerateTrainer:
             model = accelerator.unwrap_model(self.model)
             model.save_pretrained(output_dir, state_dict=state_dict, save_function=accelerator.save)
             self.tokenizer.save_pretrained(output_dir)
+            resolved = {
+                "learning_rate": self.config.resolved_learning_rate(),
+                "output_dir": output_dir,
+            }
             with open(os.path.join(output_dir, "training_config.json"), "w") as handle:
-                json.dump(asdict(self.config), handle, indent=2)
+                json.dump({**asdict(self.config), **resolved}, handle, indent=2)
         accelerator.wait_for_everyone()
 
     def write_results(self, output_dir: str, results: dict, merge: bool = True) -> None:

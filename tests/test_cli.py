@@ -212,39 +212,54 @@ def test_own_data_needs_an_output_dir(small_data, capsys, no_model_building):
     assert "--output_dir is missing" in err
 
 
-def saved_model_dir(tmp_path, training_config):
+def saved_model_dir(tmp_path, demo: bool):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text('{"keep": "me"}')
-    (folder / "training_config.json").write_text(json.dumps(training_config))
+    if demo:
+        (folder / commands.DEMO_MARKER).write_text("")
     return folder
 
 
 def test_output_dir_with_a_model_is_refused_and_left_intact(
     tmp_path, capsys, small_data, no_model_building
 ):
-    folder = saved_model_dir(tmp_path, {"train_file": "x.conll"})
+    folder = saved_model_dir(tmp_path, demo=False)
     err = run_bad(["train", "--train_file", small_data[0], "--output_dir", str(folder)], capsys)
     assert "--output_dir already holds a model" in err and "--overwrite_output_dir" in err
     assert (folder / "config.json").read_text() == '{"keep": "me"}'
-    assert sorted(os.listdir(folder)) == ["config.json", "training_config.json"]
+    assert sorted(os.listdir(folder)) == ["config.json"]
+    err = run_bad(["train", "--train_file", small_data[0], "--output_dir", small_data[0]], capsys)
+    assert "--output_dir is a file, not a folder" in err
 
 
-def test_only_the_demo_may_replace_its_own_output(tmp_path):
+def test_only_a_demo_may_replace_a_demo_output(tmp_path):
     from accel_trainer.errors import ConfigError
 
-    demo_folder = saved_model_dir(
-        tmp_path, {"train_file": None, "validation_file": None, "dataset_name": None}
-    )
+    demo_folder = saved_model_dir(tmp_path, demo=True)
     commands.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
     user_config = TrainConfig(train_file="a.conll", output_dir=str(demo_folder))
     with pytest.raises(ConfigError, match="already holds a model"):
         commands.check_output_dir(str(demo_folder), user_config)
     user_config.overwrite_output_dir = True
     commands.check_output_dir(str(demo_folder), user_config)
-    (demo_folder / "training_config.json").write_text('{"train_file": "mine.conll"}')
+    (demo_folder / commands.DEMO_MARKER).unlink()
     with pytest.raises(ConfigError, match="already holds a model"):
         commands.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
+
+
+def test_the_no_argument_demo_reruns_over_its_own_output(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--max_train_steps", "2"]) == 0
+    first = (tmp_path / "outputs" / "demo-ner" / "model.safetensors").stat().st_mtime_ns
+    assert (tmp_path / "outputs" / "demo-ner" / commands.DEMO_MARKER).exists()
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    assert main(["train", "--max_train_steps", "2"]) == 0
+    assert (tmp_path / "outputs" / "demo-ner" / "model.safetensors").stat().st_mtime_ns > first
+    assert "Saved the model and all_results.json to outputs/demo-ner" in capsys.readouterr().out
 
 
 def test_evaluate_needs_a_saved_model(tmp_path, capsys, small_data):

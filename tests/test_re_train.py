@@ -119,7 +119,8 @@ def test_predict_keeps_examples_that_do_not_fit(re_run, tmp_path):
         tmp_path / "in.jsonl",
         [
             {
-                "text": "<e1> Tom Baker </e1> works for <e2> Globex </e2> , which is based in Oslo .",
+                "text": "<e1> Tom Baker </e1> works for <e2> Globex </e2> , which is based in "
+                "Oslo .",
                 "id": "a",
             },
             {"text": far_apart, "id": "b"},

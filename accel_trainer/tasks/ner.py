@@ -30,6 +30,20 @@ def resolve_format(path: str, data_format: str) -> str:
     return "jsonl" if path.lower().endswith(JSON_SUFFIXES) else "conll"
 
 
+def utf8_problem(path: str, what: str) -> DataError:
+    """A DataError naming the first line of `path` that is not UTF-8."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return DataError(
+                    f"{what} line {number} is not UTF-8 text: got {line[:60]!r}. Re-encode the "
+                    "file, e.g. `iconv -f latin1 -t utf-8 IN > OUT`."
+                )
+    return DataError(f"{what} is not UTF-8 text. Re-encode the file as UTF-8.")
+
+
 def check_readable(path: str, what: str) -> None:
     if not os.path.exists(path):
         raise DataError(f"{what} does not exist: got {path!r}. Check the path.")
@@ -115,6 +129,11 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
             tokens, tags = record["tokens"], record["ner_tags"]
             if not isinstance(tokens, list) or not isinstance(tags, list):
                 raise DataError(f"{where}: 'tokens' and 'ner_tags' must be lists.")
+            if not all(isinstance(token, str) for token in tokens):
+                raise DataError(
+                    f"{where} has tokens that are not strings: got {tokens[:5]!r}. Write each "
+                    "token as a string."
+                )
             if len(tokens) != len(tags):
                 raise DataError(
                     f"{where} has {len(tokens)} tokens but {len(tags)} ner_tags: got "
@@ -130,6 +149,20 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
             if tokens:
                 sentences.append({"tokens": tokens, "ner_tags": tags, "line": line_number})
     return sentences
+
+
+def replace_invisible_words(tokenizer, sentences: list[list[str]]) -> list[list[str]]:
+    """Words the tokenizer turns into nothing (empty strings, zero-width or control characters)
+    become its unknown token, so that every word keeps a position, a label and a prediction."""
+    encoded = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    fixed = []
+    for index, words in enumerate(sentences):
+        seen = set(encoded.word_ids(index))
+        if len(seen) == len(words):
+            fixed.append(words)
+        else:
+            fixed.append([w if i in seen else tokenizer.unk_token for i, w in enumerate(words)])
+    return fixed
 
 
 def to_inside(tag: str) -> str:
@@ -191,10 +224,13 @@ class NerTask:
             raise DataError(
                 f"{what}: --data_format semeval2010 is for --task re. Use conll or jsonl for NER."
             )
-        if file_format == "jsonl":
-            sentences = read_jsonl(path, what, self.tag_scheme, labelled)
-        else:
-            sentences = read_conll(path, what, self.tag_scheme, labelled)
+        try:
+            if file_format == "jsonl":
+                sentences = read_jsonl(path, what, self.tag_scheme, labelled)
+            else:
+                sentences = read_conll(path, what, self.tag_scheme, labelled)
+        except UnicodeDecodeError:
+            raise utf8_problem(path, what) from None
         if not sentences:
             raise DataError(
                 f"{what} is empty: got 0 sentences. Give a file with at least one sentence."
@@ -208,9 +244,11 @@ class NerTask:
         what = f"--dataset_name {name} split {split!r}"
         try:
             dataset = load_dataset(name, config_name, split=split)
-        except (FileNotFoundError, ValueError) as error:
+        except Exception as error:  # the loader raises many kinds: missing, offline, bad split
+            message = " ".join(str(error).split())
             raise DataError(
-                f"{what} could not be loaded: {error}. Check the name and split."
+                f"{what} could not be loaded: {message} Check the name and the split (train and "
+                "validation are needed), and the network for hub datasets."
             ) from None
         missing = {"tokens", "ner_tags"} - set(dataset.column_names)
         if missing:
@@ -225,6 +263,11 @@ class NerTask:
             tags = example["ner_tags"]
             if names is not None:
                 tags = [names[tag] for tag in tags]
+            elif not all(isinstance(tag, str) for tag in tags):
+                raise DataError(
+                    f"{what} row {index + 1} has ner_tags that are neither strings nor class "
+                    f"labels with names: got {tags[:5]!r}. Give tag names."
+                )
             for tag in tags:
                 check_tag(tag, self.tag_scheme, f"{what} row {index + 1}")
             return {"tokens": example["tokens"], "ner_tags": tags, "line": index + 1}
@@ -250,13 +293,15 @@ class NerTask:
     def label_list(self, train: Dataset) -> list[str]:
         return sorted({tag for tags in train["ner_tags"] for tag in tags})
 
-    def check_labels(self, dataset: Dataset, labels: list[str], what: str) -> None:
+    def check_labels(
+        self, dataset: Dataset, labels: list[str], what: str, why: str = "unseen in training"
+    ) -> None:
         known = set(labels)
         for tags, line in zip(dataset["ner_tags"], dataset["line"], strict=True):
             unknown = sorted(set(tags) - known)
             if unknown:
                 raise DataError(
-                    f"{what} line {line} has a label unseen in training: got {unknown[0]!r}. "
+                    f"{what} line {line} has a label {why}: got {unknown[0]!r}. "
                     f"Known labels: {labels}. Add it to the training data or to --label_names."
                 )
 
@@ -275,7 +320,7 @@ class NerTask:
 
         def encode(batch: dict) -> dict:
             encoded = tokenizer(
-                batch["tokens"],
+                replace_invisible_words(tokenizer, batch["tokens"]),
                 is_split_into_words=True,
                 truncation=True,
                 max_length=max_seq_length,
@@ -311,7 +356,11 @@ class NerTask:
         before, after = [IGNORE_INDEX] * len(prefix), [IGNORE_INDEX] * len(suffix)
 
         def encode(batch: dict, indices: list[int]) -> dict:
-            encoded = tokenizer(batch["tokens"], is_split_into_words=True, add_special_tokens=False)
+            encoded = tokenizer(
+                replace_invisible_words(tokenizer, batch["tokens"]),
+                is_split_into_words=True,
+                add_special_tokens=False,
+            )
             rows: dict = {
                 "input_ids": [],
                 "attention_mask": [],

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
 from accel_trainer.tasks.base import MetaCollator
-from accel_trainer.tasks.ner import check_readable
+from accel_trainer.tasks.ner import check_readable, utf8_problem
 from accel_trainer.tasks.windows import special_affixes, window_around
 
 if TYPE_CHECKING:
@@ -110,8 +110,9 @@ def parse_token_spans(record: dict, where: str) -> dict:
     return result
 
 
-def read_semeval(path: str, what: str) -> list[dict]:
-    """SemEval-2010 Task 8 release files: id<TAB>"sentence", relation, Comment:, blank line."""
+def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
+    """SemEval-2010 Task 8 release files: id<TAB>"sentence", relation, Comment:, blank line.
+    Unlabelled input (the official TEST_FILE.txt) may have the id lines only."""
     examples = []
     with open(path, encoding="utf-8-sig") as handle:
         lines = [line.rstrip("\r\n") for line in handle]
@@ -128,16 +129,18 @@ def read_semeval(path: str, what: str) -> list[dict]:
                 f"{lines[number][:80]!r}. Check --data_format."
             )
         example = parse_marked_text(match.group(2), SEMEVAL_MARKERS, where)
-        label = lines[number + 1].strip() if number + 1 < len(lines) else ""
-        if not label:
+        following = lines[number + 1].strip() if number + 1 < len(lines) else ""
+        has_label = bool(following) and not SEMEVAL_ID_LINE.match(lines[number + 1])
+        if labelled and not has_label:
             raise DataError(
                 f"{what} line {number + 2} should hold the relation of record "
-                f"{match.group(1)}: got nothing. Keep the 4-line records intact."
+                f"{match.group(1)}: got {following[:80]!r}. Keep the 4-line records intact."
             )
+        label = following if has_label else None
         example.update(label=label, line=number + 1, head_type="", tail_type="")
         examples.append(example)
-        number += 2
-        while number < len(lines) and lines[number].strip():
+        number += 2 if has_label else 1
+        while has_label and number < len(lines) and lines[number].strip():
             number += 1  # the Comment: line
     return examples
 
@@ -245,10 +248,13 @@ class ReTask:
                 f"{what}: --data_format conll is for --task ner. Use jsonl or "
                 "semeval2010 for relation extraction."
             )
-        if sniff_format(path, data_format) == "semeval2010":
-            examples = read_semeval(path, what)
-        else:
-            examples = read_re_jsonl(path, what, self.markers, labelled)
+        try:
+            if sniff_format(path, data_format) == "semeval2010":
+                examples = read_semeval(path, what, labelled)
+            else:
+                examples = read_re_jsonl(path, what, self.markers, labelled)
+        except UnicodeDecodeError:
+            raise utf8_problem(path, what) from None
         if not examples:
             raise DataError(f"{what} is empty: got 0 examples. Give a file with at least one.")
         if self.typed_markers:
@@ -264,12 +270,14 @@ class ReTask:
     def label_list(self, train: Dataset) -> list[str]:
         return sorted(set(train["label"]))
 
-    def check_labels(self, dataset: Dataset, labels: list[str], what: str) -> None:
+    def check_labels(
+        self, dataset: Dataset, labels: list[str], what: str, why: str = "unseen in training"
+    ) -> None:
         known = set(labels)
         for label, line in zip(dataset["label"], dataset["line"], strict=True):
             if label not in known:
                 raise DataError(
-                    f"{what} line {line} has a label unseen in training: got {label!r}. Known "
+                    f"{what} line {line} has a label {why}: got {label!r}. Known "
                     f"labels: {labels}. Add it to the training data or to --label_names."
                 )
 
@@ -294,7 +302,10 @@ class ReTask:
             (example["tail"][0], f"{tail_open} "),
             (example["tail"][1], f" {tail_close}"),
         ]
-        for position, marker in sorted(inserts, key=lambda item: item[0], reverse=True):
+        # Right to left; where a closing and an opening marker meet, the opening one goes in
+        # first, so that the closing one ends up before it.
+        inserts.sort(key=lambda item: (item[0], item[1].endswith(" ")), reverse=True)
+        for position, marker in inserts:
             text = text[:position] + marker + text[position:]
         return text
 
