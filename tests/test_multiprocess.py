@@ -112,3 +112,24 @@ def test_two_processes_train_once_and_count_each_eval_example_once(small_data, t
     double = read_json(tmp_path / "double" / "all_results.json")
     assert double.pop("eval_loss") == pytest.approx(single.pop("eval_loss"), rel=1e-5)
     assert double == single
+
+    # `predict` on two processes writes the same file, in the same order, as on one; with a
+    # short max_seq_length every sentence is cut into windows spread over both processes.
+    predict_args = [
+        "--model_name_or_path",
+        str(out),
+        "--input_file",
+        dev,
+        "--max_seq_length",
+        "16",
+        "--per_device_eval_batch_size",
+        "3",
+    ]
+    assert main(["predict", *predict_args, "--output_file", str(tmp_path / "one.conll")]) == 0
+    done = accelerate_launch(
+        [*predict_args, "--output_file", str(tmp_path / "two.conll")], command_name="predict"
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    one = (tmp_path / "one.conll").read_text()
+    assert (tmp_path / "two.conll").read_text() == one
+    assert one.count("\n\n") == 37
