@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from accel_trainer.tasks.files import json_lines
 from accel_trainer.tasks.ner import resolve_format
 
 
@@ -69,7 +70,4 @@ def raw_is_jsonl(raw, config) -> bool:
 
 def input_records(path: str) -> dict[int, dict]:
     """The JSON object on each non-blank line of a JSON lines file, by line number."""
-    with open(path, encoding="utf-8-sig") as handle:
-        return {
-            number: json.loads(line) for number, line in enumerate(handle, start=1) if line.strip()
-        }
+    return {number: record for number, _, record in json_lines(path, "--input_file")}

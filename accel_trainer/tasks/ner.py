@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
 from accel_trainer.tasks.base import IGNORE_INDEX, MetaCollator
+from accel_trainer.tasks.files import check_readable, json_lines, utf8_problem
 from accel_trainer.tasks.windows import owning_window, sliding_windows, special_affixes
 
 if TYPE_CHECKING:
@@ -28,29 +27,6 @@ def resolve_format(path: str, data_format: str) -> str:
     if data_format != "auto":
         return data_format
     return "jsonl" if path.lower().endswith(JSON_SUFFIXES) else "conll"
-
-
-def utf8_problem(path: str, what: str) -> DataError:
-    """A DataError naming the first line of `path` that is not UTF-8."""
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return DataError(
-                    f"{what} line {number} is not UTF-8 text: got {line[:60]!r}. Re-encode the "
-                    "file, e.g. `iconv -f latin1 -t utf-8 IN > OUT`."
-                )
-    return DataError(f"{what} is not UTF-8 text. Re-encode the file as UTF-8.")
-
-
-def check_readable(path: str, what: str) -> None:
-    if not os.path.exists(path):
-        raise DataError(f"{what} does not exist: got {path!r}. Check the path.")
-    if not os.path.isfile(path):
-        raise DataError(f"{what} is not a file: got {path!r}. Give a CoNLL or JSON lines file.")
-    if not os.access(path, os.R_OK):
-        raise DataError(f"{what} is not readable: got {path!r}. Check its permissions.")
 
 
 def check_tag(tag: str, scheme: str, where: str) -> None:
@@ -107,47 +83,36 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     """Sentences of a JSON lines file: {"tokens": [...], "ner_tags": [...]} per line
     (`ner_tags` optional in unlabelled input)."""
     sentences = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{what} line {line_number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    f"{where} is not valid JSON: got {line.strip()[:80]!r} ({error.msg}). "
-                    "Write one JSON object per line."
-                ) from None
-            if isinstance(record, dict) and not labelled and "tokens" in record:
-                record.setdefault("ner_tags", ["O"] * len(record["tokens"] or []))
-            if not isinstance(record, dict) or "tokens" not in record or "ner_tags" not in record:
-                raise DataError(
-                    f"{where} lacks 'tokens' or 'ner_tags': got {line.strip()[:80]!r}. "
-                    'Write {"tokens": [...], "ner_tags": [...]} per line.'
-                )
-            tokens, tags = record["tokens"], record["ner_tags"]
-            if not isinstance(tokens, list) or not isinstance(tags, list):
-                raise DataError(f"{where}: 'tokens' and 'ner_tags' must be lists.")
-            if not all(isinstance(token, str) for token in tokens):
-                raise DataError(
-                    f"{where} has tokens that are not strings: got {tokens[:5]!r}. Write each "
-                    "token as a string."
-                )
-            if len(tokens) != len(tags):
-                raise DataError(
-                    f"{where} has {len(tokens)} tokens but {len(tags)} ner_tags: got "
-                    f"{line.strip()[:80]!r}. Give one tag per token."
-                )
-            if not all(isinstance(tag, str) for tag in tags):
-                raise DataError(
-                    f"{where} has ner_tags that are not strings: got {tags[:5]!r}. Write tags "
-                    'as strings, e.g. "B-PER".'
-                )
-            for tag in tags if labelled else []:
-                check_tag(tag, tag_scheme, where)
-            if tokens:
-                sentences.append({"tokens": tokens, "ner_tags": tags, "line": line_number})
+    for number, where, record in json_lines(path, what):
+        if not labelled and isinstance(record.get("tokens"), list):
+            record.setdefault("ner_tags", ["O"] * len(record["tokens"]))
+        if "tokens" not in record or "ner_tags" not in record:
+            raise DataError(
+                f"{where} lacks 'tokens' or 'ner_tags': got keys {sorted(record)}. "
+                'Write {"tokens": [...], "ner_tags": [...]} per line.'
+            )
+        tokens, tags = record["tokens"], record["ner_tags"]
+        if not isinstance(tokens, list) or not isinstance(tags, list):
+            raise DataError(f"{where}: 'tokens' and 'ner_tags' must be lists.")
+        if not all(isinstance(token, str) for token in tokens):
+            raise DataError(
+                f"{where} has tokens that are not strings: got {tokens[:5]!r}. Write each "
+                "token as a string."
+            )
+        if len(tokens) != len(tags):
+            raise DataError(
+                f"{where} has {len(tokens)} tokens but {len(tags)} ner_tags: got "
+                f"{tokens[:5]!r}... Give one tag per token."
+            )
+        if not all(isinstance(tag, str) for tag in tags):
+            raise DataError(
+                f"{where} has ner_tags that are not strings: got {tags[:5]!r}. Write tags "
+                'as strings, e.g. "B-PER".'
+            )
+        for tag in tags if labelled else []:
+            check_tag(tag, tag_scheme, where)
+        if tokens:
+            sentences.append({"tokens": tokens, "ner_tags": tags, "line": number})
     return sentences
 
 

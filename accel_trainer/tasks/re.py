@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
 from accel_trainer.tasks.base import MetaCollator
-from accel_trainer.tasks.ner import check_readable, utf8_problem
+from accel_trainer.tasks.files import check_readable, json_lines, utf8_problem
 from accel_trainer.tasks.windows import special_affixes, window_around
 
 if TYPE_CHECKING:
@@ -148,39 +147,25 @@ def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
 def read_re_jsonl(path: str, what: str, markers: list[str], need_label: bool) -> list[dict]:
     """JSON lines with inline-marked `text`, or `tokens` with `head`/`tail` spans."""
     examples = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{what} line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    f"{where} is not valid JSON: got {line.strip()[:80]!r} ({error.msg}). "
-                    "Write one JSON object per line."
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where} is not a JSON object: got {line.strip()[:80]!r}.")
-            if "text" in record:
-                example = parse_marked_text(str(record["text"]), markers, where)
-                example.update(head_type="", tail_type="")
-            elif "tokens" in record:
-                example = parse_token_spans(record, where)
-            else:
-                raise DataError(
-                    f"{where} has neither 'text' nor 'tokens': got keys {sorted(record)}. Give "
-                    'marked text ({"text": "... <e1>A</e1> ... <e2>B</e2> ...", "label": ...}) '
-                    "or tokens with head and tail spans. An NER file needs --task ner."
-                )
-            label = record.get("label")
-            if need_label and not isinstance(label, str):
-                raise DataError(
-                    f"{where} lacks a string 'label': got {label!r}. Give each example its "
-                    "relation."
-                )
-            example.update(label=label if isinstance(label, str) else None, line=number)
-            examples.append(example)
+    for number, where, record in json_lines(path, what):
+        if "text" in record:
+            example = parse_marked_text(str(record["text"]), markers, where)
+            example.update(head_type="", tail_type="")
+        elif "tokens" in record:
+            example = parse_token_spans(record, where)
+        else:
+            raise DataError(
+                f"{where} has neither 'text' nor 'tokens': got keys {sorted(record)}. Give "
+                'marked text ({"text": "... <e1>A</e1> ... <e2>B</e2> ...", "label": ...}) '
+                "or tokens with head and tail spans. An NER file needs --task ner."
+            )
+        label = record.get("label")
+        if need_label and not isinstance(label, str):
+            raise DataError(
+                f"{where} lacks a string 'label': got {label!r}. Give each example its relation."
+            )
+        example.update(label=label if isinstance(label, str) else None, line=number)
+        examples.append(example)
     return examples
 
 

@@ -1,0 +1,51 @@
+"""Reading data files: existence checks, encoding errors, JSON lines with line numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+from accel_trainer.errors import DataError
+
+
+def utf8_problem(path: str, what: str) -> DataError:
+    """A DataError naming the first line of `path` that is not UTF-8."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return DataError(
+                    f"{what} line {number} is not UTF-8 text: got {line[:60]!r}. Re-encode the "
+                    "file, e.g. `iconv -f latin1 -t utf-8 IN > OUT`."
+                )
+    return DataError(f"{what} is not UTF-8 text. Re-encode the file as UTF-8.")
+
+
+def check_readable(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise DataError(f"{what} does not exist: got {path!r}. Check the path.")
+    if not os.path.isfile(path):
+        raise DataError(f"{what} is not a file: got {path!r}. Give a CoNLL or JSON lines file.")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{what} is not readable: got {path!r}. Check its permissions.")
+
+
+def json_lines(path: str, what: str) -> Iterator[tuple[int, str, dict]]:
+    """(line number, "WHAT line N", object) for each non-blank line; DataError on bad JSON."""
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{what} line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(
+                    f"{where} is not valid JSON: got {line.strip()[:80]!r} ({error.msg}). "
+                    "Write one JSON object per line."
+                ) from None
+            if not isinstance(record, dict):
+                raise DataError(f"{where} is not a JSON object: got {line.strip()[:80]!r}.")
+            yield number, where, record
