@@ -218,6 +218,15 @@ def check_output_dir(output_dir: str, config: TrainConfig) -> None:
         )
     if not os.path.isdir(output_dir) or config.overwrite_output_dir:
         return
+    from accel_trainer.checkpoint import committed_checkpoints
+
+    checkpoints = committed_checkpoints(output_dir)
+    if checkpoints and not config.resume_from_checkpoint:
+        raise ConfigError(
+            f"--output_dir holds checkpoints of an earlier run: got {output_dir!r} (newest "
+            f"{os.path.basename(checkpoints[-1][1])}). Pass --resume_from_checkpoint auto to "
+            "continue it, or --overwrite_output_dir to start over (its checkpoints are deleted)."
+        )
     present = [name for name in MODEL_FILES if os.path.exists(os.path.join(output_dir, name))]
     if not present:
         return

@@ -213,6 +213,27 @@ class TrainConfig(DataConfig):
     overwrite_output_dir: bool = field(
         default=False, metadata=_opt("Replace a model that already is in --output_dir.")
     )
+    checkpointing_steps: str = field(
+        default="no",
+        metadata=_opt(
+            "Save the full training state every N optimizer steps, at each epoch end ('epoch'), "
+            "or never ('no'), as OUTPUT_DIR/checkpoint-<step>, committed atomically."
+        ),
+    )
+    save_total_limit: int = field(
+        default=0,
+        metadata=_opt(
+            "Keep at most this many checkpoints (0: all); older ones are deleted "
+            "only after a new one is committed."
+        ),
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Resume from a checkpoint folder, 'latest' (the newest committed one in "
+            "--output_dir), or 'auto' (that, or start fresh when there is none)."
+        ),
+    )
     entity_markers: str = field(
         default=DEFAULT_MARKERS,
         metadata=_opt(
@@ -300,6 +321,13 @@ class TrainConfig(DataConfig):
             found.append(
                 f"--max_grad_norm cannot be negative: got {self.max_grad_norm}. Use 0 to disable."
             )
+        every = self.checkpointing_steps
+        if every not in ("no", "epoch") and not (every.isdigit() and int(every) > 0):
+            found.append(
+                f"--checkpointing_steps must be a positive number, epoch or no: got {every!r}."
+            )
+        if self.save_total_limit < 0:
+            found.append(f"--save_total_limit cannot be negative: got {self.save_total_limit}.")
         if self.eval_steps < 0:
             found.append(f"--eval_steps cannot be negative: got {self.eval_steps}.")
         if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):

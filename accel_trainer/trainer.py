@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,17 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from accel_trainer.checkpoint import (
+    capture_rng,
+    committed_checkpoints,
+    config_hash,
+    load_trainer_state,
+    remove_torn,
+    resolve_resume,
+    restore_rng,
+    rotate,
+    save_checkpoint,
+)
 from accel_trainer.config import TrainConfig
 from accel_trainer.errors import ConfigError, InputError
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
@@ -27,6 +39,17 @@ if TYPE_CHECKING:
 
 logger = get_logger(__name__)
 LABEL_KEYS = ("labels", "label")
+# Options that may differ between a run and its resumption.
+RESUME_INSENSITIVE = {
+    "resume_from_checkpoint",
+    "overwrite_output_dir",
+    "config",
+    "save_total_limit",
+    "checkpointing_steps",
+    "logging_steps",
+    "report_to",
+    "output_dir",
+}
 
 
 def create_accelerator(config: TrainConfig) -> Accelerator:
@@ -95,13 +118,20 @@ def model_inputs(batch: dict) -> dict:
 
 @dataclass
 class TrainState:
-    """Training progress: `step` counts optimizer steps, `micro_step` forward/backward passes."""
+    """Everything about training progress that a checkpoint must carry (saved as JSON).
+    `step` counts optimizer steps; `micro_step` forward/backward passes; micro_step_in_epoch
+    the micro-batches this process has consumed in the current epoch."""
 
     step: int = 0
     epoch: int = 0
     micro_step: int = 0
     micro_step_in_epoch: int = 0
     samples_seen: int = 0
+    last_eval_step: int = -1
+    run_loss: list = field(default_factory=lambda: [0.0, 0.0])  # sum and micro-batches, all ranks
+    pending_loss: list = field(default_factory=lambda: [0.0, 0.0])  # since the last log record
+    world_size: int = 1
+    config_hash: str = ""
 
 
 @dataclass
@@ -147,9 +177,8 @@ class AccelerateTrainer:
         )
         self.optimizer = None
         self.lr_scheduler = None
-        self._last_eval_step = -1
-        self._window_loss = torch.zeros(2, device=self.accelerator.device)  # sum, micro-batches
-        self._run_loss = [0.0, 0.0]  # over the whole run, all processes
+        self._window_loss = torch.zeros(2, device=self.accelerator.device)  # this rank, unreduced
+        self._rng_to_restore: dict | None = None
 
     def _dataloader(self, data, batch_size: int, shuffle: bool) -> DataLoader | None:
         if data is None or isinstance(data, DataLoader):
@@ -172,10 +201,12 @@ class AccelerateTrainer:
         plan = self._plan()
         self._build_optimizer_and_scheduler(plan)
         self._log_setup(plan)
-        self._start_log_file()
+        resumed = self._resume()
+        self._start_log_file(resumed)
         self._start_trackers()
         progress = tqdm(
             total=plan.total_steps,
+            initial=self.state.step,
             desc="train",
             unit="step",
             disable=not self.accelerator.is_main_process,
@@ -183,20 +214,28 @@ class AccelerateTrainer:
         eval_metrics: dict = {}
         start = time.perf_counter()
         self.model.train()
-        for epoch in range(plan.num_epochs):
-            self.state.epoch, self.state.micro_step_in_epoch = epoch, 0
+        for epoch in range(self.state.epoch, plan.num_epochs):
+            if epoch != self.state.epoch:  # a new epoch, not the one a checkpoint left off in
+                self.state.epoch, self.state.micro_step_in_epoch = epoch, 0
             self.train_dataloader.set_epoch(epoch)
-            for batch in self.train_dataloader:
+            for batch in self._epoch_batches():
+                if self._rng_to_restore is not None:  # resumed: continue the saved RNG stream
+                    restore_rng(self._rng_to_restore)
+                    self._rng_to_restore = None
                 grad_norm = self._micro_step(batch)
                 if not self.accelerator.sync_gradients:
                     continue
                 self._finish_optimizer_step(grad_norm, plan, progress)
                 if self.config.eval_steps and self.state.step % self.config.eval_steps == 0:
                     eval_metrics = self._evaluate_and_log()
+                if self._checkpoint_due("step"):
+                    self.save_checkpoint()
                 if self.state.step >= plan.total_steps:
                     break
-            if self._last_eval_step != self.state.step:
+            if self.state.last_eval_step != self.state.step:
                 eval_metrics = self._evaluate_and_log()
+            if self._checkpoint_due("epoch"):
+                self.save_checkpoint()
             if self.state.step >= plan.total_steps:
                 break
         progress.close()
@@ -206,6 +245,81 @@ class AccelerateTrainer:
         self.write_results(self.output_dir, results, merge=False)
         self.accelerator.end_training()
         return results
+
+    def _epoch_batches(self):
+        """This epoch's batches, less the micro-batches a checkpoint says were consumed."""
+        skip = self.state.micro_step_in_epoch
+        if skip == 0:
+            return self.train_dataloader
+        if skip >= len(self.train_dataloader):
+            return []  # the checkpoint was taken at the end of this epoch
+        return self.accelerator.skip_first_batches(self.train_dataloader, skip)
+
+    def _checkpoint_due(self, moment: str) -> bool:
+        every = self.config.checkpointing_steps
+        if every == "epoch":
+            return moment == "epoch"
+        return moment == "step" and every.isdigit() and self.state.step % int(every) == 0
+
+    def save_checkpoint(self) -> str:
+        """Commit the full training state as OUTPUT_DIR/checkpoint-<step>, then rotate."""
+        self._flush_window_loss()  # so the state holds every loss seen so far
+        path = save_checkpoint(
+            self.accelerator, self.output_dir, self.state.step, asdict(self.state)
+        )
+        if self.accelerator.is_main_process:
+            rotate(self.output_dir, self.config.save_total_limit, protect={path})
+            logger.info("step %d: saved %s", self.state.step, path)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _resume(self) -> bool:
+        """Load the checkpoint --resume_from_checkpoint asks for; False when starting fresh."""
+        accelerator = self.accelerator
+        self.state.world_size = accelerator.num_processes
+        self.state.config_hash = config_hash(asdict(self.config), RESUME_INSENSITIVE)
+        if accelerator.is_main_process:
+            for name in remove_torn(self.output_dir):
+                logger.warning("removed %s: a checkpoint torn by an interrupted save", name)
+        accelerator.wait_for_everyone()
+        path = resolve_resume(self.output_dir, self.config.resume_from_checkpoint)
+        if path is None:
+            if self.config.overwrite_output_dir and accelerator.is_main_process:
+                for _, stale in committed_checkpoints(self.output_dir):
+                    shutil.rmtree(
+                        stale
+                    )  # an earlier run's, replaced as --overwrite_output_dir says
+            accelerator.wait_for_everyone()
+            return False
+        saved = load_trainer_state(path)
+        if saved["world_size"] != accelerator.num_processes:
+            raise ConfigError(
+                f"--resume_from_checkpoint {path} was saved by {saved['world_size']} process(es), "
+                f"this run has {accelerator.num_processes}: the data order would change. Resume "
+                "with the same number of processes."
+            )
+        if saved["config_hash"] != self.state.config_hash:
+            raise ConfigError(
+                f"--resume_from_checkpoint {path} was saved with other training options (hash "
+                f"{saved['config_hash']}, now {self.state.config_hash}): resume with the options "
+                f"of that run (see {self.output_dir}/training_config.json)."
+            )
+        accelerator.load_state(path)
+        self.state = TrainState(**saved)
+        batches = len(self.train_dataloader)
+        if self.state.micro_step_in_epoch >= batches and self.state.last_eval_step == saved["step"]:
+            self.state.epoch, self.state.micro_step_in_epoch = self.state.epoch + 1, 0
+        if 0 < self.state.micro_step_in_epoch < batches:
+            # The next batch must see the saved RNG, not what starting the data iterator draws.
+            self._rng_to_restore = capture_rng()
+        logger.info(
+            "resumed from %s at step %d (epoch %d, micro-batch %d)",
+            path,
+            self.state.step,
+            self.state.epoch,
+            self.state.micro_step_in_epoch,
+        )
+        return True
 
     def _plan(self) -> TrainPlan:
         config = self.config
@@ -260,11 +374,19 @@ class AccelerateTrainer:
     def _log_path(self) -> str:
         return os.path.join(self.output_dir, "log_history.jsonl")
 
-    def _start_log_file(self) -> None:
-        """A fresh log_history.jsonl: the output dir was checked, an older log is stale."""
+    def _start_log_file(self, resumed: bool) -> None:
+        """A fresh log_history.jsonl; on resume, the old one up to the checkpoint's step (an
+        interrupted run may have logged beyond it)."""
+        kept = []
+        if resumed and os.path.isfile(self._log_path()):
+            with open(self._log_path(), encoding="utf-8") as handle:
+                records = [json.loads(line) for line in handle if line.strip()]
+            kept = [record for record in records if record["step"] <= self.state.step]
+        self.log_history = kept
         if self.accelerator.is_main_process:
             os.makedirs(self.output_dir, exist_ok=True)
-            open(self._log_path(), "w").close()
+            with open(self._log_path(), "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(record) + "\n" for record in kept)
 
     def _start_trackers(self) -> None:
         if self.config.report_to == "none":
@@ -306,7 +428,7 @@ class AccelerateTrainer:
             record = {
                 "step": self.state.step,
                 "epoch": round(self._epoch_progress(), 4),
-                "loss": self._reduce_window_loss(),
+                "loss": self._take_logged_loss(),
                 "learning_rate": learning_rate,
             }
             if grad_norm is not None:
@@ -314,19 +436,27 @@ class AccelerateTrainer:
             self._log(record)
             progress.set_postfix(
                 epoch=f"{record['epoch']:.2f}",
-                loss=f"{self._run_loss[0] / max(self._run_loss[1], 1):.4f}",
+                loss=f"{self.state.run_loss[0] / max(self.state.run_loss[1], 1):.4f}",
                 lr=f"{learning_rate:.2e}",
             )
 
     def _epoch_progress(self) -> float:
         return self.state.epoch + self.state.micro_step_in_epoch / len(self.train_dataloader)
 
-    def _reduce_window_loss(self) -> float:
-        """Mean micro-batch loss since the last log, over all processes; one all-reduce."""
+    def _flush_window_loss(self) -> None:
+        """Add this window's losses, summed over all processes, to the run's; one all-reduce."""
         totals = self.accelerator.reduce(self._window_loss, reduction="sum").tolist()
         self._window_loss.zero_()
-        self._run_loss = [self._run_loss[0] + totals[0], self._run_loss[1] + totals[1]]
-        return totals[0] / max(totals[1], 1)
+        for kept in (self.state.run_loss, self.state.pending_loss):
+            kept[0] += totals[0]
+            kept[1] += totals[1]
+
+    def _take_logged_loss(self) -> float:
+        """Mean micro-batch loss since the last log record, over all processes."""
+        self._flush_window_loss()
+        total, count = self.state.pending_loss
+        self.state.pending_loss = [0.0, 0.0]
+        return total / max(count, 1)
 
     def _log(self, record: dict) -> None:
         self.log_history.append(record)
@@ -338,7 +468,7 @@ class AccelerateTrainer:
 
     def _evaluate_and_log(self) -> dict:
         metrics = self.evaluate()
-        self._last_eval_step = self.state.step
+        self.state.last_eval_step = self.state.step
         if metrics:
             self._log(
                 {"step": self.state.step, "epoch": round(self._epoch_progress(), 4), **metrics}
@@ -408,7 +538,7 @@ class AccelerateTrainer:
             torch.tensor(self.state.samples_seen, device=self.accelerator.device), "sum"
         ).item()
         return {
-            "train_loss": self._run_loss[0] / max(self._run_loss[1], 1),
+            "train_loss": self.state.run_loss[0] / max(self.state.run_loss[1], 1),
             "train_runtime": round(runtime, 3),
             "train_samples_per_second": round(samples / runtime, 3),
             "train_steps_per_second": round(self.state.step / runtime, 3),

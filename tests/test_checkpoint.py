@@ -1,0 +1,138 @@
+"""Checkpoints: atomic commit, rotation, and resume that reproduces the uninterrupted run."""
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState
+
+from accel_trainer import TrainConfig, commands
+from accel_trainer.checkpoint import committed_checkpoints, read_manifest
+from accel_trainer.errors import ConfigError
+
+
+class Interrupted(Exception):
+    """Stands for the process being killed right after a checkpoint was committed."""
+
+
+def reset_accelerate():
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def config(small_data, output_dir, **overrides):
+    options = dict(
+        train_file=small_data[0],
+        validation_file=small_data[1],
+        output_dir=str(output_dir),
+        num_train_epochs=2,
+        per_device_train_batch_size=5,
+        gradient_accumulation_steps=3,
+        logging_steps=1,
+        checkpointing_steps="1",
+        learning_rate=3e-3,
+        warmup_ratio=0.2,
+    )
+    return TrainConfig(**{**options, **overrides})
+
+
+def train(small_data, output_dir, stop_at=None, **overrides):
+    """Train; with stop_at, stop as if killed right after the checkpoint of that step."""
+    trainer = commands.build_trainer(config(small_data, output_dir, **overrides))
+    if stop_at is not None:
+        original = trainer.save_checkpoint
+
+        def save_then_die():
+            path = original()
+            if trainer.state.step == stop_at:
+                raise Interrupted
+            return path
+
+        trainer.save_checkpoint = save_then_die
+    try:
+        trainer.fit()
+    except Interrupted:
+        pass
+    reset_accelerate()
+    return trainer
+
+
+def final_state(trainer):
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    optimizer = trainer.optimizer.optimizer.state_dict()
+    tensors = [t for s in optimizer["state"].values() for t in s.values() if torch.is_tensor(t)]
+    return model.state_dict(), tensors, trainer.optimizer.param_groups[0]["lr"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_data, tmp_path_factory):
+    """Uninterrupted runs, by checkpointing strategy, trained on first use."""
+    runs = {}
+
+    def run(every):
+        if every not in runs:
+            out = tmp_path_factory.mktemp("full") / "out"
+            trainer = train(small_data, out, checkpointing_steps=every)
+            runs[every] = trainer, final_state(trainer)
+        return runs[every]
+
+    return run
+
+
+# 48 sentences in batches of 5 = 10 micro-batches per epoch, windows of 3: 3+3+3+1, so
+# 4 optimizer steps per epoch, 8 in all. Step 2 is mid-epoch; step 4 ends epoch 0 with a
+# partial window (before that epoch's evaluation, or after it with epoch checkpoints); step 5
+# is inside epoch 1.
+@pytest.mark.parametrize("stop_at, every", [(2, "1"), (4, "1"), (5, "1"), (4, "epoch")])
+def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(
+    small_data, tmp_path, uninterrupted, stop_at, every
+):
+    full_trainer, (full_weights, full_optimizer, full_lr) = uninterrupted(every)
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=stop_at, checkpointing_steps=every)
+    assert not (out / "model.safetensors").exists()
+    resumed = train(small_data, out, resume_from_checkpoint="latest", checkpointing_steps=every)
+    weights, optimizer, lr = final_state(resumed)
+    assert resumed.state.step == 8
+    assert all(torch.equal(weights[k], full_weights[k]) for k in full_weights)
+    assert len(optimizer) == len(full_optimizer)
+    assert all(torch.equal(a, b) for a, b in zip(optimizer, full_optimizer, strict=True))
+    assert lr == full_lr
+    assert resumed.log_history == full_trainer.log_history  # losses, rates, evaluations
+
+
+def test_torn_checkpoints_are_ignored_and_removed(small_data, tmp_path):
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=3)
+    (out / ".tmp-checkpoint-4").mkdir()  # killed during a save
+    (out / "checkpoint-9").mkdir()  # renamed by hand, no manifest
+    (out / "checkpoint-9" / "model.safetensors").write_text("half")
+    resumed = train(small_data, out, resume_from_checkpoint="auto", save_total_limit=2)
+    assert resumed.state.step == 8
+    assert not (out / ".tmp-checkpoint-4").exists() and not (out / "checkpoint-9").exists()
+    assert [step for step, _ in committed_checkpoints(str(out))] == [7, 8]  # rotated to 2
+    assert read_manifest(str(out / "checkpoint-8"), verify_checksums=True)["world_size"] == 1
+
+
+def test_resume_refuses_other_options_and_altered_checkpoints(small_data, tmp_path):
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=2)
+    with pytest.raises(ConfigError, match="saved with other training options"):
+        train(small_data, out, resume_from_checkpoint="latest", learning_rate=1e-3)
+    reset_accelerate()
+    with open(out / "checkpoint-2" / "trainer_state.json", "a") as handle:
+        handle.write(" ")
+    with pytest.raises(ConfigError, match="is not a committed checkpoint"):
+        train(small_data, out, resume_from_checkpoint=str(out / "checkpoint-2"))
+    reset_accelerate()
+    empty = tmp_path / "empty"
+    with pytest.raises(ConfigError, match="found no committed checkpoint"):
+        train(small_data, empty, resume_from_checkpoint="latest")
+
+
+def test_a_fresh_run_does_not_mix_with_an_earlier_runs_checkpoints(small_data, tmp_path):
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=2)
+    with pytest.raises(ConfigError, match="holds checkpoints of an earlier run"):
+        train(small_data, out)
+    reset_accelerate()
+    trainer = train(small_data, out, overwrite_output_dir=True, checkpointing_steps="no")
+    assert trainer.state.step == 8 and committed_checkpoints(str(out)) == []
