@@ -132,6 +132,7 @@ class TrainState:
     pending_loss: list = field(default_factory=lambda: [0.0, 0.0])  # since the last log record
     world_size: int = 1
     config_hash: str = ""
+    log_records: int = 0  # records in log_history.jsonl when the state was saved
 
 
 @dataclass
@@ -264,6 +265,7 @@ class AccelerateTrainer:
     def save_checkpoint(self) -> str:
         """Commit the full training state as OUTPUT_DIR/checkpoint-<step>, then rotate."""
         self._flush_window_loss()  # so the state holds every loss seen so far
+        self.state.log_records = len(self.log_history)
         path = save_checkpoint(
             self.accelerator, self.output_dir, self.state.step, asdict(self.state)
         )
@@ -375,13 +377,13 @@ class AccelerateTrainer:
         return os.path.join(self.output_dir, "log_history.jsonl")
 
     def _start_log_file(self, resumed: bool) -> None:
-        """A fresh log_history.jsonl; on resume, the old one up to the checkpoint's step (an
+        """A fresh log_history.jsonl; on resume, the records the checkpoint had seen (an
         interrupted run may have logged beyond it)."""
         kept = []
         if resumed and os.path.isfile(self._log_path()):
             with open(self._log_path(), encoding="utf-8") as handle:
                 records = [json.loads(line) for line in handle if line.strip()]
-            kept = [record for record in records if record["step"] <= self.state.step]
+            kept = records[: self.state.log_records]
         self.log_history = kept
         if self.accelerator.is_main_process:
             os.makedirs(self.output_dir, exist_ok=True)
