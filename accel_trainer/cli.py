@@ -11,7 +11,7 @@ import typing
 from dataclasses import fields
 
 from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig
-from accel_trainer.errors import ConfigError, InputError
+from accel_trainer.errors import EXIT_PREEMPTED, ConfigError, InputError, Preempted
 
 COMMANDS = {
     "train": (TrainConfig, "Fine-tune a model; with no data options, on the built-in demo corpus."),
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         report_error(str(error))
         return 2
+    except Preempted as error:
+        report_error(f"{error}. Resume with --resume_from_checkpoint auto.")
+        return EXIT_PREEMPTED
     return 0
 
 

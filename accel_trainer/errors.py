@@ -9,5 +9,16 @@ class ConfigError(InputError):
     """One or more options are invalid; the message lists every one of them."""
 
 
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by a signal after a committed checkpoint; requeue
+
+
+class Preempted(Exception):
+    """Training stopped on SIGTERM/SIGUSR1 after committing a checkpoint at `step`."""
+
+    def __init__(self, step: int):
+        super().__init__(f"stopped by a signal at step {step}, after committing its checkpoint")
+        self.step = step
+
+
 class DataError(InputError):
     """A data file is missing, empty or malformed; the message names the file and line."""

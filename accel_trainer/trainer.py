@@ -6,6 +6,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,7 @@ from accel_trainer.checkpoint import (
     save_checkpoint,
 )
 from accel_trainer.config import TrainConfig
-from accel_trainer.errors import ConfigError, InputError
+from accel_trainer.errors import ConfigError, InputError, Preempted
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS, Task
 
@@ -200,6 +202,7 @@ class AccelerateTrainer:
         if self.train_dataloader is None:
             raise ConfigError("fit() needs training data: got train_data=None. Pass a dataset.")
         plan = self._plan()
+        self._listen_for_preemption()
         self._build_optimizer_and_scheduler(plan)
         self._log_setup(plan)
         resumed = self._resume()
@@ -231,6 +234,9 @@ class AccelerateTrainer:
                     eval_metrics = self._evaluate_and_log()
                 if self._checkpoint_due("step"):
                     self.save_checkpoint()
+                if self._preemption_agreed():
+                    self.save_checkpoint()
+                    raise Preempted(self.state.step)
                 if self.state.step >= plan.total_steps:
                     break
             if self.state.last_eval_step != self.state.step:
@@ -246,6 +252,24 @@ class AccelerateTrainer:
         self.write_results(self.output_dir, results, merge=False)
         self.accelerator.end_training()
         return results
+
+    def _listen_for_preemption(self) -> None:
+        """SIGTERM (sent by torchrun and schedulers) and SIGUSR1 (SLURM's --signal) ask the run
+        to stop at the next optimizer step, after a committed checkpoint."""
+        self._stop_requested = False
+
+        def request_stop(signum, frame):
+            self._stop_requested = True
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGUSR1):
+                signal.signal(signum, request_stop)
+
+    def _preemption_agreed(self) -> bool:
+        """Whether any process was asked to stop; all processes get the same answer, so they
+        stop at the same optimizer step (one tiny all-reduce per step)."""
+        flag = torch.tensor(float(self._stop_requested), device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="max").item())
 
     def _epoch_batches(self):
         """This epoch's batches, less the micro-batches a checkpoint says were consumed."""

@@ -136,3 +136,63 @@ def test_a_fresh_run_does_not_mix_with_an_earlier_runs_checkpoints(small_data, t
     reset_accelerate()
     trainer = train(small_data, out, overwrite_output_dir=True, checkpointing_steps="no")
     assert trainer.state.step == 8 and committed_checkpoints(str(out)) == []
+
+
+def test_sigterm_commits_a_checkpoint_exits_75_and_resume_completes_bit_exactly(
+    small_data, tmp_path
+):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    from tests.conftest import REPO_ROOT, read_json
+
+    def command(out, *extra):
+        return [
+            sys.executable,
+            "-m",
+            "accel_trainer",
+            "train",
+            "--train_file",
+            small_data[0],
+            "--output_dir",
+            str(out),
+            "--num_train_epochs",
+            "6",
+            "--per_device_train_batch_size",
+            "2",
+            "--logging_steps",
+            "1",
+            *extra,
+        ]
+
+    def run(args):
+        return subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+
+    full, stopped = tmp_path / "full", tmp_path / "stopped"
+    assert run(command(full)).returncode == 0
+    process = subprocess.Popen(
+        command(stopped),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = stopped / "log_history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 5):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 75, err[-2000:]
+    assert "stopped by a signal at step" in err
+    step = read_json(next(stopped.glob("checkpoint-*")) / "trainer_state.json")["step"]
+    assert 5 <= step < 144  # 24 steps per epoch, 6 epochs
+    assert not (stopped / "model.safetensors").exists()
+    resumed = run(command(stopped, "--resume_from_checkpoint", "auto"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected, got = load_file(full / "model.safetensors"), load_file(stopped / "model.safetensors")
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
