@@ -196,3 +196,75 @@ def test_sigterm_commits_a_checkpoint_exits_75_and_resume_completes_bit_exactly(
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     expected, got = load_file(full / "model.safetensors"), load_file(stopped / "model.safetensors")
     assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+@pytest.mark.multiprocess
+def test_sigkill_at_random_moments_never_loses_the_run(small_data, tmp_path):
+    """Kill -9 the run again and again (often inside a save), resume each time with auto: the
+    final model equals the uninterrupted run's."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    from tests.conftest import REPO_ROOT
+
+    def command(out):
+        return [
+            sys.executable,
+            "-m",
+            "accel_trainer",
+            "train",
+            "--train_file",
+            small_data[0],
+            "--output_dir",
+            str(out),
+            "--num_train_epochs",
+            "4",
+            "--per_device_train_batch_size",
+            "2",
+            "--logging_steps",
+            "1",
+            "--checkpointing_steps",
+            "1",
+            "--save_total_limit",
+            "2",
+            "--resume_from_checkpoint",
+            "auto",
+        ]
+
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    done = subprocess.run(command(full), capture_output=True, timeout=300, cwd=REPO_ROOT)
+    assert done.returncode == 0
+    rng = random.Random(0)
+    kills = torn_seen = 0
+    for _ in range(30):
+        process = subprocess.Popen(
+            command(killed), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        log = killed / "log_history.jsonl"
+        start_lines = log.read_text().count("\n") if log.exists() else 0
+        deadline = time.time() + 120
+        while process.poll() is None and time.time() < deadline:
+            if log.exists() and log.read_text().count("\n") > start_lines:
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.4))
+        if process.poll() is not None:  # finished before the kill
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        kills += 1
+        torn_seen += any(p.name.startswith(".tmp-checkpoint-") for p in killed.iterdir())
+        if kills >= 10:
+            break
+    final = subprocess.run(command(killed), capture_output=True, timeout=300, cwd=REPO_ROOT)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert kills >= 10
+    expected, got = load_file(full / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert not any(p.name.startswith(".tmp-checkpoint-") for p in killed.iterdir())
+    print(f"{kills} kills, {torn_seen} left a torn save, final model bit-identical")
