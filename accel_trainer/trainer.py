@@ -201,8 +201,15 @@ class AccelerateTrainer:
         """Train, evaluate at each epoch end (and every eval_steps), save; return the results."""
         if self.train_dataloader is None:
             raise ConfigError("fit() needs training data: got train_data=None. Pass a dataset.")
+        previous_handlers = self._listen_for_preemption()
+        try:
+            return self._fit()
+        finally:
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+
+    def _fit(self) -> dict:
         plan = self._plan()
-        self._listen_for_preemption()
         self._build_optimizer_and_scheduler(plan)
         self._log_setup(plan)
         resumed = self._resume()
@@ -222,7 +229,7 @@ class AccelerateTrainer:
             if epoch != self.state.epoch:  # a new epoch, not the one a checkpoint left off in
                 self.state.epoch, self.state.micro_step_in_epoch = epoch, 0
             self.train_dataloader.set_epoch(epoch)
-            for batch in self._epoch_batches():
+            for batch in self._epoch_batches(plan):
                 if self._rng_to_restore is not None:  # resumed: continue the saved RNG stream
                     restore_rng(self._rng_to_restore)
                     self._rng_to_restore = None
@@ -232,10 +239,10 @@ class AccelerateTrainer:
                 self._finish_optimizer_step(grad_norm, plan, progress)
                 if self.config.eval_steps and self.state.step % self.config.eval_steps == 0:
                     eval_metrics = self._evaluate_and_log()
-                if self._checkpoint_due("step"):
+                stop = self._preemption_agreed()
+                if stop or self._checkpoint_due("step"):
                     self.save_checkpoint()
-                if self._preemption_agreed():
-                    self.save_checkpoint()
+                if stop:
                     raise Preempted(self.state.step)
                 if self.state.step >= plan.total_steps:
                     break
@@ -246,6 +253,8 @@ class AccelerateTrainer:
             if self.state.step >= plan.total_steps:
                 break
         progress.close()
+        if not eval_metrics and self.state.last_eval_step == self.state.step:
+            eval_metrics = self.evaluate()  # evaluated before the checkpoint this run resumed
         runtime = time.perf_counter() - start
         results = self._results(runtime, eval_metrics)
         self.save_model(self.output_dir)
@@ -253,17 +262,21 @@ class AccelerateTrainer:
         self.accelerator.end_training()
         return results
 
-    def _listen_for_preemption(self) -> None:
+    def _listen_for_preemption(self) -> dict:
         """SIGTERM (sent by torchrun and schedulers) and SIGUSR1 (SLURM's --signal) ask the run
-        to stop at the next optimizer step, after a committed checkpoint."""
+        to stop at the next optimizer step, after a committed checkpoint. Returns the handlers
+        this replaced."""
         self._stop_requested = False
 
         def request_stop(signum, frame):
             self._stop_requested = True
 
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGUSR1):
-                signal.signal(signum, request_stop)
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {
+            signum: signal.signal(signum, request_stop)
+            for signum in (signal.SIGTERM, signal.SIGUSR1)
+        }
 
     def _preemption_agreed(self) -> bool:
         """Whether any process was asked to stop; all processes get the same answer, so they
@@ -271,9 +284,11 @@ class AccelerateTrainer:
         flag = torch.tensor(float(self._stop_requested), device=self.accelerator.device)
         return bool(self.accelerator.reduce(flag, reduction="max").item())
 
-    def _epoch_batches(self):
+    def _epoch_batches(self, plan: TrainPlan):
         """This epoch's batches, less the micro-batches a checkpoint says were consumed."""
         skip = self.state.micro_step_in_epoch
+        if self.state.step >= plan.total_steps:
+            return []  # resumed from the last step's checkpoint: only the evaluation is left
         if skip == 0:
             return self.train_dataloader
         if skip >= len(self.train_dataloader):

@@ -7,6 +7,7 @@ from accelerate.state import AcceleratorState, GradientState
 from accel_trainer import TrainConfig, commands
 from accel_trainer.checkpoint import committed_checkpoints, read_manifest
 from accel_trainer.errors import ConfigError
+from tests.conftest import read_json
 
 
 class Interrupted(Exception):
@@ -48,7 +49,7 @@ def train(small_data, output_dir, stop_at=None, **overrides):
 
         trainer.save_checkpoint = save_then_die
     try:
-        trainer.fit()
+        trainer.results = trainer.fit()
     except Interrupted:
         pass
     reset_accelerate()
@@ -81,7 +82,7 @@ def uninterrupted(small_data, tmp_path_factory):
 # 4 optimizer steps per epoch, 8 in all. Step 2 is mid-epoch; step 4 ends epoch 0 with a
 # partial window (before that epoch's evaluation, or after it with epoch checkpoints); step 5
 # is inside epoch 1.
-@pytest.mark.parametrize("stop_at, every", [(2, "1"), (4, "1"), (5, "1"), (4, "epoch")])
+@pytest.mark.parametrize("stop_at, every", [(2, "1"), (4, "1"), (5, "1"), (4, "epoch"), (8, "1")])
 def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(
     small_data, tmp_path, uninterrupted, stop_at, every
 ):
@@ -97,6 +98,9 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(
     assert all(torch.equal(a, b) for a, b in zip(optimizer, full_optimizer, strict=True))
     assert lr == full_lr
     assert resumed.log_history == full_trainer.log_history  # losses, rates, evaluations
+    results, full_results = read_json(out / "all_results.json"), full_trainer.results
+    assert results["eval_f1"] == full_results["eval_f1"]
+    assert results["train_loss"] == full_results["train_loss"]
 
 
 def test_torn_checkpoints_are_ignored_and_removed(small_data, tmp_path):
