@@ -544,3 +544,14 @@ def test_special_affixes_of_the_wordpiece_tokenizer():
     tokenizer = build_wordpiece_tokenizer([["Alice", "works"]])
     assert special_affixes(tokenizer) == ([2], [3])
     assert tokenizer.convert_ids_to_tokens([2, 3]) == ["[CLS]", "[SEP]"]
+
+
+def test_chemprot_marker_strings_inside_chemical_names():
+    """Real ChemProt lines: `[[` also occurs in chemical names; the marker is the spaced one."""
+    text = "<< A1 >> blocked by ([[ WB-4101 ]]; 1 mg) and [[(1,1-dimethyl)amino]carbonyl] now"
+    example = parse_marked_text(text, CHEMPROT_MARKERS, WHERE)
+    assert spans_of(example) == ("A1", "WB-4101")
+    text = "<< CB1 >> agonist WIN 55,212 [[[ R-(1)-[2,3-x]-y ]] mesylate"
+    assert spans_of(parse_marked_text(text, CHEMPROT_MARKERS, WHERE)) == ("CB1", "R-(1)-[2,3-x]-y")
+    with pytest.raises(DataError, match="has the tail marker '\\[\\[' twice"):
+        parse_marked_text("<< A >> [[ B ]] and [[ C ]]", CHEMPROT_MARKERS, WHERE)

@@ -19,26 +19,57 @@ SEMEVAL_MARKERS = ["<e1>", "</e1>", "<e2>", "</e2>"]
 SEMEVAL_ID_LINE = re.compile(r'^(\d+)\t"(.*)"\s*$')
 
 
+def occurrences(text: str, marker: str, after: int = 0) -> list[int]:
+    found, position = [], text.find(marker, after)
+    while position >= 0:
+        found.append(position)
+        position = text.find(marker, position + 1)
+    return found
+
+
+def space_after(text: str, position: int, marker: str) -> bool:
+    """Whether whitespace follows the marker at `position`, as after an opening `[[ `."""
+    end = position + len(marker)
+    return end == len(text) or text[end].isspace()
+
+
+def space_before(text: str, position: int) -> bool:
+    """Whether whitespace precedes `position`, as before a closing ` ]]`."""
+    return position == 0 or text[position - 1].isspace()
+
+
 def parse_marked_text(text: str, markers: list[str], where: str) -> dict:
-    """Plain text and the head/tail character spans of a text with inline markers. The closing
-    marker is the first one after its opening marker: `>>` may also occur as text."""
+    """Plain text and the head/tail character spans of a text with inline markers. Marker
+    strings may also occur as text (ChemProt has `>>` and `[[` in chemical names): an opening
+    marker that appears more than once counts where a space follows it, as in `[[ X ]]` (or,
+    in a run like `[[[`, at its first place), and the closing marker is the first one after
+    it; after a spaced opening marker, the first closing one with a space before it."""
     spans = []
     for opening, closing, name in (
         (markers[0], markers[1], "head"),
         (markers[2], markers[3], "tail"),
     ):
-        start = text.find(opening)
-        if start < 0:
+        starts = occurrences(text, opening)
+        if not starts:
             raise DataError(
                 f"{where} has no {name} marker {opening!r}: got {text[:80]!r}. Mark both "
                 "entities, or set --entity_markers to the markers the file uses."
             )
-        if text.find(opening, start + len(opening)) >= 0:
+        alone = [p for p in starts if space_after(text, p, opening)]
+        one_run = starts[-1] - starts[0] < len(opening)  # overlapping, as in "[[["
+        if len(alone) == 1:
+            start = alone[0]
+        elif len(starts) == 1 or (one_run and not alone):
+            start = starts[0]
+        else:
             raise DataError(
                 f"{where} has the {name} marker {opening!r} twice: got {text[:80]!r}. Mark "
                 "exactly one head and one tail."
             )
-        end = text.find(closing, start + len(opening))
+        ends = occurrences(text, closing, start + len(opening))
+        if space_after(text, start, opening):
+            ends = [p for p in ends if space_before(text, p)] or ends
+        end = (ends or [-1])[0]
         if end < 0:
             raise DataError(
                 f"{where} has an unbalanced {name} marker: {opening!r} without a {closing!r} "
