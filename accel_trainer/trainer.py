@@ -25,6 +25,7 @@ from accel_trainer.checkpoint import (
     committed_checkpoints,
     config_hash,
     load_trainer_state,
+    read_manifest,
     remove_torn,
     resolve_resume,
     restore_rng,
@@ -305,12 +306,20 @@ class AccelerateTrainer:
         """Commit the full training state as OUTPUT_DIR/checkpoint-<step>, then rotate."""
         self._flush_window_loss()  # so the state holds every loss seen so far
         self.state.log_records = len(self.log_history)
+        started = time.perf_counter()
         path = save_checkpoint(
             self.accelerator, self.output_dir, self.state.step, asdict(self.state)
         )
         if self.accelerator.is_main_process:
             rotate(self.output_dir, self.config.save_total_limit, protect={path})
-            logger.info("step %d: saved %s", self.state.step, path)
+            size = sum(f["size"] for f in read_manifest(path)["files"].values())
+            logger.info(
+                "step %d: committed %s (%.1f MB) in %.2f s",
+                self.state.step,
+                path,
+                size / 1e6,
+                time.perf_counter() - started,
+            )
         self.accelerator.wait_for_everyone()
         return path
 
