@@ -11,7 +11,14 @@ import typing
 from dataclasses import fields
 
 from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig
-from accel_trainer.errors import EXIT_PREEMPTED, ConfigError, InputError, Preempted
+from accel_trainer.errors import (
+    EXIT_DIVERGED,
+    EXIT_PREEMPTED,
+    ConfigError,
+    Diverged,
+    InputError,
+    Preempted,
+)
 
 COMMANDS = {
     "train": (TrainConfig, "Fine-tune a model; with no data options, on the built-in demo corpus."),
@@ -58,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as error:
         report_error(f"{error}. Resume with --resume_from_checkpoint auto.")
         return EXIT_PREEMPTED
+    except Diverged as error:
+        report_error(str(error))
+        return EXIT_DIVERGED
     return 0
 
 

@@ -227,6 +227,13 @@ class TrainConfig(DataConfig):
             "only after a new one is committed."
         ),
     )
+    max_nonfinite_steps: int = field(
+        default=5,
+        metadata=_opt(
+            "Stop (exit 3) after this many optimizer steps in a row with a NaN or inf "
+            "loss or gradient; each such step is skipped on every process."
+        ),
+    )
     resume_from_checkpoint: str | None = field(
         default=None,
         metadata=_opt(
@@ -325,6 +332,10 @@ class TrainConfig(DataConfig):
         if every not in ("no", "epoch") and not (every.isdigit() and int(every) > 0):
             found.append(
                 f"--checkpointing_steps must be a positive number, epoch or no: got {every!r}."
+            )
+        if self.max_nonfinite_steps < 0:
+            found.append(
+                f"--max_nonfinite_steps cannot be negative: got {self.max_nonfinite_steps}."
             )
         if self.save_total_limit < 0:
             found.append(f"--save_total_limit cannot be negative: got {self.save_total_limit}.")

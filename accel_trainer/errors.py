@@ -20,5 +20,12 @@ class Preempted(Exception):
         self.step = step
 
 
+EXIT_DIVERGED = 3
+
+
+class Diverged(Exception):
+    """Too many optimizer steps in a row had a non-finite loss or gradient."""
+
+
 class DataError(InputError):
     """A data file is missing, empty or malformed; the message names the file and line."""

@@ -33,7 +33,7 @@ from accel_trainer.checkpoint import (
     save_checkpoint,
 )
 from accel_trainer.config import TrainConfig
-from accel_trainer.errors import ConfigError, InputError, Preempted
+from accel_trainer.errors import ConfigError, Diverged, InputError, Preempted
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS, Task
 
@@ -136,6 +136,8 @@ class TrainState:
     world_size: int = 1
     config_hash: str = ""
     log_records: int = 0  # records in log_history.jsonl when the state was saved
+    nonfinite_steps: int = 0  # optimizer steps skipped for a NaN/inf loss or gradient
+    consecutive_nonfinite: int = 0
 
 
 @dataclass
@@ -183,6 +185,7 @@ class AccelerateTrainer:
         self.lr_scheduler = None
         self._window_loss = torch.zeros(2, device=self.accelerator.device)  # this rank, unreduced
         self._rng_to_restore: dict | None = None
+        self._step_skipped = False
 
     def _dataloader(self, data, batch_size: int, shuffle: bool) -> DataLoader | None:
         if data is None or isinstance(data, DataLoader):
@@ -453,14 +456,22 @@ class AccelerateTrainer:
         accelerator = self.accelerator
         key = label_key(batch)
         grad_norm = None
+        self._step_skipped = False
         with accelerator.accumulate(self.model):
             loss = self.model(**model_inputs(batch)).loss
             accelerator.backward(loss)
-            if accelerator.sync_gradients and self.config.max_grad_norm > 0:
+            if accelerator.sync_gradients:
+                # max_grad_norm 0: the norm is only measured (an infinite threshold).
                 grad_norm = accelerator.clip_grad_norm_(
-                    self.model.parameters(), self.config.max_grad_norm
+                    self.model.parameters(), self.config.max_grad_norm or float("inf")
                 )
-            self.optimizer.step()
+                # The gradients are averaged over processes by now, so every rank sees the same
+                # norm: a NaN or inf on any rank skips this step on all of them. (fp16's
+                # gradient scaler handles its own overflows.)
+                finite = bool(torch.isfinite(grad_norm))
+                self._step_skipped = not finite and accelerator.scaler is None
+            if not self._step_skipped:
+                self.optimizer.step()
             self.optimizer.zero_grad()
         self._window_loss += torch.stack([loss.detach().float(), torch.ones_like(loss).float()])
         self.state.micro_step += 1
@@ -470,7 +481,10 @@ class AccelerateTrainer:
 
     def _finish_optimizer_step(self, grad_norm, plan: TrainPlan, progress: tqdm) -> None:
         learning_rate = self.optimizer.param_groups[0]["lr"]  # the rate this step used
-        if not self.accelerator.optimizer_step_was_skipped:  # fp16 overflow
+        if self._step_skipped:
+            self._count_nonfinite_step(grad_norm)
+        elif not self.accelerator.optimizer_step_was_skipped:  # fp16 overflow
+            self.state.consecutive_nonfinite = 0
             self.lr_scheduler.step()
         self.state.step += 1
         progress.update(1)
@@ -488,6 +502,28 @@ class AccelerateTrainer:
                 epoch=f"{record['epoch']:.2f}",
                 loss=f"{self.state.run_loss[0] / max(self.state.run_loss[1], 1):.4f}",
                 lr=f"{learning_rate:.2e}",
+            )
+
+    def _count_nonfinite_step(self, grad_norm) -> None:
+        """A skipped step (NaN/inf loss or gradient): count it, log it, stop when they repeat."""
+        self.state.nonfinite_steps += 1
+        self.state.consecutive_nonfinite += 1
+        step = self.state.step + 1
+        logger.warning(
+            "step %d skipped: non-finite gradient norm %s (%d skipped in all, %d in a row); "
+            "weights, optimizer and learning rate unchanged",
+            step,
+            float(grad_norm),
+            self.state.nonfinite_steps,
+            self.state.consecutive_nonfinite,
+        )
+        self._log({"step": step, "nonfinite_steps": self.state.nonfinite_steps})
+        if self.state.consecutive_nonfinite > self.config.max_nonfinite_steps:
+            raise Diverged(
+                f"training diverged: {self.state.consecutive_nonfinite} optimizer steps in a row "
+                f"up to step {step} had a NaN or inf loss or gradient (--max_nonfinite_steps "
+                f"{self.config.max_nonfinite_steps}). The last committed checkpoint in "
+                f"{self.output_dir} is intact: lower the learning rate or check the data."
             )
 
     def _epoch_progress(self) -> float:

@@ -478,3 +478,86 @@ def test_byte_level_tokenizers_get_a_prefix_space_for_pre_split_words(tmp_path):
     encoded = tokenizer(["John", "lives"], is_split_into_words=True)
     # Without the prefix space "lives" would split as "liv", "es", unlike inside a sentence.
     assert tokenizer.convert_ids_to_tokens(encoded["input_ids"])[-2] == "Ġlives"
+
+
+def inject_nan(trainer, micro_steps):
+    """Make the loss NaN at the given forward passes (1-based) of the training model."""
+    calls = {"n": 0}
+
+    def hook(module, args, kwargs, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] in micro_steps:
+                output.loss = output.loss * float("nan")
+        return output
+
+    trainer.accelerator.unwrap_model(trainer.model).register_forward_hook(hook, with_kwargs=True)
+
+
+def test_a_nan_loss_skips_that_step_entirely(small_data, tmp_path):
+    config = TrainConfig(
+        train_file=small_data[0],
+        output_dir=str(tmp_path),
+        max_train_steps=6,
+        per_device_train_batch_size=8,
+        logging_steps=1,
+        learning_rate=0.01,
+        num_warmup_steps=2,
+    )
+    trainer = commands.build_trainer(config)
+    inject_nan(trainer, {3})
+    snapshots = []
+    finish = trainer._finish_optimizer_step
+
+    def record(*args):
+        finish(*args)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        snapshots.append(
+            (
+                {k: v.clone() for k, v in model.state_dict().items()},
+                trainer.lr_scheduler.get_last_lr()[0],
+            )
+        )
+
+    trainer._finish_optimizer_step = record
+    trainer.fit()
+    (before, lr_before), (after, lr_after) = snapshots[1], snapshots[2]
+    assert all(torch.equal(before[k], after[k]) for k in before)  # step 3 changed nothing
+    assert lr_after == lr_before  # and did not advance the schedule
+    assert not all(torch.equal(after[k], snapshots[3][0][k]) for k in after)  # step 4 trains
+    assert trainer.state.nonfinite_steps == 1
+    losses = {r["step"]: r["loss"] for r in trainer.log_history if "loss" in r}
+    assert np.isnan(losses[3]) and np.isfinite(losses[4])  # the NaN is shown, not hidden
+    assert {"step": 3, "nonfinite_steps": 1} in trainer.log_history
+
+
+def test_repeated_nan_losses_stop_the_run_with_exit_3(small_data, tmp_path, monkeypatch, capsys):
+    original = commands.build_trainer
+
+    def poisoned(config):
+        trainer = original(config)
+        inject_nan(trainer, set(range(3, 100)))
+        return trainer
+
+    monkeypatch.setattr(commands, "build_trainer", poisoned)
+    status = main(
+        [
+            "train",
+            "--train_file",
+            small_data[0],
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--max_nonfinite_steps",
+            "2",
+            "--checkpointing_steps",
+            "1",
+        ]
+    )
+    assert status == 3
+    assert "3 optimizer steps in a row up to step 5" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "o").glob("checkpoint-*")) == [
+        "checkpoint-1",
+        "checkpoint-2",
+        "checkpoint-3",
+        "checkpoint-4",
+    ]
