@@ -13,14 +13,19 @@ from accel_trainer.tasks.demo import demo_corpus, write_conll, write_demo_corpus
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Accelerate keeps process-wide singletons; each in-process run starts from scratch."""
-    yield
+def reset_accelerate() -> None:
+    """Accelerate keeps process-wide singletons; forget them before the next in-process run."""
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each test's in-process runs start from scratch."""
+    yield
+    reset_accelerate()
 
 
 @pytest.fixture(scope="session")

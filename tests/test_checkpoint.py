@@ -2,21 +2,15 @@
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
 
 from accel_trainer import TrainConfig, commands
 from accel_trainer.checkpoint import committed_checkpoints, read_manifest
 from accel_trainer.errors import ConfigError
-from tests.conftest import read_json
+from tests.conftest import read_json, reset_accelerate
 
 
 class Interrupted(Exception):
     """Stands for the process being killed right after a checkpoint was committed."""
-
-
-def reset_accelerate():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
 
 
 def config(small_data, output_dir, **overrides):

@@ -10,7 +10,7 @@ import pytest
 from accel_trainer import commands
 from accel_trainer.cli import main, parse_config
 from accel_trainer.config import TrainConfig
-from tests.conftest import REPO_ROOT, write_jsonl
+from tests.conftest import REPO_ROOT, reset_accelerate, write_jsonl
 
 
 def test_config_file_with_overriding_flags(tmp_path):
@@ -253,10 +253,7 @@ def test_the_no_argument_demo_reruns_over_its_own_output(tmp_path, monkeypatch, 
     assert main(["train", "--max_train_steps", "2"]) == 0
     first = (tmp_path / "outputs" / "demo-ner" / "model.safetensors").stat().st_mtime_ns
     assert (tmp_path / "outputs" / "demo-ner" / commands.DEMO_MARKER).exists()
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
     assert main(["train", "--max_train_steps", "2"]) == 0
     assert (tmp_path / "outputs" / "demo-ner" / "model.safetensors").stat().st_mtime_ns > first
     assert "Saved the model and all_results.json to outputs/demo-ner" in capsys.readouterr().out

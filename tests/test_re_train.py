@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification, pipeline
 
 from accel_trainer import TrainConfig, commands
 from accel_trainer.cli import main
-from tests.conftest import read_json, read_jsonl, write_jsonl
+from tests.conftest import read_json, read_jsonl, reset_accelerate, write_jsonl
 
 RE_DEMO_F1 = 0.95  # the README states what the demo reaches (0.990); this is its floor
 
@@ -22,10 +22,7 @@ def re_run(tmp_path_factory):
     trainer = commands.build_trainer(TrainConfig(task="re", output_dir=output_dir))
     results = trainer.fit()
     yield trainer, results, output_dir
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
 
 
 def test_re_demo_learns_and_reports_every_metric(re_run):

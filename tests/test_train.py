@@ -11,7 +11,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, pipelin
 
 from accel_trainer import AccelerateTrainer, TrainConfig, commands
 from accel_trainer.cli import main
-from tests.conftest import read_json, read_jsonl, write_jsonl
+from tests.conftest import read_json, read_jsonl, reset_accelerate, write_jsonl
 
 RESULT_KEYS = {
     "train_loss",
@@ -36,10 +36,7 @@ def demo_run(tmp_path_factory):
     assert isinstance(trainer, AccelerateTrainer)
     results = trainer.fit()
     yield trainer, results, output_dir
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
 
 
 def test_demo_learns(demo_run):
@@ -246,16 +243,13 @@ def test_mixed_precision_comes_from_the_accelerate_config_unless_the_flag_is_giv
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch` sets
     assert create_accelerator(TrainConfig(output_dir=str(tmp_path))).mixed_precision == "bf16"
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate()
     flagged = TrainConfig(output_dir=str(tmp_path), mixed_precision="no")
     assert create_accelerator(flagged).mixed_precision == "no"
 
 
 def test_same_seed_same_model(small_data, tmp_path):
     """Two runs with one seed give bit-identical weights; another seed gives other weights."""
-    from accelerate.state import AcceleratorState, GradientState
 
     def train_weights(seed, name):
         config = TrainConfig(
@@ -264,8 +258,7 @@ def test_same_seed_same_model(small_data, tmp_path):
         trainer = commands.build_trainer(config)
         trainer.fit()
         weights = trainer.accelerator.unwrap_model(trainer.model).state_dict()
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
+        reset_accelerate()
         return weights
 
     first, second, other = train_weights(1, "a"), train_weights(1, "b"), train_weights(2, "c")
