@@ -227,6 +227,20 @@ class TrainConfig(DataConfig):
             "only after a new one is committed."
         ),
     )
+    metric_for_best_model: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Track the best value of this eval metric (e.g. eval_f1; lower is better "
+            "for names ending in loss); its checkpoint is never rotated away."
+        ),
+    )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata=_opt(
+            "Stop after this many evaluations in a row without a better "
+            "--metric_for_best_model (0: never). Survives a resume."
+        ),
+    )
     max_nonfinite_steps: int = field(
         default=5,
         metadata=_opt(
@@ -332,6 +346,20 @@ class TrainConfig(DataConfig):
         if every not in ("no", "epoch") and not (every.isdigit() and int(every) > 0):
             found.append(
                 f"--checkpointing_steps must be a positive number, epoch or no: got {every!r}."
+            )
+        metric = self.metric_for_best_model
+        if metric is not None and not metric.startswith("eval_"):
+            found.append(
+                f"--metric_for_best_model must name an eval metric: got {metric!r}. E.g. eval_f1."
+            )
+        if self.early_stopping_patience < 0:
+            found.append(
+                f"--early_stopping_patience cannot be negative: got {self.early_stopping_patience}."
+            )
+        elif self.early_stopping_patience and metric is None:
+            found.append(
+                "--early_stopping_patience needs --metric_for_best_model: got none. Name the "
+                "metric to watch, e.g. eval_f1."
             )
         if self.max_nonfinite_steps < 0:
             found.append(

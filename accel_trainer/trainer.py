@@ -138,6 +138,9 @@ class TrainState:
     log_records: int = 0  # records in log_history.jsonl when the state was saved
     nonfinite_steps: int = 0  # optimizer steps skipped for a NaN/inf loss or gradient
     consecutive_nonfinite: int = 0
+    best_metric: float | None = None  # of --metric_for_best_model
+    best_step: int = -1
+    evaluations_without_improvement: int = 0
 
 
 @dataclass
@@ -248,13 +251,13 @@ class AccelerateTrainer:
                     self.save_checkpoint()
                 if stop:
                     raise Preempted(self.state.step)
-                if self.state.step >= plan.total_steps:
+                if self._finished(plan):
                     break
             if self.state.last_eval_step != self.state.step:
                 eval_metrics = self._evaluate_and_log()
             if self._checkpoint_due("epoch"):
                 self.save_checkpoint()
-            if self.state.step >= plan.total_steps:
+            if self._finished(plan):
                 break
         progress.close()
         if not eval_metrics and self.state.last_eval_step == self.state.step:
@@ -291,13 +294,53 @@ class AccelerateTrainer:
     def _epoch_batches(self, plan: TrainPlan):
         """This epoch's batches, less the micro-batches a checkpoint says were consumed."""
         skip = self.state.micro_step_in_epoch
-        if self.state.step >= plan.total_steps:
+        if self._finished(plan):
             return []  # resumed from the last step's checkpoint: only the evaluation is left
         if skip == 0:
             return self.train_dataloader
         if skip >= len(self.train_dataloader):
             return []  # the checkpoint was taken at the end of this epoch
         return self.accelerator.skip_first_batches(self.train_dataloader, skip)
+
+    def _finished(self, plan: TrainPlan) -> bool:
+        """All optimizer steps done, or early stopping's patience ran out."""
+        patience = self.config.early_stopping_patience
+        stopped_early = patience and self.state.evaluations_without_improvement >= patience
+        return self.state.step >= plan.total_steps or bool(stopped_early)
+
+    def _track_best(self, metrics: dict) -> None:
+        """Keep the best value of --metric_for_best_model, and count evaluations without one."""
+        name = self.config.metric_for_best_model
+        if name is None:
+            return
+        if name not in metrics:
+            raise ConfigError(
+                f"--metric_for_best_model is not an eval metric of this task: got {name!r}, "
+                f"metrics {sorted(metrics)}."
+            )
+        value, best = metrics[name], self.state.best_metric
+        lower_is_better = name.endswith("loss")
+        improved = best is None or (value < best if lower_is_better else value > best)
+        if improved:
+            self.state.best_metric, self.state.best_step = value, self.state.step
+            self.state.evaluations_without_improvement = 0
+        else:
+            self.state.evaluations_without_improvement += 1
+
+    def _best_results(self) -> dict:
+        if self.config.metric_for_best_model is None:
+            return {}
+        patience = self.config.early_stopping_patience
+        return {
+            "best_metric": self.state.best_metric,
+            "best_step": self.state.best_step,
+            "stopped_early": bool(
+                patience and self.state.evaluations_without_improvement >= patience
+            ),
+        }
+
+    def _best_checkpoint(self) -> str:
+        return os.path.join(self.output_dir, f"checkpoint-{self.state.best_step}")
 
     def _checkpoint_due(self, moment: str) -> bool:
         every = self.config.checkpointing_steps
@@ -314,7 +357,11 @@ class AccelerateTrainer:
             self.accelerator, self.output_dir, self.state.step, asdict(self.state)
         )
         if self.accelerator.is_main_process:
-            rotate(self.output_dir, self.config.save_total_limit, protect={path})
+            rotate(
+                self.output_dir,
+                self.config.save_total_limit,
+                protect={path, self._best_checkpoint()},
+            )
             size = sum(f["size"] for f in read_manifest(path)["files"].values())
             logger.info(
                 "step %d: committed %s (%.1f MB) in %.2f s",
@@ -556,6 +603,7 @@ class AccelerateTrainer:
         metrics = self.evaluate()
         self.state.last_eval_step = self.state.step
         if metrics:
+            self._track_best(metrics)
             self._log(
                 {"step": self.state.step, "epoch": round(self._epoch_progress(), 4), **metrics}
             )
@@ -631,6 +679,8 @@ class AccelerateTrainer:
             "global_step": self.state.step,
             "epoch": round(self._epoch_progress(), 4),
             "num_processes": self.accelerator.num_processes,
+            "nonfinite_steps": self.state.nonfinite_steps,
+            **self._best_results(),
             **eval_metrics,
             **self.extra_results,
         }

@@ -266,3 +266,33 @@ def test_sigkill_at_random_moments_never_loses_the_run(small_data, tmp_path):
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     assert not any(p.name.startswith(".tmp-checkpoint-") for p in killed.iterdir())
     print(f"{kills} kills, {torn_seen} left a torn save, final model bit-identical")
+
+
+SCRIPTED_F1 = {1: 0.5, 2: 0.6, 3: 0.55, 4: 0.58, 5: 0.59, 6: 0.7, 7: 0.8, 8: 0.9}
+
+
+def scripted_evaluation(monkeypatch):
+    """eval_f1 follows SCRIPTED_F1 by optimizer step: best at step 2, then three worse ones."""
+    from accel_trainer.trainer import AccelerateTrainer
+
+    monkeypatch.setattr(
+        AccelerateTrainer, "evaluate", lambda self: {"eval_f1": SCRIPTED_F1[self.state.step]}
+    )
+
+
+def test_early_stopping_counts_across_a_resume(small_data, tmp_path, monkeypatch):
+    scripted_evaluation(monkeypatch)
+    options = dict(
+        eval_steps=1, metric_for_best_model="eval_f1", early_stopping_patience=3, save_total_limit=1
+    )
+    uninterrupted = train(small_data, tmp_path / "full", **options)
+    assert uninterrupted.state.step == 5  # 3 evaluations without a better F1 after step 2
+    assert uninterrupted.results["best_metric"] == 0.6
+    assert uninterrupted.results["best_step"] == 2 and uninterrupted.results["stopped_early"]
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=4, **options)  # killed after two bad evaluations
+    resumed = train(small_data, out, resume_from_checkpoint="latest", **options)
+    assert resumed.state.step == 5 and resumed.state.evaluations_without_improvement == 3
+    assert resumed.results["best_step"] == 2
+    # The best checkpoint survives rotation beside the newest one.
+    assert [step for step, _ in committed_checkpoints(str(out))] == [2, 5]

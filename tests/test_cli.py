@@ -179,6 +179,9 @@ def test_jsonl_length_mismatch(tmp_path, capsys, no_model_building):
         (["--num_train_epochs", "-1"], "cannot be negative"),
         (["--num_train_epochs", "0", "--max_train_steps", "0"], "both 0: nothing to train"),
         (["--warmup_ratio", "0.1", "--num_warmup_steps", "3"], "are both set"),
+        (["--early_stopping_patience", "2"], "--early_stopping_patience needs"),
+        (["--metric_for_best_model", "f1"], "--metric_for_best_model must name an eval metric"),
+        (["--checkpointing_steps", "often"], "--checkpointing_steps must be a positive number"),
     ],
 )
 def test_bad_options(tmp_path, capsys, no_model_building, small_data, flags, message):
