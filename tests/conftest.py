@@ -65,3 +65,23 @@ def read_json(path) -> dict:
 def read_jsonl(path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def evaluate_saved(model_dir, data_file, output_dir, *flags) -> dict:
+    """Run `accel-trainer evaluate` in this process; return the all_results.json it wrote."""
+    from accel_trainer.cli import main
+
+    status = main(
+        [
+            "evaluate",
+            "--model_name_or_path",
+            str(model_dir),
+            "--validation_file",
+            str(data_file),
+            "--output_dir",
+            str(output_dir),
+            *flags,
+        ]
+    )
+    assert status == 0
+    return read_json(os.path.join(str(output_dir), "all_results.json"))

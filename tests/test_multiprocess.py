@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from accel_trainer.cli import main
-from tests.conftest import REPO_ROOT, free_port, read_json
+from tests.conftest import REPO_ROOT, evaluate_saved, free_port, read_json
 
 pytestmark = pytest.mark.multiprocess
 LAUNCH_TIMEOUT_S = 300
@@ -77,21 +77,7 @@ def test_two_processes_train_once_and_count_each_eval_example_once(small_data, t
 
     # The same saved model scored by one process gives the same numbers.
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "evaluate",
-                "--model_name_or_path",
-                str(out),
-                "--validation_file",
-                dev,
-                "--output_dir",
-                str(tmp_path / "single"),
-            ]
-        )
-        == 0
-    )
-    single = read_json(tmp_path / "single" / "all_results.json")
+    single = evaluate_saved(out, dev, tmp_path / "single")
     for key in ("eval_samples", "eval_f1", "eval_precision", "eval_recall", "eval_accuracy"):
         assert single[key] == pytest.approx(results[key], abs=1e-12), key
 

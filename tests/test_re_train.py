@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification, pipeline
 
 from accel_trainer import TrainConfig, commands
 from accel_trainer.cli import main
-from tests.conftest import read_json, read_jsonl, reset_accelerate, write_jsonl
+from tests.conftest import evaluate_saved, read_json, read_jsonl, reset_accelerate, write_jsonl
 
 RE_DEMO_F1 = 0.95  # the README states what the demo reaches (0.990); this is its floor
 
@@ -90,21 +90,7 @@ def test_pipeline_and_predict_agree(re_run, tmp_path):
 def test_evaluate_reproduces_training_metrics(re_run, tmp_path):
     _, results, output_dir = re_run
     dev = os.path.join(output_dir, "data", "dev.jsonl")
-    assert (
-        main(
-            [
-                "evaluate",
-                "--model_name_or_path",
-                output_dir,
-                "--validation_file",
-                dev,
-                "--output_dir",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
-    written = read_json(tmp_path / "all_results.json")
+    written = evaluate_saved(output_dir, dev, tmp_path)
     for key in ("eval_f1", "eval_macro_f1", "eval_accuracy", "eval_samples"):
         assert written[key] == pytest.approx(results[key]), key
 

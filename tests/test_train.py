@@ -11,7 +11,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, pipelin
 
 from accel_trainer import AccelerateTrainer, TrainConfig, commands
 from accel_trainer.cli import main
-from tests.conftest import read_json, read_jsonl, reset_accelerate, write_jsonl
+from tests.conftest import evaluate_saved, read_json, read_jsonl, reset_accelerate, write_jsonl
 
 RESULT_KEYS = {
     "train_loss",
@@ -81,19 +81,7 @@ def test_pipeline_finds_entities_in_a_demo_sentence(demo_run):
 def test_evaluate_command_reproduces_the_training_metrics(demo_run, tmp_path, capsys):
     _, results, output_dir = demo_run
     dev = os.path.join(output_dir, "data", "dev.conll")
-    status = main(
-        [
-            "evaluate",
-            "--model_name_or_path",
-            output_dir,
-            "--validation_file",
-            dev,
-            "--output_dir",
-            str(tmp_path),
-        ]
-    )
-    assert status == 0
-    written = read_json(tmp_path / "all_results.json")
+    written = evaluate_saved(output_dir, dev, tmp_path)
     assert written["eval_f1"] == pytest.approx(results["eval_f1"])
     assert written["eval_samples"] == 150
     assert json.loads(capsys.readouterr().out)["eval_f1"] == written["eval_f1"]
@@ -365,23 +353,7 @@ def test_windowed_evaluation_scores_every_gold_word(demo_run, tmp_path):
     counts, and the score stays close to the full-length one."""
     _, results, output_dir = demo_run
     dev = os.path.join(output_dir, "data", "dev.conll")
-    assert (
-        main(
-            [
-                "evaluate",
-                "--model_name_or_path",
-                output_dir,
-                "--validation_file",
-                dev,
-                "--output_dir",
-                str(tmp_path),
-                "--max_seq_length",
-                "8",
-            ]
-        )
-        == 0
-    )
-    windowed = read_json(tmp_path / "all_results.json")
+    windowed = evaluate_saved(output_dir, dev, tmp_path, "--max_seq_length", "8")
     assert windowed["eval_windowed_sentences"] == 150  # every dev sentence needs windows
     assert windowed["eval_samples"] == 150
     assert windowed["eval_f1"] > results["eval_f1"] - 0.15
