@@ -241,6 +241,13 @@ class TrainConfig(DataConfig):
             "--metric_for_best_model (0: never). Survives a resume."
         ),
     )
+    load_best_model_at_end: bool = field(
+        default=False,
+        metadata=_opt(
+            "Save the model of the best --metric_for_best_model evaluation, not the last one. "
+            "Each new best is checkpointed; --save_total_limit bounds how many are kept."
+        ),
+    )
     max_nonfinite_steps: int = field(
         default=5,
         metadata=_opt(
@@ -253,6 +260,14 @@ class TrainConfig(DataConfig):
         metadata=_opt(
             "Resume from a checkpoint folder, 'latest' (the newest committed one in "
             "--output_dir), or 'auto' (that, or start fresh when there is none)."
+        ),
+    )
+    allow_topology_change: bool = field(
+        default=False,
+        metadata=_opt(
+            "Resume on another number of processes, per-device batch or accumulation, keeping "
+            "the global batch: each optimizer step sees the same examples, but the result is "
+            "no longer bit-exact."
         ),
     )
     entity_markers: str = field(
@@ -360,6 +375,11 @@ class TrainConfig(DataConfig):
             found.append(
                 "--early_stopping_patience needs --metric_for_best_model: got none. Name the "
                 "metric to watch, e.g. eval_f1."
+            )
+        if self.load_best_model_at_end and metric is None:
+            found.append(
+                "--load_best_model_at_end needs --metric_for_best_model: got none. Name the "
+                "metric that picks the best model, e.g. eval_f1."
             )
         if self.max_nonfinite_steps < 0:
             found.append(

@@ -52,7 +52,11 @@ RESUME_INSENSITIVE = {
     "logging_steps",
     "report_to",
     "output_dir",
+    "allow_topology_change",
+    "load_best_model_at_end",
 }
+# How the global batch is split; may change on resume with --allow_topology_change.
+TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps")
 
 
 def create_accelerator(config: TrainConfig) -> Accelerator:
@@ -134,7 +138,9 @@ class TrainState:
     run_loss: list = field(default_factory=lambda: [0.0, 0.0])  # sum and micro-batches, all ranks
     pending_loss: list = field(default_factory=lambda: [0.0, 0.0])  # since the last log record
     world_size: int = 1
-    config_hash: str = ""
+    per_device_train_batch_size: int = 0
+    gradient_accumulation_steps: int = 0
+    config_hash: str = ""  # of the options that change what training computes, less TOPOLOGY
     log_records: int = 0  # records in log_history.jsonl when the state was saved
     nonfinite_steps: int = 0  # optimizer steps skipped for a NaN/inf loss or gradient
     consecutive_nonfinite: int = 0
@@ -189,12 +195,14 @@ class AccelerateTrainer:
         self._window_loss = torch.zeros(2, device=self.accelerator.device)  # this rank, unreduced
         self._rng_to_restore: dict | None = None
         self._step_skipped = False
+        self._last_checkpoint_step = -1
 
     def _dataloader(self, data, batch_size: int, shuffle: bool) -> DataLoader | None:
         if data is None or isinstance(data, DataLoader):
             return data
-        if not shuffle and "row_id" not in data.column_names:
-            # Lets gathered predictions be put back in dataset order on any number of processes.
+        if "row_id" not in data.column_names:
+            # Lets gathered predictions be put back in dataset order on any number of processes,
+            # and names the examples each training step consumed.
             data = data.add_column("row_id", list(range(len(data))))
         return DataLoader(
             data,
@@ -262,6 +270,8 @@ class AccelerateTrainer:
         progress.close()
         if not eval_metrics and self.state.last_eval_step == self.state.step:
             eval_metrics = self.evaluate()  # evaluated before the checkpoint this run resumed
+        if self.config.load_best_model_at_end:
+            eval_metrics = self._load_best_model(eval_metrics)
         runtime = time.perf_counter() - start
         results = self._results(runtime, eval_metrics)
         self.save_model(self.output_dir)
@@ -342,7 +352,41 @@ class AccelerateTrainer:
     def _best_checkpoint(self) -> str:
         return os.path.join(self.output_dir, f"checkpoint-{self.state.best_step}")
 
+    def _load_best_model(self, last_metrics: dict) -> dict:
+        """Put the weights of the best evaluation back into the model; return its metrics."""
+        best_step = self.state.best_step
+        if best_step < 0:
+            logger.warning("--load_best_model_at_end: no evaluation ran; keeping the last model")
+            return last_metrics
+        if best_step == self.state.step:
+            return last_metrics
+        path = self._best_checkpoint()
+        if read_manifest(path) is None:
+            raise InputError(
+                f"--load_best_model_at_end: the best checkpoint {path} (step {best_step}) is "
+                "missing or torn. The last committed checkpoint is intact; resume from it "
+                "without --load_best_model_at_end to save the last model."
+            )
+        # Loads optimizer, scheduler and RNG too: harmless, training is over.
+        self.accelerator.load_state(path)
+        logger.info(
+            "loaded the best model (%s %s at step %d) from %s",
+            self.config.metric_for_best_model,
+            self.state.best_metric,
+            best_step,
+            path,
+        )
+        name = self.config.metric_for_best_model
+        records = [r for r in self.log_history if r["step"] == best_step and name in r]
+        if not records:
+            return self.evaluate()
+        return {k: v for k, v in records[-1].items() if k.startswith("eval_")}
+
     def _checkpoint_due(self, moment: str) -> bool:
+        if self._last_checkpoint_step == self.state.step:
+            return False
+        if self.config.load_best_model_at_end and self.state.best_step == self.state.step:
+            return True  # the best model so far must be on disk to be loaded at the end
         every = self.config.checkpointing_steps
         if every == "epoch":
             return moment == "epoch"
@@ -356,6 +400,7 @@ class AccelerateTrainer:
         path = save_checkpoint(
             self.accelerator, self.output_dir, self.state.step, asdict(self.state)
         )
+        self._last_checkpoint_step = self.state.step
         if self.accelerator.is_main_process:
             rotate(
                 self.output_dir,
@@ -377,7 +422,11 @@ class AccelerateTrainer:
         """Load the checkpoint --resume_from_checkpoint asks for; False when starting fresh."""
         accelerator = self.accelerator
         self.state.world_size = accelerator.num_processes
-        self.state.config_hash = config_hash(asdict(self.config), RESUME_INSENSITIVE)
+        self.state.per_device_train_batch_size = self.config.per_device_train_batch_size
+        self.state.gradient_accumulation_steps = self.config.gradient_accumulation_steps
+        self.state.config_hash = config_hash(
+            asdict(self.config), RESUME_INSENSITIVE | set(TOPOLOGY)
+        )
         if accelerator.is_main_process:
             for name in remove_torn(self.output_dir):
                 logger.warning("removed %s: a checkpoint torn by an interrupted save", name)
@@ -392,23 +441,27 @@ class AccelerateTrainer:
             accelerator.wait_for_everyone()
             return False
         saved = load_trainer_state(path)
-        if saved["world_size"] != accelerator.num_processes:
-            raise ConfigError(
-                f"--resume_from_checkpoint {path} was saved by {saved['world_size']} process(es), "
-                f"this run has {accelerator.num_processes}: the data order would change. Resume "
-                "with the same number of processes."
-            )
         if saved["config_hash"] != self.state.config_hash:
             raise ConfigError(
                 f"--resume_from_checkpoint {path} was saved with other training options (hash "
                 f"{saved['config_hash']}, now {self.state.config_hash}): resume with the options "
                 f"of that run (see {self.output_dir}/training_config.json)."
             )
+        missing_rng = self._check_topology(path, saved)
         accelerator.load_state(path)
         self.state = TrainState(**saved)
+        changed = self._topology(saved) != self._current_topology()
+        if changed:
+            self._move_to_current_topology(saved)
+        if accelerator.process_index in missing_rng:
+            # A process the checkpoint did not have: a fresh, reproducible stream of its own.
+            set_seed(self.config.seed + 1_000_003 * self.state.step, device_specific=True)
+        self._last_checkpoint_step = self.state.step
         batches = len(self.train_dataloader)
         if self.state.micro_step_in_epoch >= batches and self.state.last_eval_step == saved["step"]:
             self.state.epoch, self.state.micro_step_in_epoch = self.state.epoch + 1, 0
+        # Accelerate counts the micro-batches since the epoch began to know when a window ends.
+        accelerator.step = self.state.micro_step_in_epoch % batches
         if 0 < self.state.micro_step_in_epoch < batches:
             # The next batch must see the saved RNG, not what starting the data iterator draws.
             self._rng_to_restore = capture_rng()
@@ -420,6 +473,82 @@ class AccelerateTrainer:
             self.state.micro_step_in_epoch,
         )
         return True
+
+    def _current_topology(self) -> tuple[int, int, int]:
+        return (
+            self.accelerator.num_processes,
+            self.config.per_device_train_batch_size,
+            self.config.gradient_accumulation_steps,
+        )
+
+    @staticmethod
+    def _topology(saved: dict) -> tuple[int, int, int]:
+        return (
+            saved["world_size"],
+            saved["per_device_train_batch_size"],
+            saved["gradient_accumulation_steps"],
+        )
+
+    def _check_topology(self, path: str, saved: dict) -> set[int]:
+        """Refuse a resume that cannot be bit-exact unless --allow_topology_change; return the
+        processes that have no RNG state in the checkpoint."""
+        before, now = self._topology(saved), self._current_topology()
+        files = read_manifest(path)["files"]
+        missing_rng = {rank for rank in range(now[0]) if f"random_states_{rank}.pkl" not in files}
+        describe = "{} process(es) x per-device batch {} x accumulation {}".format
+        if self.config.allow_topology_change:
+            if before[0] * before[1] * before[2] != now[0] * now[1] * now[2]:
+                raise ConfigError(
+                    f"--allow_topology_change keeps the global batch, but {path} was saved with "
+                    f"{describe(*before)} = {before[0] * before[1] * before[2]} examples per "
+                    f"optimizer step and this run has {describe(*now)} = "
+                    f"{now[0] * now[1] * now[2]}. Set --per_device_train_batch_size and "
+                    "--gradient_accumulation_steps so that the products match."
+                )
+            if before != now:
+                logger.warning(
+                    "resuming %s, saved with %s, on %s: every optimizer step sees the same "
+                    "examples, but the result is no longer bit-exact",
+                    path,
+                    describe(*before),
+                    describe(*now),
+                )
+            return missing_rng
+        if before != now:
+            raise ConfigError(
+                f"--resume_from_checkpoint {path} was saved with {describe(*before)}, this run "
+                f"has {describe(*now)}: the data order and random streams would change. Resume "
+                "with the same settings, or add --allow_topology_change to keep the global batch "
+                "and give up bit-exactness."
+            )
+        if missing_rng:
+            names = ", ".join(f"random_states_{rank}.pkl" for rank in sorted(missing_rng))
+            raise ConfigError(
+                f"--resume_from_checkpoint {path} has no RNG state for process(es) "
+                f"{sorted(missing_rng)} ({names}): the resumed run could not be bit-exact. Use "
+                "another checkpoint, or add --allow_topology_change to reseed those processes."
+            )
+        return missing_rng
+
+    def _move_to_current_topology(self, saved: dict) -> None:
+        """Keep the data position, in examples, when the global batch is split differently.
+        Checkpoints fall on optimizer steps, so the position is a whole number of global
+        batches, or the end of the epoch."""
+        world_size, batch, accumulation = self._topology(saved)
+        examples = len(self.train_dataloader.dataset)
+        saved_batches = math.ceil(math.ceil(examples / batch) / world_size)
+        if self.state.micro_step_in_epoch >= saved_batches:
+            self.state.micro_step_in_epoch = len(self.train_dataloader)
+        else:
+            steps_into_epoch = self.state.micro_step_in_epoch // accumulation
+            self.state.micro_step_in_epoch = (
+                steps_into_epoch * self.config.gradient_accumulation_steps
+            )
+        (
+            self.state.world_size,
+            self.state.per_device_train_batch_size,
+            self.state.gradient_accumulation_steps,
+        ) = self._current_topology()
 
     def _plan(self) -> TrainPlan:
         config = self.config

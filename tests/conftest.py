@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import time
 
 import pytest
 
@@ -85,3 +88,74 @@ def evaluate_saved(model_dir, data_file, output_dir, *flags) -> dict:
     )
     assert status == 0
     return read_json(os.path.join(str(output_dir), "all_results.json"))
+
+
+def inject_nan(trainer, micro_steps) -> None:
+    """Make the loss NaN at the given forward passes (1-based, counted in this process) of the
+    training model."""
+    calls = {"n": 0}
+
+    def hook(module, args, kwargs, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] in micro_steps:
+                output.loss = output.loss * float("nan")
+        return output
+
+    trainer.accelerator.unwrap_model(trainer.model).register_forward_hook(hook, with_kwargs=True)
+
+
+def trace_consumed_rows(trainer, record) -> None:
+    """Call record(micro_step, step, row_ids) for every micro-batch the trainer trains on;
+    micro_step and step count from the start of the run, across resumes."""
+    micro_step = trainer._micro_step
+
+    def traced(batch):
+        record(trainer.state.micro_step, trainer.state.step, batch["row_id"].tolist())
+        return micro_step(batch)
+
+    trainer._micro_step = traced
+
+
+def start(command, env, cwd, log_path):
+    """Start a command in its own process group, output to a file (no pipe to fill up)."""
+    with open(log_path, "w", encoding="utf-8") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def wait_all(processes, timeout_s: float) -> list[int | None]:
+    """Exit codes (None: still running at the deadline); then every process group is killed."""
+    deadline = time.monotonic() + timeout_s
+    codes = []
+    try:
+        for process in processes:
+            try:
+                codes.append(process.wait(timeout=max(0.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                codes.append(None)
+    finally:
+        # Finished or not: workers outlive a killed `accelerate launch`, and a node whose peer
+        # failed would wait for it until the rendezvous timeout.
+        for process in processes:
+            kill_group(process)
+    return codes
+
+
+def kill_group(process) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def tail(path, chars: int = 4000) -> str:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()[-chars:]

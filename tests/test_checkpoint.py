@@ -5,8 +5,9 @@ import torch
 
 from accel_trainer import TrainConfig, commands
 from accel_trainer.checkpoint import committed_checkpoints, read_manifest
+from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError
-from tests.conftest import read_json, reset_accelerate
+from tests.conftest import read_json, reset_accelerate, trace_consumed_rows
 
 
 class Interrupted(Exception):
@@ -30,8 +31,11 @@ def config(small_data, output_dir, **overrides):
 
 
 def train(small_data, output_dir, stop_at=None, **overrides):
-    """Train; with stop_at, stop as if killed right after the checkpoint of that step."""
+    """Train; with stop_at, stop as if killed right after the checkpoint of that step.
+    trainer.consumed lists (micro_step, step, row ids) of every micro-batch trained on."""
     trainer = commands.build_trainer(config(small_data, output_dir, **overrides))
+    trainer.consumed = []
+    trace_consumed_rows(trainer, lambda *entry: trainer.consumed.append(entry))
     if stop_at is not None:
         original = trainer.save_checkpoint
 
@@ -82,9 +86,11 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(
 ):
     full_trainer, (full_weights, full_optimizer, full_lr) = uninterrupted(every)
     out = tmp_path / "out"
-    train(small_data, out, stop_at=stop_at, checkpointing_steps=every)
+    stopped = train(small_data, out, stop_at=stop_at, checkpointing_steps=every)
     assert not (out / "model.safetensors").exists()
     resumed = train(small_data, out, resume_from_checkpoint="latest", checkpointing_steps=every)
+    # The same examples, in the same micro-batches, in the same order.
+    assert stopped.consumed + resumed.consumed == full_trainer.consumed
     weights, optimizer, lr = final_state(resumed)
     assert resumed.state.step == 8
     assert all(torch.equal(weights[k], full_weights[k]) for k in full_weights)
@@ -296,3 +302,129 @@ def test_early_stopping_counts_across_a_resume(small_data, tmp_path, monkeypatch
     assert resumed.results["best_step"] == 2
     # The best checkpoint survives rotation beside the newest one.
     assert [step for step, _ in committed_checkpoints(str(out))] == [2, 5]
+
+
+def checkpoint_weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def test_load_best_model_at_end_saves_the_best_evaluations_weights(
+    small_data, tmp_path, monkeypatch
+):
+    scripted_evaluation(monkeypatch)
+    options = dict(
+        eval_steps=1,
+        metric_for_best_model="eval_f1",
+        early_stopping_patience=3,
+        load_best_model_at_end=True,
+        checkpointing_steps="no",  # the best evaluations are checkpointed all the same
+        save_total_limit=1,
+    )
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=4, **{**options, "checkpointing_steps": "4"})
+    resumed = train(small_data, out, resume_from_checkpoint="latest", **options)
+    assert resumed.state.step == 5 and resumed.results["best_step"] == 2
+    assert resumed.results["eval_f1"] == 0.6  # the metrics describe the saved model
+    best, saved = checkpoint_weights(out / "checkpoint-2"), checkpoint_weights(out)
+    assert saved.keys() == best.keys()
+    assert all(torch.equal(saved[k], best[k]) for k in best)
+    # Rotation kept the best beside the newest (the one the run resumed from).
+    assert [step for step, _ in committed_checkpoints(str(out))] == [2, 4]
+    later = checkpoint_weights(out / "checkpoint-4")
+    assert not all(torch.equal(saved[k], later[k]) for k in best)
+
+
+def test_load_best_model_at_end_needs_a_metric():
+    with pytest.raises(ConfigError, match="--load_best_model_at_end needs --metric_for_best_model"):
+        validate(TrainConfig(load_best_model_at_end=True))
+
+
+def steps_of(consumed):
+    """The set of row ids each optimizer step trained on."""
+    rows = {}
+    for _, step, row_ids in consumed:
+        rows.setdefault(step, set()).update(row_ids)
+    return rows
+
+
+def test_topology_change_keeps_every_steps_examples(small_data, tmp_path, uninterrupted):
+    full_trainer, (full_weights, _, _) = uninterrupted("1")  # batch 5 x accumulation 3
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=2)
+    with pytest.raises(ConfigError, match="add --allow_topology_change"):
+        train(small_data, out, resume_from_checkpoint="latest", per_device_train_batch_size=3)
+    reset_accelerate()
+    with pytest.raises(ConfigError, match=r"= 15 examples per optimizer step .* = 9"):
+        train(
+            small_data,
+            out,
+            resume_from_checkpoint="latest",
+            per_device_train_batch_size=3,
+            allow_topology_change=True,
+        )
+    reset_accelerate()
+    resumed = train(
+        small_data,
+        out,
+        resume_from_checkpoint="latest",
+        per_device_train_batch_size=3,
+        gradient_accumulation_steps=5,
+        allow_topology_change=True,
+    )
+    assert resumed.state.step == 8
+    expected = steps_of(full_trainer.consumed)
+    assert steps_of(resumed.consumed) == {step: expected[step] for step in range(2, 8)}
+    # Not bit-exact (other padding, other micro-batch means) but the same training.
+    weights = final_state(resumed)[0]
+    assert not all(torch.equal(weights[k], full_weights[k]) for k in full_weights)
+    losses = [r["loss"] for r in resumed.log_history if "loss" in r]
+    full_losses = [r["loss"] for r in full_trainer.log_history if "loss" in r]
+    assert losses == pytest.approx(full_losses, rel=0.05)
+    assert resumed.results["eval_loss"] == pytest.approx(
+        full_trainer.results["eval_loss"], rel=0.05
+    )
+
+
+def test_a_checkpoint_without_rng_state_is_refused_unless_topology_may_change(small_data, tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=2)
+    folder = out / "checkpoint-2"
+    (folder / "random_states_0.pkl").unlink()
+    manifest = read_json(folder / "manifest.json")
+    del manifest["files"]["random_states_0.pkl"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r"no RNG state for process\(es\) \[0\]"):
+        train(small_data, out, resume_from_checkpoint="latest")
+    reset_accelerate()
+    resumed = train(small_data, out, resume_from_checkpoint="latest", allow_topology_change=True)
+    assert resumed.state.step == 8
+
+
+def test_rotation_never_leaves_less_than_the_newest_and_the_best(small_data, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from accel_trainer.trainer import AccelerateTrainer
+
+    monkeypatch.setattr(
+        AccelerateTrainer,
+        "evaluate",
+        lambda self: {"eval_f1": 0.9 if self.state.step == 2 else 0.5},
+    )
+    out = tmp_path / "out"
+    after_each_deletion = []
+    remove = shutil.rmtree
+
+    def watched_remove(path, *args, **kwargs):
+        remove(path, *args, **kwargs)
+        if os.path.basename(path).startswith("checkpoint-"):
+            after_each_deletion.append([step for step, _ in committed_checkpoints(str(out))])
+
+    monkeypatch.setattr(shutil, "rmtree", watched_remove)
+    train(small_data, out, eval_steps=1, metric_for_best_model="eval_f1", save_total_limit=2)
+    # From step 3 on each commit makes 3 checkpoints, one too many: one goes, never the best.
+    assert after_each_deletion == [[2, step] for step in range(3, 9)]

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port, read_json
+from tests.conftest import REPO_ROOT, free_port, read_json, start, tail, wait_all
 
 LAUNCH_DIR = os.path.join(REPO_ROOT, "launch")
 LAUNCH_FILES = sorted(os.listdir(LAUNCH_DIR))
@@ -79,7 +79,15 @@ def test_sbatch_file_asks_for_two_nodes_of_eight_gpus_and_calls_srun():
     with open(script("slurm.sbatch"), encoding="utf-8") as handle:
         lines = handle.read().splitlines()
     directives = [line for line in lines if line.startswith("#SBATCH")]
-    for expected in ("--nodes=2", "--ntasks-per-node=1", "--gpus-per-node=8"):
+    expected_lines = (
+        "--nodes=2",
+        "--ntasks-per-node=1",
+        "--gpus-per-node=8",
+        "--signal=B:USR1@180",  # warn the batch shell 180 s before the time limit
+        "--requeue",
+        "--open-mode=append",  # a requeued job adds to the same log
+    )
+    for expected in expected_lines:
         assert f"#SBATCH {expected}" in directives
     for option in ("--cpus-per-task=", "--time=", "--output="):
         assert any(line.startswith(f"#SBATCH {option}") for line in directives), option
@@ -93,11 +101,22 @@ def test_sbatch_file_asks_for_two_nodes_of_eight_gpus_and_calls_srun():
 # The commands the scripts build, with stand-in tools
 
 FAKE_ACCELERATE = """\
-import json, os, sys
-keys = ("MACHINE_RANK", "OMP_NUM_THREADS", "ACCELERATE_USE_CPU", "PYTHONPATH")
+import json, os, signal, sys
+keys = ("MACHINE_RANK", "OMP_NUM_THREADS", "ACCELERATE_USE_CPU", "PYTHONPATH",
+        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT")
 record = {"argv": sys.argv[1:], "env": {key: os.environ.get(key) for key in keys}}
-with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as handle:
-    handle.write(json.dumps(record) + "\\n")
+
+def log(record):
+    with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\\n")
+
+if os.environ.get("FAKE_TRAIN_UNTIL_SIGTERM"):  # train until SIGTERM, then stop like torchrun
+    signal.signal(signal.SIGTERM, lambda *_: (log({"stopped": os.environ["MACHINE_RANK"]}),
+                                              sys.exit(1)))
+    log(record)
+    while True:
+        signal.pause()
+log(record)
 """
 FAKE_NVIDIA_SMI = """\
 import os, sys
@@ -115,13 +134,29 @@ while args and args[0].startswith("-"):
     options.append(args.pop(0))
 with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as handle:
     handle.write(json.dumps({"srun": options}) + "\\n")
-for node in range(int(os.environ["SLURM_NNODES"])):
-    done = subprocess.run(args, env={**os.environ, "SLURM_NODEID": str(node)})
-    if done.returncode:
-        sys.exit(done.returncode)
+tasks = [
+    subprocess.Popen(args, env={**os.environ, "SLURM_NODEID": str(node)})
+    for node in range(int(os.environ["SLURM_NNODES"]))
+]
+with open(os.environ["FAKE_LOG"] + ".pids", "w", encoding="utf-8") as handle:
+    handle.write(" ".join(str(task.pid) for task in tasks))
+sys.exit(max(task.wait() for task in tasks))
+"""
+FAKE_SCANCEL = """\
+import json, os, signal, sys
+with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as handle:
+    handle.write(json.dumps({"scancel": sys.argv[1:]}) + "\\n")
+assert sys.argv[1] == "--signal=TERM", sys.argv
+with open(os.environ["FAKE_LOG"] + ".pids", encoding="utf-8") as handle:
+    for pid in handle.read().split():
+        os.kill(int(pid), signal.SIGTERM)
 """
 FAKE_SCONTROL = """\
-import os, sys
+import json, os, sys
+if sys.argv[1] == "requeue":
+    with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"requeue": sys.argv[2:]}) + "\\n")
+    sys.exit(0)
 assert sys.argv[1:3] == ["show", "hostnames"], sys.argv
 print("gpu-node-07")
 print("gpu-node-08")
@@ -133,7 +168,7 @@ for index in range(int(os.environ.get("FAKE_MORE_HOSTS", "0"))):
 
 @pytest.fixture
 def fake_tools(tmp_path):
-    """A folder of stand-ins for accelerate, nvidia-smi, srun and scontrol, and their log."""
+    """Stand-ins for accelerate, nvidia-smi, srun, scontrol and scancel, and their log."""
     folder = tmp_path / "fake-bin"
     folder.mkdir()
     for name, body in (
@@ -141,6 +176,7 @@ def fake_tools(tmp_path):
         ("nvidia-smi", FAKE_NVIDIA_SMI),
         ("srun", FAKE_SRUN),
         ("scontrol", FAKE_SCONTROL),
+        ("scancel", FAKE_SCANCEL),
     ):
         path = folder / name
         path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
@@ -376,14 +412,60 @@ def test_slurm_batch_runs_multi_node_once_per_node_with_its_rank(
     srun_options = next(record["srun"] for record in records if "srun" in record)
     assert "--ntasks-per-node=1" in srun_options
     calls = launched(records)
-    assert [call["options"]["--machine_rank"] for call in calls] == ["0", "1"]
+    assert sorted(call["options"]["--machine_rank"] for call in calls) == ["0", "1"]
     for call in calls:
         assert call["options"]["--config_file"] == os.path.join(CONFIGS, "multi_node.yaml")
         assert call["options"]["--main_process_ip"] == "gpu-node-07"
         assert call["options"]["--main_process_port"] == str(20000 + 4242 % 20000)
         assert call["options"]["--num_machines"] == "2"
         assert call["options"]["--num_processes"] == str(2 * gpus_per_node)
-        assert call["trainer"] == TRAINER_ARGS
+        # A requeued job resumes; the user's own --resume_from_checkpoint comes later and wins.
+        assert call["trainer"] == ["--resume_from_checkpoint", "auto", *TRAINER_ARGS]
+        assert call["env"]["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] == "120"
+    assert not any("requeue" in record or "scancel" in record for record in records)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGUSR1", "SIGTERM"])
+def test_slurm_batch_stops_training_on_its_signal_and_requeues(fake_tools, tmp_path, signal_name):
+    """SLURM's warning before the time limit (USR1) or a preemption (TERM) reaches the batch
+    shell: it sends SIGTERM to every task, waits for them, and requeues the job."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    batch_copy = spool / "slurm_script"
+    shutil.copy(script("slurm.sbatch"), batch_copy)
+    folder, log = fake_tools
+    env = clean_env(
+        FAKE_LOG=str(log),
+        FAKE_TRAIN_UNTIL_SIGTERM="1",
+        SLURM_JOB_NODELIST="gpu-node-[07-08]",
+        SLURM_NNODES="2",
+        SLURM_JOB_ID="4242",
+        SLURM_SUBMIT_DIR=REPO_ROOT,
+    )
+    env["PATH"] = f"{folder}{os.pathsep}{env['PATH']}"
+    batch = subprocess.Popen(
+        ["bash", str(batch_copy), *TRAINER_ARGS],
+        cwd=spool,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (log.exists() and log.read_text().count('"argv"') == 2):
+            assert time.monotonic() < deadline and batch.poll() is None, "tasks did not start"
+            time.sleep(0.05)
+        batch.send_signal(getattr(signal, signal_name))
+        _, err = batch.communicate(timeout=30)
+    finally:
+        batch.kill()
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert batch.returncode == 0, err
+    assert {"scancel": ["--signal=TERM", "4242"]} in records
+    assert sorted(r["stopped"] for r in records if "stopped" in r) == ["0", "1"]
+    assert records[-1] == {"requeue": ["4242"]}  # after every task has stopped
+    assert "requeued job 4242" in err
 
 
 def test_slurm_batch_outside_the_repository_says_so(fake_tools, tmp_path):
@@ -404,50 +486,6 @@ def test_slurm_batch_outside_the_repository_says_so(fake_tools, tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Real training on the CPU through the scripts
-
-
-def start(command, env, cwd, log_path):
-    """Start a command in its own process group, output to a file (no pipe to fill up)."""
-    with open(log_path, "w", encoding="utf-8") as log:
-        return subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def wait_all(processes, timeout_s: float) -> list[int | None]:
-    """Exit codes (None: still running at the deadline); then every process group is killed."""
-    deadline = time.monotonic() + timeout_s
-    codes = []
-    try:
-        for process in processes:
-            try:
-                codes.append(process.wait(timeout=max(0.0, deadline - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                codes.append(None)
-    finally:
-        # Finished or not: workers outlive a killed `accelerate launch`, and a node whose peer
-        # failed would wait for it until the rendezvous timeout.
-        for process in processes:
-            kill_group(process)
-    return codes
-
-
-def kill_group(process) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def tail(path, chars: int = 4000) -> str:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return handle.read()[-chars:]
 
 
 def test_cpu_debug_trains_two_steps_from_another_directory(tmp_path):

@@ -11,7 +11,14 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, pipelin
 
 from accel_trainer import AccelerateTrainer, TrainConfig, commands
 from accel_trainer.cli import main
-from tests.conftest import evaluate_saved, read_json, read_jsonl, reset_accelerate, write_jsonl
+from tests.conftest import (
+    evaluate_saved,
+    inject_nan,
+    read_json,
+    read_jsonl,
+    reset_accelerate,
+    write_jsonl,
+)
 
 RESULT_KEYS = {
     "train_loss",
@@ -443,20 +450,6 @@ def test_byte_level_tokenizers_get_a_prefix_space_for_pre_split_words(tmp_path):
     encoded = tokenizer(["John", "lives"], is_split_into_words=True)
     # Without the prefix space "lives" would split as "liv", "es", unlike inside a sentence.
     assert tokenizer.convert_ids_to_tokens(encoded["input_ids"])[-2] == "Ġlives"
-
-
-def inject_nan(trainer, micro_steps):
-    """Make the loss NaN at the given forward passes (1-based) of the training model."""
-    calls = {"n": 0}
-
-    def hook(module, args, kwargs, output):
-        if module.training:
-            calls["n"] += 1
-            if calls["n"] in micro_steps:
-                output.loss = output.loss * float("nan")
-        return output
-
-    trainer.accelerator.unwrap_model(trainer.model).register_forward_hook(hook, with_kwargs=True)
 
 
 def test_a_nan_loss_skips_that_step_entirely(small_data, tmp_path):

@@ -1,0 +1,54 @@
+"""`python -m accel_trainer` with test hooks, for runs under `accelerate launch` or started one
+process per rank. Environment variables switch the hooks on:
+
+  TRACE_ROWS_DIR       each process appends {"micro_step", "step", "row_ids"} per micro-batch
+                       to rank-<process index>.jsonl there
+  NAN_RANK, NAN_AT     that process's loss is NaN at its NAN_AT-th forward pass (1-based)
+  STEP_DELAY_S         sleep this long after every optimizer step, so a signal lands mid-run
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from accel_trainer import commands  # noqa: E402
+from accel_trainer.cli import main  # noqa: E402
+from tests.conftest import inject_nan, trace_consumed_rows  # noqa: E402
+
+
+def hooked_build_trainer(config):
+    trainer = build_trainer(config)
+    rank = trainer.accelerator.process_index
+    if os.environ.get("TRACE_ROWS_DIR"):
+        path = os.path.join(os.environ["TRACE_ROWS_DIR"], f"rank-{rank}.jsonl")
+
+        def record(micro_step, step, row_ids):
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(
+                    json.dumps({"micro_step": micro_step, "step": step, "row_ids": row_ids})
+                )
+                handle.write("\n")
+
+        trace_consumed_rows(trainer, record)
+    if os.environ.get("NAN_RANK") == str(rank):
+        inject_nan(trainer, {int(os.environ["NAN_AT"])})
+    delay = float(os.environ.get("STEP_DELAY_S", "0"))
+    if delay:
+        finish = trainer._finish_optimizer_step
+
+        def slow_finish(*args):
+            finish(*args)
+            time.sleep(delay)
+
+        trainer._finish_optimizer_step = slow_finish
+    return trainer
+
+
+build_trainer = commands.build_trainer
+commands.build_trainer = hooked_build_trainer
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
