@@ -67,6 +67,13 @@ class RunConfig:
         ),
     )
     cpu: bool = field(default=False, metadata=_opt("Run on CPU even when a GPU is present."))
+    ddp_timeout: int = field(
+        default=300,
+        metadata=_opt(
+            "Seconds a process waits in a collective (all-reduce, barrier) for the others before "
+            "it fails: bounds the hang when a process or node is lost."
+        ),
+    )
     seed: int = field(default=42, metadata=_opt("Seed for model init, data order and dropout."))
     config: str | None = field(
         default=None,
@@ -81,6 +88,8 @@ class RunConfig:
                 f"--max_seq_length must be at least 8: got {self.max_seq_length}. "
                 "Use a longer length, e.g. 128."
             )
+        if self.ddp_timeout <= 0:
+            found.append(f"--ddp_timeout must be positive: got {self.ddp_timeout}. E.g. 300.")
         if self.per_device_eval_batch_size <= 0:
             found.append(
                 "--per_device_eval_batch_size must be positive: "
@@ -167,6 +176,22 @@ class TrainConfig(DataConfig):
     per_device_train_batch_size: int = field(default=16, metadata=_opt("Train batch per process."))
     gradient_accumulation_steps: int = field(
         default=1, metadata=_opt("Micro-batches per optimizer step.")
+    )
+    global_batch_size: int = field(
+        default=0,
+        metadata=_opt(
+            "Examples per optimizer step over all processes (instead of "
+            "--gradient_accumulation_steps): accumulation = this / (per-device batch x processes)."
+        ),
+    )
+    loss_normalization: str = field(
+        default="tokens",
+        metadata=_opt(
+            "tokens: each step's loss is the summed cross-entropy over the whole global batch "
+            "divided by its labelled tokens (NER) or examples (RE), the same on any topology. "
+            "batch: the mean of each micro-batch, averaged (the transformers default).",
+            choices=["tokens", "batch"],
+        ),
     )
     learning_rate: float | None = field(
         default=None,
@@ -300,6 +325,20 @@ class TrainConfig(DataConfig):
     def resolved_output_dir(self) -> str:
         return self.output_dir or demo_output_dir(self.task)
 
+    def resolved_accumulation_steps(self, world_size: int) -> int:
+        """Micro-batches per optimizer step on `world_size` processes."""
+        if not self.global_batch_size:
+            return self.gradient_accumulation_steps
+        per_micro_step = self.per_device_train_batch_size * world_size
+        if self.global_batch_size % per_micro_step:
+            raise ConfigError(
+                f"--global_batch_size {self.global_batch_size} is not a multiple of "
+                f"--per_device_train_batch_size {self.per_device_train_batch_size} x "
+                f"{world_size} process(es) = {per_micro_step}. Choose a global batch that is, or "
+                "another per-device batch."
+            )
+        return self.global_batch_size // per_micro_step
+
     def markers(self) -> list[str]:
         return [marker.strip() for marker in self.entity_markers.split(",")]
 
@@ -375,6 +414,14 @@ class TrainConfig(DataConfig):
             found.append(
                 "--early_stopping_patience needs --metric_for_best_model: got none. Name the "
                 "metric to watch, e.g. eval_f1."
+            )
+        if self.global_batch_size < 0:
+            found.append(f"--global_batch_size cannot be negative: got {self.global_batch_size}.")
+        elif self.global_batch_size and self.gradient_accumulation_steps != 1:
+            found.append(
+                "--global_batch_size and --gradient_accumulation_steps are both set: got "
+                f"{self.global_batch_size} and {self.gradient_accumulation_steps}. Give only one; "
+                "the accumulation is derived from the global batch."
             )
         if self.load_best_model_at_end and metric is None:
             found.append(

@@ -10,13 +10,19 @@ import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    GradientAccumulationPlugin,
+    InitProcessGroupKwargs,
+    set_seed,
+)
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -54,9 +60,10 @@ RESUME_INSENSITIVE = {
     "output_dir",
     "allow_topology_change",
     "load_best_model_at_end",
+    "ddp_timeout",
 }
 # How the global batch is split; may change on resume with --allow_topology_change.
-TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps")
+TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
 
 
 def create_accelerator(config: TrainConfig) -> Accelerator:
@@ -64,8 +71,10 @@ def create_accelerator(config: TrainConfig) -> Accelerator:
     # CPU whenever CUDA is absent: without cpu=True a multi-process launch on a CPU-only machine
     # starts N separate world-size-1 runs instead of one gloo process group.
     use_cpu = config.cpu or not torch.cuda.is_available()
+    check_launcher()
+    accumulation = config.resolved_accumulation_steps(int(os.environ.get("WORLD_SIZE", "1")))
     try:
-        accelerator = new_accelerator(config, use_cpu)
+        accelerator = new_accelerator(config, use_cpu, accumulation)
     except ValueError as error:  # Accelerate's checks of the launcher's environment and options
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError(
@@ -78,18 +87,38 @@ def create_accelerator(config: TrainConfig) -> Accelerator:
     return accelerator
 
 
-def new_accelerator(config: TrainConfig, use_cpu: bool) -> Accelerator:
+def new_accelerator(config: TrainConfig, use_cpu: bool, accumulation: int) -> Accelerator:
     return Accelerator(
         cpu=use_cpu,
         mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        # The trainer cuts the data into accumulation windows itself and tells Accelerate where
+        # each one ends (see _train_window), so the end of the data loader must not end one.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=accumulation, sync_with_dataloader=False
+        ),
         # We step the scheduler ourselves, once per optimizer step: Accelerate would otherwise
         # step it once per process, decaying the learning rate N times too fast.
         step_scheduler_with_optimizer=False,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=config.ddp_timeout))],
         log_with=None if config.report_to == "none" else config.report_to,
         project_dir=config.resolved_output_dir(),
     )
+
+
+def check_launcher() -> None:
+    """Stop when `accelerate launch` was asked for several processes but started one."""
+    # Its simple launcher (--cpu or a MULTI_CPU config) sets the rendezvous address for
+    # --num_processes > 1 but starts a single process, without RANK or WORLD_SIZE.
+    simple_launcher = "ACCELERATE_MIXED_PRECISION" in os.environ and "KMP_BLOCKTIME" in os.environ
+    if simple_launcher and "MASTER_PORT" in os.environ and "WORLD_SIZE" not in os.environ:
+        raise ConfigError(
+            "`accelerate launch` was asked for several processes but started only this one: "
+            "with --cpu or a MULTI_CPU config it starts one process (more need mpirun). Use "
+            "`accelerate launch --multi_gpu --num_processes N` (the trainer runs on the CPU when "
+            "there is no GPU) or accelerate_configs/cpu_2proc.yaml; for one process, drop "
+            "--num_processes or unset MASTER_PORT."
+        )
 
 
 def check_world_size(accelerator: Accelerator) -> None:
@@ -115,12 +144,26 @@ def label_key(batch: dict) -> str:
     )
 
 
-def model_inputs(batch: dict) -> dict:
-    """The batch as model keyword arguments: HF models take the gold labels as `labels`."""
+def model_inputs(batch: dict, with_labels: bool = True) -> dict:
+    """The batch as model keyword arguments: HF models take the gold labels as `labels`;
+    without them the model skips its own (per-batch mean) loss."""
     inputs = {key: value for key, value in batch.items() if key not in META_KEYS}
-    if "label" in inputs:
-        inputs["labels"] = inputs.pop("label")
+    gold = inputs.pop("label", None)
+    if gold is not None:
+        inputs["labels"] = gold
+    if not with_labels:
+        inputs.pop("labels", None)
     return inputs
+
+
+def summed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over the labelled positions (tokens or examples), in float32."""
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
 
 
 @dataclass
@@ -173,17 +216,25 @@ class AccelerateTrainer:
         accelerator: Accelerator | None = None,
         extra_results: dict | None = None,
     ):
+        for data in (train_data, eval_data):
+            check_label_column(data)
         self.config = config
         self.output_dir = config.resolved_output_dir()
         self.task = task
         self.tokenizer = tokenizer
         self.accelerator = accelerator or create_accelerator(config)
+        # Micro-batches per optimizer step, given or derived from --global_batch_size.
+        self.accumulation_steps = self.accelerator.gradient_accumulation_steps
+        if self.accumulation_steps > 1 and self.accelerator.gradient_state.sync_with_dataloader:
+            raise ConfigError(
+                "the Accelerator ends accumulation windows at the end of the data loader, which "
+                "the trainer's own windows cannot follow: build it with create_accelerator(config)"
+                " or GradientAccumulationPlugin(sync_with_dataloader=False)."
+            )
         self.extra_results = extra_results or {}
         self.state = TrainState()
         self.log_history: list[dict] = []
         self.id2label = {int(i): label for i, label in model.config.id2label.items()}
-        for data in (train_data, eval_data):
-            check_label_column(data)
         set_seed(config.seed)
         train_loader = self._dataloader(train_data, config.per_device_train_batch_size, True)
         eval_loader = self._dataloader(eval_data, config.per_device_eval_batch_size, False)
@@ -244,13 +295,11 @@ class AccelerateTrainer:
             if epoch != self.state.epoch:  # a new epoch, not the one a checkpoint left off in
                 self.state.epoch, self.state.micro_step_in_epoch = epoch, 0
             self.train_dataloader.set_epoch(epoch)
-            for batch in self._epoch_batches(plan):
+            for window in self._windows(self._epoch_batches(plan)):
                 if self._rng_to_restore is not None:  # resumed: continue the saved RNG stream
                     restore_rng(self._rng_to_restore)
                     self._rng_to_restore = None
-                grad_norm = self._micro_step(batch)
-                if not self.accelerator.sync_gradients:
-                    continue
+                grad_norm = self._train_window(window)
                 self._finish_optimizer_step(grad_norm, plan, progress)
                 if self.config.eval_steps and self.state.step % self.config.eval_steps == 0:
                     eval_metrics = self._evaluate_and_log()
@@ -423,7 +472,7 @@ class AccelerateTrainer:
         accelerator = self.accelerator
         self.state.world_size = accelerator.num_processes
         self.state.per_device_train_batch_size = self.config.per_device_train_batch_size
-        self.state.gradient_accumulation_steps = self.config.gradient_accumulation_steps
+        self.state.gradient_accumulation_steps = self.accumulation_steps
         self.state.config_hash = config_hash(
             asdict(self.config), RESUME_INSENSITIVE | set(TOPOLOGY)
         )
@@ -460,8 +509,6 @@ class AccelerateTrainer:
         batches = len(self.train_dataloader)
         if self.state.micro_step_in_epoch >= batches and self.state.last_eval_step == saved["step"]:
             self.state.epoch, self.state.micro_step_in_epoch = self.state.epoch + 1, 0
-        # Accelerate counts the micro-batches since the epoch began to know when a window ends.
-        accelerator.step = self.state.micro_step_in_epoch % batches
         if 0 < self.state.micro_step_in_epoch < batches:
             # The next batch must see the saved RNG, not what starting the data iterator draws.
             self._rng_to_restore = capture_rng()
@@ -478,7 +525,7 @@ class AccelerateTrainer:
         return (
             self.accelerator.num_processes,
             self.config.per_device_train_batch_size,
-            self.config.gradient_accumulation_steps,
+            self.accumulation_steps,
         )
 
     @staticmethod
@@ -541,9 +588,7 @@ class AccelerateTrainer:
             self.state.micro_step_in_epoch = len(self.train_dataloader)
         else:
             steps_into_epoch = self.state.micro_step_in_epoch // accumulation
-            self.state.micro_step_in_epoch = (
-                steps_into_epoch * self.config.gradient_accumulation_steps
-            )
+            self.state.micro_step_in_epoch = steps_into_epoch * self.accumulation_steps
         (
             self.state.world_size,
             self.state.per_device_train_batch_size,
@@ -552,7 +597,8 @@ class AccelerateTrainer:
 
     def _plan(self) -> TrainPlan:
         config = self.config
-        steps_per_epoch = math.ceil(len(self.train_dataloader) / config.gradient_accumulation_steps)
+        accumulation = self.accumulation_steps
+        steps_per_epoch = math.ceil(len(self.train_dataloader) / accumulation)
         if config.max_train_steps > 0:
             total_steps = config.max_train_steps
         else:
@@ -586,7 +632,7 @@ class AccelerateTrainer:
         )
         global_batch = (
             self.config.per_device_train_batch_size
-            * self.config.gradient_accumulation_steps
+            * self.accumulation_steps
             * accelerator.num_processes
         )
         logger.info(
@@ -627,15 +673,52 @@ class AccelerateTrainer:
         }
         self.accelerator.init_trackers("runs", config=scalars)
 
-    def _micro_step(self, batch: dict) -> torch.Tensor | None:
+    def _windows(self, batches):
+        """The micro-batches of each optimizer step, as lists; an epoch's last may be short."""
+        window = []
+        for batch in batches:
+            window.append(batch)
+            if len(window) == self.accumulation_steps:
+                yield window
+                window = []
+        if window:
+            yield window
+
+    def _train_window(self, window: list[dict]) -> torch.Tensor:
+        """One optimizer step over a window of micro-batches; returns the gradient norm."""
+        accelerator = self.accelerator
+        key = label_key(window[0])
+        labelled = [(batch[key] != IGNORE_INDEX).sum() for batch in window]
+        window_labelled = None
+        if self.config.loss_normalization == "tokens":
+            # Counted before the first backward: every process must divide by the same total.
+            window_labelled = accelerator.reduce(torch.stack(labelled).sum(), "sum")
+        # Accelerate syncs gradients, and lets the optimizer step, when its micro-batch count
+        # reaches a multiple of the accumulation steps: end this window exactly at its end.
+        accelerator.step = self.accumulation_steps - len(window)
+        for batch, count in zip(window, labelled, strict=True):
+            grad_norm = self._micro_step(batch, key, count, window_labelled)
+        return grad_norm
+
+    def _scaled_loss(self, loss_sum, labelled, window_labelled) -> torch.Tensor:
+        """The loss to back-propagate so that the averaged, accumulated gradient is the one
+        --loss_normalization asks for."""
+        if window_labelled is None:  # batch: this micro-batch's mean, as transformers does
+            return loss_sum / labelled.clamp(min=1)
+        # tokens: Accelerate divides by the accumulation steps, data parallelism averages over
+        # processes; undo both so that the gradient is the sum over the global batch / its count.
+        scale = self.accumulation_steps * self.accelerator.num_processes
+        return loss_sum * scale / window_labelled.clamp(min=1)
+
+    def _micro_step(self, batch, key, labelled, window_labelled) -> torch.Tensor | None:
         """One forward/backward; at the end of an accumulation window, clip and step."""
         accelerator = self.accelerator
-        key = label_key(batch)
         grad_norm = None
         self._step_skipped = False
         with accelerator.accumulate(self.model):
-            loss = self.model(**model_inputs(batch)).loss
-            accelerator.backward(loss)
+            logits = self.model(**model_inputs(batch, with_labels=False)).logits
+            loss_sum = summed_cross_entropy(logits, batch[key])
+            accelerator.backward(self._scaled_loss(loss_sum, labelled, window_labelled))
             if accelerator.sync_gradients:
                 # max_grad_norm 0: the norm is only measured (an infinite threshold).
                 grad_norm = accelerator.clip_grad_norm_(
@@ -649,7 +732,12 @@ class AccelerateTrainer:
             if not self._step_skipped:
                 self.optimizer.step()
             self.optimizer.zero_grad()
-        self._window_loss += torch.stack([loss.detach().float(), torch.ones_like(loss).float()])
+        # Logged: the summed loss and its labelled count (tokens), or the mean and 1 (batch).
+        if window_labelled is None:
+            logged = torch.stack([loss_sum.detach() / labelled.clamp(min=1), torch.tensor(1.0)])
+        else:
+            logged = torch.stack([loss_sum.detach(), labelled.float()])
+        self._window_loss += logged.to(self._window_loss.device)
         self.state.micro_step += 1
         self.state.micro_step_in_epoch += 1
         self.state.samples_seen += batch[key].shape[0]

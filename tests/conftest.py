@@ -91,15 +91,15 @@ def evaluate_saved(model_dir, data_file, output_dir, *flags) -> dict:
 
 
 def inject_nan(trainer, micro_steps) -> None:
-    """Make the loss NaN at the given forward passes (1-based, counted in this process) of the
-    training model."""
+    """Make the logits, so the loss, NaN at the given forward passes (1-based, counted in this
+    process) of the training model."""
     calls = {"n": 0}
 
     def hook(module, args, kwargs, output):
         if module.training:
             calls["n"] += 1
             if calls["n"] in micro_steps:
-                output.loss = output.loss * float("nan")
+                output.logits = output.logits * float("nan")
         return output
 
     trainer.accelerator.unwrap_model(trainer.model).register_forward_hook(hook, with_kwargs=True)
@@ -110,9 +110,9 @@ def trace_consumed_rows(trainer, record) -> None:
     micro_step and step count from the start of the run, across resumes."""
     micro_step = trainer._micro_step
 
-    def traced(batch):
+    def traced(batch, *args):
         record(trainer.state.micro_step, trainer.state.step, batch["row_id"].tolist())
-        return micro_step(batch)
+        return micro_step(batch, *args)
 
     trainer._micro_step = traced
 
@@ -159,3 +159,12 @@ def kill_group(process) -> None:
 def tail(path, chars: int = 4000) -> str:
     with open(path, encoding="utf-8", errors="replace") as handle:
         return handle.read()[-chars:]
+
+
+def without_dropout(trainer) -> None:
+    """Dropout off, so that runs on different topologies can compute the same thing."""
+    import torch
+
+    for module in trainer.model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0

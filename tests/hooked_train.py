@@ -5,6 +5,7 @@ process per rank. Environment variables switch the hooks on:
                        to rank-<process index>.jsonl there
   NAN_RANK, NAN_AT     that process's loss is NaN at its NAN_AT-th forward pass (1-based)
   STEP_DELAY_S         sleep this long after every optimizer step, so a signal lands mid-run
+  NO_DROPOUT           dropout off, so that topologies can be compared
 """
 
 import json
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from accel_trainer import commands  # noqa: E402
 from accel_trainer.cli import main  # noqa: E402
-from tests.conftest import inject_nan, trace_consumed_rows  # noqa: E402
+from tests.conftest import inject_nan, trace_consumed_rows, without_dropout  # noqa: E402
 
 
 def hooked_build_trainer(config):
@@ -35,6 +36,8 @@ def hooked_build_trainer(config):
         trace_consumed_rows(trainer, record)
     if os.environ.get("NAN_RANK") == str(rank):
         inject_nan(trainer, {int(os.environ["NAN_AT"])})
+    if os.environ.get("NO_DROPOUT"):
+        without_dropout(trainer)
     delay = float(os.environ.get("STEP_DELAY_S", "0"))
     if delay:
         finish = trainer._finish_optimizer_step

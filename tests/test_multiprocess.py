@@ -34,8 +34,8 @@ LAUNCH_TIMEOUT_S = 300
 HOOKED_TRAIN = os.path.join(REPO_ROOT, "tests", "hooked_train.py")
 
 
-def launch_command(args, command_name="train", hooked=False):
-    """`accelerate launch` of two CPU processes; hooked: through tests/hooked_train.py."""
+def launch_command(args, command_name="train", hooked=False, num_processes=2):
+    """`accelerate launch` of CPU processes; hooked: through tests/hooked_train.py."""
     program = [HOOKED_TRAIN] if hooked else ["-m", "accel_trainer"]
     return [
         sys.executable,
@@ -43,6 +43,8 @@ def launch_command(args, command_name="train", hooked=False):
         "accelerate.commands.launch",
         "--config_file",
         os.path.join(REPO_ROOT, "accelerate_configs", "cpu_2proc.yaml"),
+        "--num_processes",
+        str(num_processes),
         "--main_process_port",
         str(free_port()),
         *program,
@@ -51,8 +53,8 @@ def launch_command(args, command_name="train", hooked=False):
     ]
 
 
-def accelerate_launch(args, command_name="train", hooked=False, **env_values):
-    command = launch_command(args, command_name, hooked)
+def accelerate_launch(args, command_name="train", hooked=False, num_processes=2, **env_values):
+    command = launch_command(args, command_name, hooked, num_processes)
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env_values}
     return subprocess.run(
         command,

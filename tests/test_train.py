@@ -410,7 +410,7 @@ def test_create_accelerator_checks_the_world_size(monkeypatch, tmp_path):
     from accel_trainer.errors import ConfigError
 
     monkeypatch.setattr(
-        trainer_module, "new_accelerator", lambda config, use_cpu: SimpleNamespace(num_processes=2)
+        trainer_module, "new_accelerator", lambda *args: SimpleNamespace(num_processes=2)
     )
     with pytest.raises(ConfigError, match="has 2 process.*WORLD_SIZE=1"):
         trainer_module.create_accelerator(TrainConfig(output_dir=str(tmp_path)))
