@@ -3,12 +3,14 @@ find the newest committed one, and load it back with its RNG states."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import random
 import re
 import shutil
+import socket
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +25,7 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TEMP_PREFIX = ".tmp-checkpoint-"
 MANIFEST = "manifest.json"
 TRAINER_STATE = "trainer_state.json"
+LOCK_FILE = ".accel_trainer.lock"
 
 
 def checkpoint_name(step: int) -> str:
@@ -177,6 +180,41 @@ def rotate(output_dir: str, keep: int, protect: set[str]) -> list[str]:
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed
+
+
+def lock_output_dir(output_dir: str):
+    """Hold an exclusive lock on output_dir for as long as the returned file stays open (the
+    operating system drops it when the process ends, however it ends)."""
+    os.makedirs(output_dir, exist_ok=True)
+    handle = open(os.path.join(output_dir, LOCK_FILE), "a+", encoding="utf-8")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ConfigError(
+            f"--output_dir {output_dir!r} is in use by another run (process {holder}). Two "
+            "`accel-trainer train` commands are two separate runs, not one run on two "
+            "processes: for that use `accelerate launch --multi_gpu --num_processes N`. "
+            "Otherwise give each run its own --output_dir."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
+
+
+def release_output_dir(lock) -> None:
+    """Drop the lock of lock_output_dir, and the folder too when nothing else was written."""
+    if lock is None:
+        return
+    folder = os.path.dirname(lock.name)
+    os.unlink(lock.name)
+    lock.close()
+    if not os.listdir(folder):
+        os.rmdir(folder)
 
 
 def load_trainer_state(folder: str) -> dict:

@@ -17,6 +17,7 @@ from accel_trainer.errors import (
     ConfigError,
     Diverged,
     InputError,
+    PeerLost,
     Preempted,
 )
 
@@ -68,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     except Diverged as error:
         report_error(str(error))
         return EXIT_DIVERGED
+    except PeerLost as error:
+        # From every process: the first one of this machine may be the one that was lost.
+        report_error(f"process {os.environ.get('RANK', '0')}: {error}", every_process=True)
+        return 1
     return 0
 
 
-def report_error(message: str) -> None:
+def report_error(message: str, every_process: bool = False) -> None:
     """One line on stderr, from the first process of each machine when several were launched."""
-    if os.environ.get("LOCAL_RANK", "0") == "0":
+    if every_process or os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"accel-trainer: error: {message}", file=sys.stderr)
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 from dataclasses import fields
 
+from accel_trainer.checkpoint import file_digest, lock_output_dir, release_output_dir
 from accel_trainer.config import (
     DataConfig,
     EvalConfig,
@@ -51,7 +52,7 @@ def build_trainer(config: TrainConfig):
     if not config.is_tiny_bert:
         check_model_source(config.model_name_or_path)
     from accel_trainer.tasks import task_for_training
-    from accel_trainer.trainer import AccelerateTrainer, create_accelerator
+    from accel_trainer.trainer import check_same_on_every_process, create_accelerator
 
     accelerator = create_accelerator(config)
     quiet_other_ranks(accelerator.is_main_process)
@@ -63,8 +64,27 @@ def build_trainer(config: TrainConfig):
     check_labels(config, task, labels, train_raw, eval_raw)
     if task.name == "re":
         task.find_entity_types(train_raw)
+    check_same_on_every_process(
+        accelerator,
+        {"options": config.to_dict(), "labels": labels, "data files": data_digests(config)},
+    )
 
+    # Before the heavy work: a second run on the same folder stops here.
+    output_lock = lock_output_dir(config.resolved_output_dir()) if is_global_main() else None
+    try:
+        trainer = build_model_and_trainer(config, accelerator, task, labels, train_raw, eval_raw)
+    except BaseException:
+        release_output_dir(output_lock)
+        raise
+    trainer.output_lock = output_lock
+    return trainer
+
+
+def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, train_raw, eval_raw):
+    """Tokenizer, model and tokenized data, then the trainer."""
     from accelerate.utils import set_seed
+
+    from accel_trainer.trainer import AccelerateTrainer
 
     set_seed(config.seed)  # before the model: its new head (or all of tiny-bert) is random
     if config.is_tiny_bert:
@@ -99,6 +119,23 @@ def build_trainer(config: TrainConfig):
         accelerator=accelerator,
         extra_results={"train_samples": len(train_raw), **data_stats},
     )
+
+
+def is_global_main() -> bool:
+    """Rank 0 of the launched world (before the process group exists)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def data_digests(config: TrainConfig) -> dict:
+    """What identifies the data each process reads: file contents, or the dataset's name."""
+    digests = {}
+    for option in ("train_file", "validation_file"):
+        path = getattr(config, option)
+        if path is not None:
+            digests[option] = file_digest(path)
+    if config.dataset_name is not None:
+        digests["dataset_name"] = [config.dataset_name, config.dataset_config_name]
+    return digests
 
 
 def check_labels(config: TrainConfig, task, labels: list[str], train_raw, eval_raw) -> None:

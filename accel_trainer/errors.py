@@ -29,3 +29,7 @@ class Diverged(Exception):
 
 class DataError(InputError):
     """A data file is missing, empty or malformed; the message names the file and line."""
+
+
+class PeerLost(Exception):
+    """A collective failed because another process of the run died or stopped answering."""

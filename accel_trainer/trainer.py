@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -31,7 +32,9 @@ from accel_trainer.checkpoint import (
     committed_checkpoints,
     config_hash,
     load_trainer_state,
+    lock_output_dir,
     read_manifest,
+    release_output_dir,
     remove_torn,
     resolve_resume,
     restore_rng,
@@ -39,7 +42,7 @@ from accel_trainer.checkpoint import (
     save_checkpoint,
 )
 from accel_trainer.config import TrainConfig
-from accel_trainer.errors import ConfigError, Diverged, InputError, Preempted
+from accel_trainer.errors import ConfigError, Diverged, InputError, PeerLost, Preempted
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS, Task
 
@@ -131,6 +134,56 @@ def check_world_size(accelerator: Accelerator) -> None:
             "`accelerate launch --multi_gpu --num_processes N` (on CPU too) or torchrun, and do "
             "not set WORLD_SIZE by hand."
         )
+
+
+def check_same_on_every_process(accelerator: Accelerator, parts: dict[str, Any]) -> None:
+    """Stop every process, with one message, when they disagree on any of `parts` (options,
+    labels, data): one all-gather of a short hash of each."""
+    if accelerator.num_processes == 1:
+        return
+    digests = [short_hash(value) for value in parts.values()]
+    local = torch.tensor(digests, dtype=torch.int64, device=accelerator.device)
+    everyone = accelerator.gather(local).view(accelerator.num_processes, len(parts)).tolist()
+    disagreements = []
+    for column, name in enumerate(parts):
+        others = [rank for rank, row in enumerate(everyone) if row[column] != everyone[0][column]]
+        if others:
+            disagreements.append(f"process(es) {others} see other {name} than process 0")
+    if disagreements:
+        raise ConfigError(
+            "the processes of this run disagree: "
+            + "; ".join(disagreements)
+            + ". Give every process the same command line and config file, and the same data "
+            "files (on a file system every node sees, with the same contents)."
+        )
+
+
+# How gloo and NCCL report a peer that is gone or silent.
+LOST_PEER_MARKERS = (
+    "Connection closed by peer",
+    "Connection reset by peer",
+    "Timed out waiting",
+    "timed out",
+    "NCCL communicator was aborted",
+    "Broken pipe",
+)
+
+
+def is_lost_peer(error: RuntimeError) -> bool:
+    if isinstance(error, torch.distributed.DistError):
+        return True
+    return any(marker in str(error) for marker in LOST_PEER_MARKERS)
+
+
+def first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def short_hash(value: Any) -> int:
+    """A signed 64-bit hash of a JSON-able value, the same in every process."""
+    text = json.dumps(value, sort_keys=True, default=str).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big", signed=True)
 
 
 def label_key(batch: dict) -> str:
@@ -247,6 +300,7 @@ class AccelerateTrainer:
         self._rng_to_restore: dict | None = None
         self._step_skipped = False
         self._last_checkpoint_step = -1
+        self.output_lock = None  # held by the main process while it owns output_dir
 
     def _dataloader(self, data, batch_size: int, shuffle: bool) -> DataLoader | None:
         if data is None or isinstance(data, DataLoader):
@@ -267,12 +321,25 @@ class AccelerateTrainer:
         """Train, evaluate at each epoch end (and every eval_steps), save; return the results."""
         if self.train_dataloader is None:
             raise ConfigError("fit() needs training data: got train_data=None. Pass a dataset.")
+        if self.output_lock is None and self.accelerator.is_main_process:
+            self.output_lock = lock_output_dir(self.output_dir)
         previous_handlers = self._listen_for_preemption()
         try:
             return self._fit()
+        except RuntimeError as error:
+            if self.accelerator.num_processes > 1 and is_lost_peer(error):
+                raise PeerLost(
+                    f"lost contact with another process of this run: {first_line(error)}. A "
+                    f"process or node died or hung; the others stop within --ddp_timeout "
+                    f"({self.config.ddp_timeout} s). Committed checkpoints in {self.output_dir} "
+                    "are intact: resume with --resume_from_checkpoint auto."
+                ) from error
+            raise
         finally:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
+            release_output_dir(self.output_lock)
+            self.output_lock = None
 
     def _fit(self) -> dict:
         plan = self._plan()

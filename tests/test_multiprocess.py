@@ -259,9 +259,9 @@ def wait_for_step(out, step, processes, timeout_s=120):
         time.sleep(0.05)
 
 
-def start_ranks(args, env_values, log_folder):
+def start_ranks(args, env_values, log_folder, extra_args=((), ())):
     """Two processes of one run, started the way torchrun starts them (so that each one's exit
-    code can be seen)."""
+    code can be seen); extra_args[rank] go to that process only."""
     port = str(free_port())
     processes = []
     for rank in (0, 1):
@@ -277,7 +277,7 @@ def start_ranks(args, env_values, log_folder):
             "RANK": str(rank),
             "LOCAL_RANK": str(rank),
         }
-        command = [sys.executable, HOOKED_TRAIN, "train", *args]
+        command = [sys.executable, HOOKED_TRAIN, "train", *args, *extra_args[rank]]
         processes.append(start(command, env, REPO_ROOT, log_folder / f"rank-{rank}.log"))
     return processes
 
