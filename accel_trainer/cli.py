@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         getattr(commands, command)(config)
     except InputError as error:
         report_error(str(error))
+        leave_process_group()
         return 2
     except Preempted as error:
         report_error(f"{error}. Resume with --resume_from_checkpoint auto.")
@@ -74,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         report_error(f"process {os.environ.get('RANK', '0')}: {error}", every_process=True)
         return 1
     return 0
+
+
+def leave_process_group() -> None:
+    """Tear the process group down before exiting: a process that exits holding one while its
+    peers leave too can abort in gloo's destructor instead of returning its exit status."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def report_error(message: str, every_process: bool = False) -> None:

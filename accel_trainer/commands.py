@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import fields
 
 from accel_trainer.checkpoint import file_digest, lock_output_dir, release_output_dir
@@ -103,11 +105,24 @@ def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, trai
         add_marker_tokens(tokenizer, model, task.marker_tokens())
     model.config.accel_trainer = task.settings()
     label2id = model.config.label2id
-    with accelerator.main_process_first():
-        train_data = task.tokenize(train_raw, tokenizer, label2id, config.max_seq_length, True)
-        eval_data = None
-        if eval_raw is not None:
-            eval_data = task.tokenize(eval_raw, tokenizer, label2id, config.max_seq_length, False)
+    key = {
+        "options": config.to_dict(),
+        "labels": labels,
+        "data files": data_digests(config),
+        "vocabulary": sorted(tokenizer.get_vocab().items()),
+    }
+
+    def tokenized(raw, for_training: bool):
+        return task.tokenize(raw, tokenizer, label2id, config.max_seq_length, for_training)
+
+    train_data = tokenize_once_per_node(
+        accelerator, {**key, "split": "train"}, train_raw, tokenized
+    )
+    eval_data = None
+    if eval_raw is not None:
+        eval_data = tokenize_once_per_node(
+            accelerator, {**key, "split": "eval"}, eval_raw, tokenized
+        )
     data_stats = report_lengths(task, config.max_seq_length, len(train_raw), eval_raw)
     return AccelerateTrainer(
         model,
@@ -119,6 +134,32 @@ def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, trai
         accelerator=accelerator,
         extra_results={"train_samples": len(train_raw), **data_stats},
     )
+
+
+def tokenize_once_per_node(accelerator, key: dict, raw, tokenized):
+    """`tokenized(raw, for_training)`, computed by the first process of each machine and read
+    back by the others from a node-local folder, deleted once every process has it (the data
+    stay memory-mapped). The key holds everything that shapes the result, output_dir included,
+    so two runs never share a folder."""
+    from datasets import load_from_disk
+
+    from accel_trainer.trainer import short_hash
+
+    for_training = key["split"] == "train"
+    if accelerator.num_processes == 1:
+        return tokenized(raw, for_training)
+    name = f"{key['split']}-{short_hash(key) % 2**64:016x}-{os.environ.get('MASTER_PORT', '')}"
+    folder = os.path.join(tempfile.gettempdir(), "accel_trainer-tokenized", name)
+    with accelerator.local_main_process_first():
+        if accelerator.is_local_main_process:
+            data = tokenized(raw, for_training)
+            data.save_to_disk(folder)
+        else:
+            data = load_from_disk(folder)
+    accelerator.wait_for_everyone()
+    if accelerator.is_local_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+    return data
 
 
 def is_global_main() -> bool:

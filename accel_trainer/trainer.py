@@ -87,7 +87,19 @@ def create_accelerator(config: TrainConfig) -> Accelerator:
             ) from None
         raise ConfigError(f"Accelerate refused the settings: {error}") from None
     check_world_size(accelerator)
+    sharding = [name for name in ("FSDP", "DEEPSPEED") if env_flag(f"ACCELERATE_USE_{name}")]
+    if sharding and accelerator.distributed_type.value not in sharding:
+        logger.warning(
+            "the accelerate config asks for %s, which needs GPUs: running plain data parallel "
+            "(%s) on the CPU instead",
+            sharding[0],
+            accelerator.distributed_type.value,
+        )
     return accelerator
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "y", "on")
 
 
 def new_accelerator(config: TrainConfig, use_cpu: bool, accumulation: int) -> Accelerator:
@@ -150,6 +162,7 @@ def check_same_on_every_process(accelerator: Accelerator, parts: dict[str, Any])
         if others:
             disagreements.append(f"process(es) {others} see other {name} than process 0")
     if disagreements:
+        accelerator.wait_for_everyone()  # every process has seen the others' hashes
         raise ConfigError(
             "the processes of this run disagree: "
             + "; ".join(disagreements)

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from accel_trainer.checkpoint import committed_checkpoints, read_manifest
 from tests.conftest import REPO_ROOT, free_port, start, tail, wait_all
 from tests.test_multiprocess import launch_command, start_ranks, wait_for_step
 
@@ -104,7 +105,8 @@ def alive(pid: int) -> bool:
 )
 def test_a_lost_process_ends_the_run_in_bounded_time(small_data, tmp_path, fault, bound_s):
     out = tmp_path / "out"
-    command = launch_command(train_args(small_data, out, "--ddp_timeout", "10"), hooked=True)
+    extra = ("--ddp_timeout", "10", "--checkpointing_steps", "1")
+    command = launch_command(train_args(small_data, out, *extra), hooked=True)
     env = {**os.environ, "STEP_DELAY_S": "0.2", "OMP_NUM_THREADS": "1"}
     launcher = start(command, env, REPO_ROOT, tmp_path / "launcher.log")
     try:
@@ -124,3 +126,5 @@ def test_a_lost_process_ends_the_run_in_bounded_time(small_data, tmp_path, fault
     if fault == signal.SIGSTOP:
         assert "process 0: lost contact with another process of this run" in log
     assert not any(alive(pid) for pid in workers)
+    committed = committed_checkpoints(str(out))
+    assert committed and all(read_manifest(path, verify_checksums=True) for _, path in committed)

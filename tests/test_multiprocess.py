@@ -34,7 +34,7 @@ LAUNCH_TIMEOUT_S = 300
 HOOKED_TRAIN = os.path.join(REPO_ROOT, "tests", "hooked_train.py")
 
 
-def launch_command(args, command_name="train", hooked=False, num_processes=2):
+def launch_command(args, command_name="train", hooked=False, num_processes=2, config=None):
     """`accelerate launch` of CPU processes; hooked: through tests/hooked_train.py."""
     program = [HOOKED_TRAIN] if hooked else ["-m", "accel_trainer"]
     return [
@@ -42,7 +42,7 @@ def launch_command(args, command_name="train", hooked=False, num_processes=2):
         "-m",
         "accelerate.commands.launch",
         "--config_file",
-        os.path.join(REPO_ROOT, "accelerate_configs", "cpu_2proc.yaml"),
+        config or os.path.join(REPO_ROOT, "accelerate_configs", "cpu_2proc.yaml"),
         "--num_processes",
         str(num_processes),
         "--main_process_port",
@@ -53,8 +53,10 @@ def launch_command(args, command_name="train", hooked=False, num_processes=2):
     ]
 
 
-def accelerate_launch(args, command_name="train", hooked=False, num_processes=2, **env_values):
-    command = launch_command(args, command_name, hooked, num_processes)
+def accelerate_launch(
+    args, command_name="train", hooked=False, num_processes=2, config=None, **env_values
+):
+    command = launch_command(args, command_name, hooked, num_processes, config)
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env_values}
     return subprocess.run(
         command,

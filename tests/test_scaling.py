@@ -129,3 +129,39 @@ def test_three_processes_follow_the_same_schedule_and_score_seven_sentences_once
     # fills the missing third with sentences from the epoch's start, so only the learning rate
     # (not the weights) is compared here.
     assert np.isfinite(other["eval_loss"])
+
+
+SHARDED_CONFIGS = {
+    "fsdp.yaml": ("FSDP", "fsdp_config", {"fsdp_version": 2}),
+    "deepspeed_zero2.yaml": ("DEEPSPEED", "deepspeed_config", {"zero_stage": 2}),
+    "deepspeed_zero3.yaml": ("DEEPSPEED", "deepspeed_config", {"zero3_save_16bit_model": True}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARDED_CONFIGS))
+def test_sharded_configs_are_what_accelerate_reads(name):
+    import os
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from tests.conftest import REPO_ROOT
+
+    path = os.path.join(REPO_ROOT, "accelerate_configs", name)
+    distributed_type, section, expected = SHARDED_CONFIGS[name]
+    config = load_config_from_file(path)
+    assert config.distributed_type.value == distributed_type
+    assert expected.items() <= getattr(config, section).items()
+    with open(path, encoding="utf-8") as handle:
+        assert f"--config_file accelerate_configs/{name}" in handle.read()  # usage documented
+
+
+@pytest.mark.multiprocess
+def test_the_fsdp_config_on_a_cpu_says_it_runs_data_parallel(scaling_data, tmp_path):
+    from tests.conftest import REPO_ROOT
+
+    out = tmp_path / "out"
+    args = ["--train_file", scaling_data[0], "--output_dir", str(out), "--max_train_steps", "2"]
+    done = accelerate_launch(args, config=f"{REPO_ROOT}/accelerate_configs/fsdp.yaml")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "asks for FSDP, which needs GPUs: running plain data parallel" in done.stderr
+    assert read_json(out / "all_results.json")["num_processes"] == 2
