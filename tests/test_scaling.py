@@ -7,7 +7,13 @@ from safetensors.torch import load_file
 
 from accel_trainer import TrainConfig, commands
 from accel_trainer.tasks.demo import demo_corpus, write_conll
-from tests.conftest import read_json, read_jsonl, reset_accelerate, without_dropout
+from tests.conftest import (
+    evaluate_saved,
+    read_json,
+    read_jsonl,
+    reset_accelerate,
+    without_dropout,
+)
 from tests.test_multiprocess import accelerate_launch
 
 # Weights after 6 steps must agree this closely across topologies; they move by ~1e-2.
@@ -129,6 +135,20 @@ def test_three_processes_follow_the_same_schedule_and_score_seven_sentences_once
     # fills the missing third with sentences from the epoch's start, so only the learning rate
     # (not the weights) is compared here.
     assert np.isfinite(other["eval_loss"])
+
+    # One saved model scored on 1, 2 and 3 processes: the same metrics, each sentence once.
+    scores = {1: evaluate_saved(one, scaling_data[1], tmp_path / "eval-1")}
+    for processes in (2, 3):
+        args = ["--model_name_or_path", str(one), "--validation_file", scaling_data[1],
+                "--output_dir", str(tmp_path / f"eval-{processes}"),
+                "--per_device_eval_batch_size", "2"]  # fmt: skip
+        done = accelerate_launch(args, command_name="evaluate", num_processes=processes)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        scores[processes] = read_json(tmp_path / f"eval-{processes}" / "all_results.json")
+    for processes in (2, 3):
+        assert scores[processes].pop("eval_loss") == pytest.approx(scores[1]["eval_loss"], rel=1e-6)
+        assert scores[processes] == {k: v for k, v in scores[1].items() if k != "eval_loss"}
+    assert scores[1]["eval_samples"] == 7
 
 
 SHARDED_CONFIGS = {
