@@ -44,6 +44,7 @@ from accel_trainer.checkpoint import (
 from accel_trainer.config import TrainConfig
 from accel_trainer.errors import ConfigError, Diverged, InputError, PeerLost, Preempted
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
+from accel_trainer.sampling import LengthGroupedSampler
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS, Task
 
 if TYPE_CHECKING:
@@ -322,10 +323,16 @@ class AccelerateTrainer:
             # Lets gathered predictions be put back in dataset order on any number of processes,
             # and names the examples each training step consumed.
             data = data.add_column("row_id", list(range(len(data))))
+        sampler = None
+        if shuffle and self.config.group_by_length:
+            global_batch = batch_size * self.accelerator.num_processes * self.accumulation_steps
+            lengths = [len(ids) for ids in data["input_ids"]]
+            sampler = LengthGroupedSampler(lengths, global_batch, self.config.seed)
         return DataLoader(
             data,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             collate_fn=self.task.collator(self.tokenizer),
             pin_memory=self.accelerator.device.type == "cuda",
         )

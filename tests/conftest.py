@@ -47,6 +47,16 @@ def small_data(tmp_path_factory) -> tuple[str, str]:
     return train, dev
 
 
+@pytest.fixture(scope="session")
+def scaling_data(tmp_path_factory):
+    """64 training sentences of 3 to 15 words, and 7 dev sentences (not a multiple of 2 or 3)."""
+    folder = tmp_path_factory.mktemp("scaling-data")
+    train, dev = str(folder / "train.conll"), str(folder / "dev.conll")
+    write_conll(train, demo_corpus(64, seed=21))
+    write_conll(dev, demo_corpus(7, seed=22))
+    return train, dev
+
+
 def write_jsonl(path, records) -> str:
     with open(path, "w", encoding="utf-8") as handle:
         for record in records:

@@ -6,7 +6,6 @@ import pytest
 from safetensors.torch import load_file
 
 from accel_trainer import TrainConfig, commands
-from accel_trainer.tasks.demo import demo_corpus, write_conll
 from tests.conftest import (
     evaluate_saved,
     read_json,
@@ -18,16 +17,6 @@ from tests.test_multiprocess import accelerate_launch
 
 # Weights after 6 steps must agree this closely across topologies; they move by ~1e-2.
 TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module")
-def scaling_data(tmp_path_factory):
-    """64 training sentences of 3 to 15 words, and 7 dev sentences (not a multiple of 2 or 3)."""
-    folder = tmp_path_factory.mktemp("scaling-data")
-    train, dev = str(folder / "train.conll"), str(folder / "dev.conll")
-    write_conll(train, demo_corpus(64, seed=21))
-    write_conll(dev, demo_corpus(7, seed=22))
-    return train, dev
 
 
 def options(data, output_dir, **overrides):
