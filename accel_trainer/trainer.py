@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import threading
@@ -245,8 +246,9 @@ class TrainState:
     micro_step_in_epoch: int = 0
     samples_seen: int = 0
     last_eval_step: int = -1
-    run_loss: list = field(default_factory=lambda: [0.0, 0.0])  # sum and micro-batches, all ranks
-    pending_loss: list = field(default_factory=lambda: [0.0, 0.0])  # since the last log record
+    # Over all processes: loss sum, its count, real (non-pad) tokens, padded tokens computed.
+    run_totals: list = field(default_factory=lambda: [0.0] * 4)  # over the run
+    pending_totals: list = field(default_factory=lambda: [0.0] * 4)  # since the last log record
     world_size: int = 1
     per_device_train_batch_size: int = 0
     gradient_accumulation_steps: int = 0
@@ -310,7 +312,8 @@ class AccelerateTrainer:
         )
         self.optimizer = None
         self.lr_scheduler = None
-        self._window_loss = torch.zeros(2, device=self.accelerator.device)  # this rank, unreduced
+        self._window_totals = torch.zeros(4, device=self.accelerator.device)  # this rank only
+        self._last_log_time = time.perf_counter()
         self._rng_to_restore: dict | None = None
         self._step_skipped = False
         self._last_checkpoint_step = -1
@@ -530,7 +533,7 @@ class AccelerateTrainer:
 
     def save_checkpoint(self) -> str:
         """Commit the full training state as OUTPUT_DIR/checkpoint-<step>, then rotate."""
-        self._flush_window_loss()  # so the state holds every loss seen so far
+        self._flush_window_totals()  # so the state holds every loss seen so far
         self.state.log_records = len(self.log_history)
         started = time.perf_counter()
         path = save_checkpoint(
@@ -821,10 +824,16 @@ class AccelerateTrainer:
             self.optimizer.zero_grad()
         # Logged: the summed loss and its labelled count (tokens), or the mean and 1 (batch).
         if window_labelled is None:
-            logged = torch.stack([loss_sum.detach() / labelled.clamp(min=1), torch.tensor(1.0)])
+            loss_total, loss_count = loss_sum.detach() / labelled.clamp(min=1), 1.0
         else:
-            logged = torch.stack([loss_sum.detach(), labelled.float()])
-        self._window_loss += logged.to(self._window_loss.device)
+            loss_total, loss_count = loss_sum.detach(), labelled.float()
+        mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"]))
+        self._window_totals += torch.stack(
+            [
+                torch.as_tensor(value, dtype=torch.float32, device=self._window_totals.device)
+                for value in (loss_total, loss_count, mask.sum(), mask.numel())
+            ]
+        )
         self.state.micro_step += 1
         self.state.micro_step_in_epoch += 1
         self.state.samples_seen += batch[key].shape[0]
@@ -843,15 +852,16 @@ class AccelerateTrainer:
             record = {
                 "step": self.state.step,
                 "epoch": round(self._epoch_progress(), 4),
-                "loss": self._take_logged_loss(),
+                **self._take_logged_totals(),
                 "learning_rate": learning_rate,
             }
             if grad_norm is not None:
                 record["grad_norm"] = float(grad_norm)
+            record["peak_memory_mb"] = round(peak_memory_mb(self.accelerator.device), 1)
             self._log(record)
             progress.set_postfix(
                 epoch=f"{record['epoch']:.2f}",
-                loss=f"{self.state.run_loss[0] / max(self.state.run_loss[1], 1):.4f}",
+                loss=f"{record['loss']:.4f}",
                 lr=f"{learning_rate:.2e}",
             )
 
@@ -880,20 +890,28 @@ class AccelerateTrainer:
     def _epoch_progress(self) -> float:
         return self.state.epoch + self.state.micro_step_in_epoch / len(self.train_dataloader)
 
-    def _flush_window_loss(self) -> None:
-        """Add this window's losses, summed over all processes, to the run's; one all-reduce."""
-        totals = self.accelerator.reduce(self._window_loss, reduction="sum").tolist()
-        self._window_loss.zero_()
-        for kept in (self.state.run_loss, self.state.pending_loss):
-            kept[0] += totals[0]
-            kept[1] += totals[1]
+    def _flush_window_totals(self) -> None:
+        """Add this rank's loss and token counts, summed over all processes, to the run's and
+        the next log record's totals; one all-reduce."""
+        totals = self.accelerator.reduce(self._window_totals, reduction="sum").tolist()
+        self._window_totals.zero_()
+        for kept in (self.state.run_totals, self.state.pending_totals):
+            for index, value in enumerate(totals):
+                kept[index] += value
 
-    def _take_logged_loss(self) -> float:
-        """Mean micro-batch loss since the last log record, over all processes."""
-        self._flush_window_loss()
-        total, count = self.state.pending_loss
-        self.state.pending_loss = [0.0, 0.0]
-        return total / max(count, 1)
+    def _take_logged_totals(self) -> dict:
+        """Loss (over all processes), real tokens per second and padding efficiency since the
+        last log record."""
+        self._flush_window_totals()
+        loss_sum, loss_count, real, padded = self.state.pending_totals
+        self.state.pending_totals = [0.0] * 4
+        now = time.perf_counter()
+        elapsed, self._last_log_time = now - self._last_log_time, now
+        return {
+            "loss": loss_sum / max(loss_count, 1),
+            "tokens_per_second": round(real / max(elapsed, 1e-9), 1),
+            "padding_efficiency": round(real / max(padded, 1), 4),
+        }
 
     def _log(self, record: dict) -> None:
         self.log_history.append(record)
@@ -972,11 +990,16 @@ class AccelerateTrainer:
         return rows
 
     def _results(self, runtime: float, eval_metrics: dict) -> dict:
+        self._flush_window_totals()
+        totals = self.state.run_totals
         samples = self.accelerator.reduce(
             torch.tensor(self.state.samples_seen, device=self.accelerator.device), "sum"
         ).item()
         return {
-            "train_loss": self.state.run_loss[0] / max(self.state.run_loss[1], 1),
+            "train_loss": totals[0] / max(totals[1], 1),
+            "train_tokens_per_second": round(totals[2] / runtime, 1),
+            "train_padding_efficiency": round(totals[2] / max(totals[3], 1), 4),
+            "peak_memory_mb": round(peak_memory_mb(self.accelerator.device), 1),
             "train_runtime": round(runtime, 3),
             "train_samples_per_second": round(samples / runtime, 3),
             "train_steps_per_second": round(self.state.step / runtime, 3),
@@ -1044,6 +1067,13 @@ def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
     if labels.ndim > 1:
         return losses.sum(dim=1), counts.sum(dim=1)
     return losses, counts
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: allocated GPU memory, or resident memory on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def format_metrics(metrics: dict) -> str:

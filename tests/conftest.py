@@ -178,3 +178,12 @@ def without_dropout(trainer) -> None:
     for module in trainer.model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+
+
+# Log record keys that measure time or memory, so differ between two runs of the same training.
+MEASURED_KEYS = ("tokens_per_second", "peak_memory_mb")
+
+
+def computed_records(records: list[dict]) -> list[dict]:
+    """Log records without the measured keys: what two runs of the same training share."""
+    return [{k: v for k, v in record.items() if k not in MEASURED_KEYS} for record in records]

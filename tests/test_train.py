@@ -1,5 +1,6 @@
 """End to end on small real runs: training, saving, reloading, evaluating."""
 
+import itertools
 import json
 import math
 import os
@@ -519,3 +520,26 @@ def test_repeated_nan_losses_stop_the_run_with_exit_3(small_data, tmp_path, monk
         "checkpoint-3",
         "checkpoint-4",
     ]
+
+
+def test_log_records_and_results_carry_throughput_padding_and_memory(small_data, tmp_path):
+    config = TrainConfig(
+        train_file=small_data[0],
+        output_dir=str(tmp_path),
+        max_train_steps=4,
+        per_device_train_batch_size=8,
+        logging_steps=2,
+    )
+    trainer = commands.build_trainer(config)
+    results = trainer.fit()
+    records = [r for r in read_jsonl(tmp_path / "log_history.jsonl") if "loss" in r]
+    keys = {"step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_second",
+            "padding_efficiency", "peak_memory_mb"}  # fmt: skip
+    assert [r["step"] for r in records] == [2, 4] and all(r.keys() == keys for r in records)
+    # Padding efficiency is what the 4 batches trained on held: real over padded tokens.
+    trainer.train_dataloader.set_epoch(0)
+    batches = itertools.islice(trainer.train_dataloader, 4)
+    masks = [batch["attention_mask"] for batch in batches]
+    real, padded = sum(int(m.sum()) for m in masks), sum(m.numel() for m in masks)
+    assert results["train_padding_efficiency"] == round(real / padded, 4) < 1
+    assert results["train_tokens_per_second"] > 0 and results["peak_memory_mb"] > 100
