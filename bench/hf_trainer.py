@@ -33,7 +33,8 @@ def main() -> None:
             weight_decay=0.01,
             lr_scheduler_type="linear",
             seed=args.seed,
-            group_by_length=args.group_by_length,
+            # transformers v5 name of group_by_length=True
+            train_sampling_strategy="group_by_length" if args.group_by_length else "random",
             logging_steps=args.max_steps,
             save_strategy="no",
             eval_strategy="no",
