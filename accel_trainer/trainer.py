@@ -953,7 +953,7 @@ class AccelerateTrainer:
         loader = self._dataloader(data, self.config.per_device_eval_batch_size, False)
         return self._run_inference(self.accelerator.prepare(loader))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _run_inference(self, dataloader: DataLoader) -> dict:
         """Run the model over a non-shuffled dataloader and gather every row once, in order."""
         accelerator = self.accelerator

@@ -301,3 +301,19 @@ def test_incomplete_distributed_environment_exits_2(tmp_path):
     assert done.returncode == 2
     assert "the distributed environment is incomplete" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_help_answers_without_importing_torch():
+    """`accel-trainer --help` must be instant: torch, transformers and datasets load lazily."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from accel_trainer.cli import main; code = main(['--help']); "
+        "heavy = [m for m in ('torch', 'transformers', 'datasets', 'accelerate') "
+        "if m in sys.modules]; print('HEAVY', heavy); sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage: accel-trainer {train,evaluate,predict}" in done.stdout
+    assert "HEAVY []" in done.stdout
