@@ -5,6 +5,7 @@ This module imports nothing heavy so that `accel-trainer --help` stays fast.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -18,7 +19,9 @@ TAG_SCHEMES = ("bio", "iobes", "none")
 DATA_FORMATS = ("auto", "conll", "jsonl", "semeval2010")
 DEFAULT_MARKERS = "<e1>,</e1>,<e2>,</e2>"
 MIXED_PRECISION = ("no", "fp16", "bf16")
-REPORT_TO = ("none", "tensorboard")
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "all")
+# Trackers whose package is not a dependency: Accelerate silently skips them when missing.
+OPTIONAL_TRACKERS = ("wandb", "mlflow")
 
 
 def _opt(help_text: str, **metadata) -> dict:
@@ -240,7 +243,12 @@ class TrainConfig(DataConfig):
         default=10, metadata=_opt("Log loss and learning rate every N optimizer steps.")
     )
     report_to: str = field(
-        default="none", metadata=_opt("Tracker for the logs.", choices=list(REPORT_TO))
+        default="none",
+        metadata=_opt(
+            "Tracker for the log records, through Accelerate, on the main process: all = every "
+            "installed one.",
+            choices=list(REPORT_TO),
+        ),
     )
     overwrite_output_dir: bool = field(
         default=False, metadata=_opt("Replace a model that already is in --output_dir.")
@@ -429,6 +437,11 @@ class TrainConfig(DataConfig):
                 "--global_batch_size and --gradient_accumulation_steps are both set: got "
                 f"{self.global_batch_size} and {self.gradient_accumulation_steps}. Give only one; "
                 "the accumulation is derived from the global batch."
+            )
+        if self.report_to in OPTIONAL_TRACKERS and importlib.util.find_spec(self.report_to) is None:
+            found.append(
+                f"--report_to {self.report_to} needs the {self.report_to} package, which is not "
+                f"installed: pip install {self.report_to}, or use tensorboard."
             )
         if self.load_best_model_at_end and metric is None:
             found.append(

@@ -317,3 +317,15 @@ def test_help_answers_without_importing_torch():
     assert done.returncode == 0, done.stderr
     assert "usage: accel-trainer {train,evaluate,predict}" in done.stdout
     assert "HEAVY []" in done.stdout
+
+
+def test_a_tracker_whose_package_is_missing_is_refused_up_front(tmp_path, capsys):
+    import importlib.util
+
+    missing = [name for name in ("wandb", "mlflow") if importlib.util.find_spec(name) is None]
+    if not missing:
+        pytest.skip("wandb and mlflow are both installed here")
+    status = main(["train", "--report_to", missing[0], "--output_dir", str(tmp_path / "o")])
+    assert status == 2
+    assert f"--report_to {missing[0]} needs the {missing[0]} package" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
