@@ -66,15 +66,23 @@ def build_trainer(config: TrainConfig):
     check_labels(config, task, labels, train_raw, eval_raw)
     if task.name == "re":
         task.find_entity_types(train_raw)
-    check_same_on_every_process(
-        accelerator,
-        {"options": config.to_dict(), "labels": labels, "data files": data_digests(config)},
-    )
+    # What every process must agree on; hashing the data files only pays off with company.
+    identity = None
+    if accelerator.num_processes > 1:
+        identity = {
+            "options": config.to_dict(),
+            "labels": labels,
+            "data files": data_digests(config),
+        }
+        check_same_on_every_process(accelerator, identity)
 
     # Before the heavy work: a second run on the same folder stops here.
-    output_lock = lock_output_dir(config.resolved_output_dir()) if is_global_main() else None
+    output_dir = config.resolved_output_dir()
+    output_lock = lock_output_dir(output_dir) if accelerator.is_main_process else None
     try:
-        trainer = build_model_and_trainer(config, accelerator, task, labels, train_raw, eval_raw)
+        trainer = build_model_and_trainer(
+            config, accelerator, task, labels, train_raw, eval_raw, identity
+        )
     except BaseException:
         release_output_dir(output_lock)
         raise
@@ -82,8 +90,11 @@ def build_trainer(config: TrainConfig):
     return trainer
 
 
-def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, train_raw, eval_raw):
-    """Tokenizer, model and tokenized data, then the trainer."""
+def build_model_and_trainer(
+    config: TrainConfig, accelerator, task, labels, train_raw, eval_raw, identity: dict | None
+):
+    """Tokenizer, model and tokenized data, then the trainer. `identity` (multi-process runs
+    only) names the run for the once-per-machine tokenization."""
     from accelerate.utils import set_seed
 
     from accel_trainer.trainer import AccelerateTrainer
@@ -105,24 +116,17 @@ def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, trai
         add_marker_tokens(tokenizer, model, task.marker_tokens())
     model.config.accel_trainer = task.settings()
     label2id = model.config.label2id
-    key = {
-        "options": config.to_dict(),
-        "labels": labels,
-        "data files": data_digests(config),
-        "vocabulary": sorted(tokenizer.get_vocab().items()),
-    }
+    key = None
+    if identity is not None:
+        key = {**identity, "vocabulary": sorted(tokenizer.get_vocab().items())}
 
     def tokenized(raw, for_training: bool):
         return task.tokenize(raw, tokenizer, label2id, config.max_seq_length, for_training)
 
-    train_data = tokenize_once_per_node(
-        accelerator, {**key, "split": "train"}, train_raw, tokenized
-    )
+    train_data = tokenize_once_per_node(accelerator, key, "train", train_raw, tokenized)
     eval_data = None
     if eval_raw is not None:
-        eval_data = tokenize_once_per_node(
-            accelerator, {**key, "split": "eval"}, eval_raw, tokenized
-        )
+        eval_data = tokenize_once_per_node(accelerator, key, "eval", eval_raw, tokenized)
     data_stats = report_lengths(task, config.max_seq_length, len(train_raw), eval_raw)
     return AccelerateTrainer(
         model,
@@ -136,7 +140,7 @@ def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, trai
     )
 
 
-def tokenize_once_per_node(accelerator, key: dict, raw, tokenized):
+def tokenize_once_per_node(accelerator, key: dict | None, split: str, raw, tokenized):
     """`tokenized(raw, for_training)`, computed by the first process of each machine and read
     back by the others from a node-local folder, deleted once every process has it (the data
     stay memory-mapped). The key holds everything that shapes the result, output_dir included,
@@ -145,10 +149,11 @@ def tokenize_once_per_node(accelerator, key: dict, raw, tokenized):
 
     from accel_trainer.trainer import short_hash
 
-    for_training = key["split"] == "train"
-    if accelerator.num_processes == 1:
+    for_training = split == "train"
+    if key is None:  # one process: nobody to share with
         return tokenized(raw, for_training)
-    name = f"{key['split']}-{short_hash(key) % 2**64:016x}-{os.environ.get('MASTER_PORT', '')}"
+    digest = short_hash({**key, "split": split}) % 2**64
+    name = f"{split}-{digest:016x}-{os.environ.get('MASTER_PORT', '')}"
     folder = os.path.join(tempfile.gettempdir(), "accel_trainer-tokenized", name)
     with accelerator.local_main_process_first():
         if accelerator.is_local_main_process:
@@ -160,11 +165,6 @@ def tokenize_once_per_node(accelerator, key: dict, raw, tokenized):
     if accelerator.is_local_main_process:
         shutil.rmtree(folder, ignore_errors=True)
     return data
-
-
-def is_global_main() -> bool:
-    """Rank 0 of the launched world (before the process group exists)."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 def data_digests(config: TrainConfig) -> dict:

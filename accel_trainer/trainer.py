@@ -175,19 +175,19 @@ def check_same_on_every_process(accelerator: Accelerator, parts: dict[str, Any])
 
 # How gloo and NCCL report a peer that is gone or silent.
 LOST_PEER_MARKERS = (
-    "Connection closed by peer",
-    "Connection reset by peer",
-    "Timed out waiting",
+    "connection closed by peer",
+    "connection reset by peer",
     "timed out",
-    "NCCL communicator was aborted",
-    "Broken pipe",
+    "nccl communicator was aborted",
+    "broken pipe",
 )
 
 
 def is_lost_peer(error: RuntimeError) -> bool:
     if isinstance(error, torch.distributed.DistError):
         return True
-    return any(marker in str(error) for marker in LOST_PEER_MARKERS)
+    message = str(error).lower()
+    return any(marker in message for marker in LOST_PEER_MARKERS)
 
 
 def first_line(error: Exception) -> str:
@@ -827,7 +827,9 @@ class AccelerateTrainer:
             loss_total, loss_count = loss_sum.detach() / labelled.clamp(min=1), 1.0
         else:
             loss_total, loss_count = loss_sum.detach(), labelled.float()
-        mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"]))
+        mask = batch.get("attention_mask")
+        if mask is None:
+            mask = torch.ones_like(batch["input_ids"])
         self._window_totals += torch.stack(
             [
                 torch.as_tensor(value, dtype=torch.float32, device=self._window_totals.device)
