@@ -1,10 +1,11 @@
-"""`accel-trainer train|evaluate`: parse options (config file, then flags) and run a command."""
+"""`accel-trainer COMMAND`: parse options (config file, then flags) and run the command."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shlex
 import sys
 import types
 import typing
@@ -34,6 +35,8 @@ commands:
              (--task ner, the default, or --task re).
   evaluate   Score a saved model on a labelled file.
   predict    Label a file with a saved model; output in input order.
+  plot       Draw a run's loss, learning rate and eval curves: accel-trainer plot OUTPUT_DIR
+             [--output_file FILE.png] (default OUTPUT_DIR/training_curves.png).
 
 `accel-trainer COMMAND --help` lists the options of a command. Under Accelerate:
   accelerate launch [--config_file accelerate_configs/X.yaml] -m accel_trainer train ...
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     command, args = argv[0], argv[1:]
+    if command == "plot":
+        return plot_command(args)
     if command not in COMMANDS:
         report_error(f"unknown command: got {command!r}. Use one of {sorted(COMMANDS)}.")
         return 2
@@ -57,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         config = parse_config(COMMANDS[command][0], command, args)
+        config.command_line = shlex.join(["accel-trainer", command, *args])  # for the model card
         from accel_trainer import commands
 
         getattr(commands, command)(config)
@@ -74,6 +80,30 @@ def main(argv: list[str] | None = None) -> int:
         # From every process: the first one of this machine may be the one that was lost.
         report_error(f"process {os.environ.get('RANK', '0')}: {error}", every_process=True)
         return 1
+    return 0
+
+
+def plot_command(args: list[str]) -> int:
+    """`accel-trainer plot OUTPUT_DIR [--output_file FILE]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="accel-trainer plot",
+        description="Draw the loss, learning rate and eval metrics of a training run as a PNG.",
+    )
+    parser.add_argument("output_dir", help="the --output_dir of an accel-trainer train run")
+    parser.add_argument(
+        "--output_file", help="PNG to write (default: OUTPUT_DIR/training_curves.png)"
+    )
+    options = parser.parse_args(args)
+    from accel_trainer.plot import plot
+
+    try:
+        path = plot(options.output_dir, options.output_file)
+    except InputError as error:
+        report_error(str(error))
+        return 2
+    print(f"Wrote {path}")
     return 0
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import fields
 
 from accel_trainer.checkpoint import file_digest, lock_output_dir, release_output_dir
@@ -19,6 +17,7 @@ from accel_trainer.config import (
     validate,
 )
 from accel_trainer.errors import ConfigError, DataError
+from accel_trainer.model_card import write_model_card
 from accel_trainer.models import (
     add_marker_tokens,
     build_tiny_bert,
@@ -28,6 +27,7 @@ from accel_trainer.models import (
     load_pretrained,
     saved_config,
 )
+from accel_trainer.preprocessing import tokenize_once_per_node
 
 logger = logging.getLogger("accel_trainer")
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "all_results.json")
@@ -42,6 +42,8 @@ def train(config: TrainConfig) -> dict:
     if trainer.accelerator.is_main_process:  # the only process that saved
         if config.is_demo:
             open(os.path.join(trainer.output_dir, DEMO_MARKER), "w").close()
+        labels = [trainer.id2label[i] for i in sorted(trainer.id2label)]
+        write_model_card(trainer.output_dir, config, results, labels, data_files(config))
         print(f"Saved the model and all_results.json to {trainer.output_dir}")
         print(json.dumps(results, indent=2))
     return results
@@ -67,7 +69,6 @@ def build_trainer(config: TrainConfig):
     if task.name == "re":
         task.find_entity_types(train_raw)
     # What every process must agree on; hashing the data files only pays off with company.
-    identity = None
     if accelerator.num_processes > 1:
         identity = {
             "options": config.to_dict(),
@@ -80,9 +81,7 @@ def build_trainer(config: TrainConfig):
     output_dir = config.resolved_output_dir()
     output_lock = lock_output_dir(output_dir) if accelerator.is_main_process else None
     try:
-        trainer = build_model_and_trainer(
-            config, accelerator, task, labels, train_raw, eval_raw, identity
-        )
+        trainer = build_model_and_trainer(config, accelerator, task, labels, train_raw, eval_raw)
     except BaseException:
         release_output_dir(output_lock)
         raise
@@ -90,11 +89,8 @@ def build_trainer(config: TrainConfig):
     return trainer
 
 
-def build_model_and_trainer(
-    config: TrainConfig, accelerator, task, labels, train_raw, eval_raw, identity: dict | None
-):
-    """Tokenizer, model and tokenized data, then the trainer. `identity` (multi-process runs
-    only) names the run for the once-per-machine tokenization."""
+def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, train_raw, eval_raw):
+    """Tokenizer, model and tokenized data (cached, once per machine), then the trainer."""
     from accelerate.utils import set_seed
 
     from accel_trainer.trainer import AccelerateTrainer
@@ -116,17 +112,22 @@ def build_model_and_trainer(
         add_marker_tokens(tokenizer, model, task.marker_tokens())
     model.config.accel_trainer = task.settings()
     label2id = model.config.label2id
-    key = None
-    if identity is not None:
-        key = {**identity, "vocabulary": sorted(tokenizer.get_vocab().items())}
+    parts = tokenization_parts(config, task, tokenizer, label2id)
 
-    def tokenized(raw, for_training: bool):
-        return task.tokenize(raw, tokenizer, label2id, config.max_seq_length, for_training)
+    def tokenized(raw, split: str):
+        return tokenize_once_per_node(
+            accelerator,
+            split,
+            lambda options: task.tokenize(
+                raw, tokenizer, label2id, config.max_seq_length, split == "train", options
+            ),
+            {**parts, "data": raw._fingerprint},
+            config.preprocessing_num_workers,
+            config.overwrite_cache,
+        )
 
-    train_data = tokenize_once_per_node(accelerator, key, "train", train_raw, tokenized)
-    eval_data = None
-    if eval_raw is not None:
-        eval_data = tokenize_once_per_node(accelerator, key, "eval", eval_raw, tokenized)
+    train_data = tokenized(train_raw, "train")
+    eval_data = tokenized(eval_raw, "eval") if eval_raw is not None else None
     data_stats = report_lengths(task, config.max_seq_length, len(train_raw), eval_raw)
     return AccelerateTrainer(
         model,
@@ -140,31 +141,28 @@ def build_model_and_trainer(
     )
 
 
-def tokenize_once_per_node(accelerator, key: dict | None, split: str, raw, tokenized):
-    """`tokenized(raw, for_training)`, computed by the first process of each machine and read
-    back by the others from a node-local folder, deleted once every process has it (the data
-    stay memory-mapped). The key holds everything that shapes the result, output_dir included,
-    so two runs never share a folder."""
-    from datasets import load_from_disk
+def tokenization_parts(config: RunConfig, task, tokenizer, label2id: dict | None) -> dict:
+    """What shapes tokenized data besides the rows themselves: the tokenization cache's key."""
+    from accel_trainer.preprocessing import task_fingerprint, tokenizer_fingerprint
 
-    from accel_trainer.trainer import short_hash
+    return {
+        "task": task_fingerprint(task),
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "label2id": label2id,
+        "max_seq_length": config.max_seq_length,
+    }
 
-    for_training = split == "train"
-    if key is None:  # one process: nobody to share with
-        return tokenized(raw, for_training)
-    digest = short_hash({**key, "split": split}) % 2**64
-    name = f"{split}-{digest:016x}-{os.environ.get('MASTER_PORT', '')}"
-    folder = os.path.join(tempfile.gettempdir(), "accel_trainer-tokenized", name)
-    with accelerator.local_main_process_first():
-        if accelerator.is_local_main_process:
-            data = tokenized(raw, for_training)
-            data.save_to_disk(folder)
-        else:
-            data = load_from_disk(folder)
-    accelerator.wait_for_everyone()
-    if accelerator.is_local_main_process:
-        shutil.rmtree(folder, ignore_errors=True)
-    return data
+
+def data_files(config: TrainConfig) -> dict[str, str | None]:
+    """Where the training and evaluation data came from, for the model card."""
+    if config.is_demo:
+        folder = os.path.join(config.resolved_output_dir(), "data")
+        train_path, eval_path = demo_paths(folder, config.task)
+        return {"train (demo corpus)": train_path, "eval (demo corpus)": eval_path}
+    if config.dataset_name is not None:
+        name = " ".join(filter(None, [config.dataset_name, config.dataset_config_name]))
+        return {"train and eval": name}
+    return {"train": config.train_file, "eval": config.validation_file}
 
 
 def data_digests(config: TrainConfig) -> dict:
@@ -227,10 +225,17 @@ def evaluate(config: EvalConfig) -> dict:
         task.auto_model_class_name, config.model_name_or_path, labels, task.name
     )
     check_sequence_length(config.max_seq_length, model, tokenizer)
-    with accelerator.main_process_first():
-        eval_data = task.tokenize(
-            eval_raw, tokenizer, model.config.label2id, config.max_seq_length, False
-        )
+    label2id = model.config.label2id
+    eval_data = tokenize_once_per_node(
+        accelerator,
+        "eval",
+        lambda options: task.tokenize(
+            eval_raw, tokenizer, label2id, config.max_seq_length, False, options
+        ),
+        {**tokenization_parts(config, task, tokenizer, label2id), "data": eval_raw._fingerprint},
+        config.preprocessing_num_workers,
+        config.overwrite_cache,
+    )
     stats = report_lengths(task, config.max_seq_length, 0, eval_raw)
     from accel_trainer.trainer import AccelerateTrainer
 
@@ -260,11 +265,20 @@ def predict(config: PredictConfig) -> int:
         task.auto_model_class_name, config.model_name_or_path, labels, task.name
     )
     check_sequence_length(config.max_seq_length, model, tokenizer)
-    with accelerator.main_process_first():
+
+    def encode(options: dict):
         if task.name == "ner":
-            data = task.encode_windows(raw, tokenizer, config.max_seq_length)
-        else:
-            data = task.tokenize(raw, tokenizer, None, config.max_seq_length, False)
+            return task.encode_windows(raw, tokenizer, config.max_seq_length, None, options)
+        return task.tokenize(raw, tokenizer, None, config.max_seq_length, False, options)
+
+    data = tokenize_once_per_node(
+        accelerator,
+        "predict",
+        encode,
+        {**tokenization_parts(config, task, tokenizer, None), "data": raw._fingerprint},
+        config.preprocessing_num_workers,
+        config.overwrite_cache,
+    )
     from accel_trainer.predictions import write_predictions
     from accel_trainer.trainer import AccelerateTrainer
 

@@ -61,6 +61,16 @@ class RunConfig:
         ),
     )
     per_device_eval_batch_size: int = field(default=32, metadata=_opt("Eval batch per process."))
+    preprocessing_num_workers: int = field(
+        default=0,
+        metadata=_opt(
+            "Processes that tokenize (datasets.map num_proc); 0 or 1: the main process. The "
+            "result is cached under HF_DATASETS_CACHE/accel_trainer and reused by later runs."
+        ),
+    )
+    overwrite_cache: bool = field(
+        default=False, metadata=_opt("Tokenize again instead of loading the cached result.")
+    )
     mixed_precision: str | None = field(
         default=None,
         metadata=_opt(
@@ -90,6 +100,11 @@ class RunConfig:
             found.append(
                 f"--max_seq_length must be at least 8: got {self.max_seq_length}. "
                 "Use a longer length, e.g. 128."
+            )
+        if self.preprocessing_num_workers < 0:
+            found.append(
+                "--preprocessing_num_workers cannot be negative: got "
+                f"{self.preprocessing_num_workers}. Use 0 to tokenize in the main process."
             )
         if self.ddp_timeout <= 0:
             found.append(f"--ddp_timeout must be positive: got {self.ddp_timeout}. E.g. 300.")
@@ -191,7 +206,17 @@ class TrainConfig(DataConfig):
         default=False,
         metadata=_opt(
             "Fill each optimizer step with examples of similar length (sorted within shuffled "
-            "groups of 50 global batches): less padding, so faster; the same on any topology."
+            "groups of 50 global batches): about half the padding of random batches on "
+            "sentence data, so faster, and the same on any topology; but each step's examples "
+            "are no longer a random sample, which can change what the model learns (see README)."
+        ),
+    )
+    max_tokens_per_batch: int = field(
+        default=0,
+        metadata=_opt(
+            "Pack each training micro-batch to this many padded tokens (longest example x "
+            "examples), instead of --per_device_train_batch_size examples: the GPU memory "
+            "knob. Changes the examples per step, so it changes what the model learns. 0: off."
         ),
     )
     loss_normalization: str = field(
@@ -438,6 +463,18 @@ class TrainConfig(DataConfig):
                 f"{self.global_batch_size} and {self.gradient_accumulation_steps}. Give only one; "
                 "the accumulation is derived from the global batch."
             )
+        if self.max_tokens_per_batch < 0:
+            found.append(
+                f"--max_tokens_per_batch cannot be negative: got {self.max_tokens_per_batch}."
+            )
+        elif self.max_tokens_per_batch:
+            for option in ("global_batch_size", "allow_topology_change"):
+                if getattr(self, option):
+                    found.append(
+                        f"--max_tokens_per_batch and --{option} cannot be combined: token-budget "
+                        "batches hold a varying number of examples, so there is no fixed global "
+                        f"batch. Drop one of them."
+                    )
         if self.report_to in OPTIONAL_TRACKERS and importlib.util.find_spec(self.report_to) is None:
             found.append(
                 f"--report_to {self.report_to} needs the {self.report_to} package, which is not "

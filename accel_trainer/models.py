@@ -108,6 +108,7 @@ def load_pretrained(
     auto_model_class_name: str, name_or_path: str, labels: list[str], task_name: str = "ner"
 ):
     """Model and fast tokenizer from the hub or a folder, with a head sized for `labels`."""
+    import torch
     from transformers import AutoTokenizer
 
     try:
@@ -115,8 +116,10 @@ def load_pretrained(
         if task_name == "ner" and is_byte_level(tokenizer):
             # Pre-split words must be encoded as if preceded by a space, as inside a sentence.
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True)
+        # float32 master weights whatever the checkpoint's dtype (transformers 5 would keep a
+        # half-precision checkpoint in half precision); --mixed_precision casts the compute.
         model = auto_model_class(auto_model_class_name).from_pretrained(
-            name_or_path, ignore_mismatched_sizes=True, **label_maps(labels)
+            name_or_path, ignore_mismatched_sizes=True, dtype=torch.float32, **label_maps(labels)
         )
     except OSError as error:
         message = " ".join(str(error).split())

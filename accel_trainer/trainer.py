@@ -45,8 +45,9 @@ from accel_trainer.checkpoint import (
 from accel_trainer.config import TrainConfig
 from accel_trainer.errors import ConfigError, Diverged, InputError, PeerLost, Preempted
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
-from accel_trainer.sampling import LengthGroupedSampler
+from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS, Task
+from accel_trainer.telemetry import Stopwatch
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -66,6 +67,8 @@ RESUME_INSENSITIVE = {
     "allow_topology_change",
     "load_best_model_at_end",
     "ddp_timeout",
+    "preprocessing_num_workers",
+    "overwrite_cache",
 }
 # How the global batch is split; may change on resume with --allow_topology_change.
 TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
@@ -259,6 +262,8 @@ class TrainState:
     best_metric: float | None = None  # of --metric_for_best_model
     best_step: int = -1
     evaluations_without_improvement: int = 0
+    # Seconds spent training, evaluating and checkpointing, over the run (see Stopwatch).
+    seconds: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -305,6 +310,7 @@ class AccelerateTrainer:
         self.log_history: list[dict] = []
         self.id2label = {int(i): label for i, label in model.config.id2label.items()}
         set_seed(config.seed)
+        self._train_sampler = None  # a token-budget batch sampler, whose epoch we set ourselves
         train_loader = self._dataloader(train_data, config.per_device_train_batch_size, True)
         eval_loader = self._dataloader(eval_data, config.per_device_eval_batch_size, False)
         self.model, self.train_dataloader, self.eval_dataloader = self.accelerator.prepare(
@@ -313,7 +319,8 @@ class AccelerateTrainer:
         self.optimizer = None
         self.lr_scheduler = None
         self._window_totals = torch.zeros(4, device=self.accelerator.device)  # this rank only
-        self._last_log_time = time.perf_counter()
+        self.clock = Stopwatch(self.state.seconds)
+        self._last_log_seconds = 0.0  # training seconds at the last log record
         self._rng_to_restore: dict | None = None
         self._step_skipped = False
         self._last_checkpoint_step = -1
@@ -326,18 +333,28 @@ class AccelerateTrainer:
             # Lets gathered predictions be put back in dataset order on any number of processes,
             # and names the examples each training step consumed.
             data = data.add_column("row_id", list(range(len(data))))
+        lengths = [len(ids) for ids in data["input_ids"]]
+        loader_options = {
+            "collate_fn": self.task.collator(self.tokenizer),
+            "pin_memory": self.accelerator.device.type == "cuda",
+        }
+        if not shuffle:
+            # Longest first: similar lengths share a batch, and a batch too large for memory
+            # fails at once. Gathered rows are put back in dataset order by row_id.
+            order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+            return DataLoader(data, batch_size=batch_size, sampler=order, **loader_options)
+        if self.config.max_tokens_per_batch:
+            batches = TokenBudgetBatchSampler(
+                lengths, self.config.max_tokens_per_batch, self.config.seed
+            )
+            self._train_sampler = batches
+            return DataLoader(data, batch_sampler=batches, **loader_options)
         sampler = None
-        if shuffle and self.config.group_by_length:
+        if self.config.group_by_length:
             global_batch = batch_size * self.accelerator.num_processes * self.accumulation_steps
-            lengths = [len(ids) for ids in data["input_ids"]]
             sampler = LengthGroupedSampler(lengths, global_batch, self.config.seed)
         return DataLoader(
-            data,
-            batch_size=batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
-            collate_fn=self.task.collator(self.tokenizer),
-            pin_memory=self.accelerator.device.type == "cuda",
+            data, batch_size=batch_size, shuffle=sampler is None, sampler=sampler, **loader_options
         )
 
     def fit(self) -> dict:
@@ -379,12 +396,15 @@ class AccelerateTrainer:
             disable=not self.accelerator.is_main_process,
         )
         eval_metrics: dict = {}
-        start = time.perf_counter()
+        self.clock = Stopwatch(self.state.seconds)  # the resumed state's totals, if any
+        self._last_log_seconds = self.clock.train_seconds()
         self.model.train()
         for epoch in range(self.state.epoch, plan.num_epochs):
             if epoch != self.state.epoch:  # a new epoch, not the one a checkpoint left off in
                 self.state.epoch, self.state.micro_step_in_epoch = epoch, 0
             self.train_dataloader.set_epoch(epoch)
+            if self._train_sampler is not None:
+                self._train_sampler.set_epoch(epoch)
             for window in self._windows(self._epoch_batches(plan)):
                 if self._rng_to_restore is not None:  # resumed: continue the saved RNG stream
                     restore_rng(self._rng_to_restore)
@@ -407,12 +427,12 @@ class AccelerateTrainer:
             if self._finished(plan):
                 break
         progress.close()
+        self.clock.stop()
         if not eval_metrics and self.state.last_eval_step == self.state.step:
             eval_metrics = self.evaluate()  # evaluated before the checkpoint this run resumed
         if self.config.load_best_model_at_end:
             eval_metrics = self._load_best_model(eval_metrics)
-        runtime = time.perf_counter() - start
-        results = self._results(runtime, eval_metrics)
+        results = self._results(eval_metrics)
         self.save_model(self.output_dir)
         self.write_results(self.output_dir, results, merge=False)
         self.accelerator.end_training()
@@ -533,6 +553,10 @@ class AccelerateTrainer:
 
     def save_checkpoint(self) -> str:
         """Commit the full training state as OUTPUT_DIR/checkpoint-<step>, then rotate."""
+        with self.clock.paused("checkpoint"):
+            return self._save_checkpoint()
+
+    def _save_checkpoint(self) -> str:
         self._flush_window_totals()  # so the state holds every loss seen so far
         self.state.log_records = len(self.log_history)
         started = time.perf_counter()
@@ -907,8 +931,8 @@ class AccelerateTrainer:
         self._flush_window_totals()
         loss_sum, loss_count, real, padded = self.state.pending_totals
         self.state.pending_totals = [0.0] * 4
-        now = time.perf_counter()
-        elapsed, self._last_log_time = now - self._last_log_time, now
+        now = self.clock.train_seconds()
+        elapsed, self._last_log_seconds = now - self._last_log_seconds, now
         return {
             "loss": loss_sum / max(loss_count, 1),
             "tokens_per_second": round(real / max(elapsed, 1e-9), 1),
@@ -924,7 +948,8 @@ class AccelerateTrainer:
                 handle.write(json.dumps(record) + "\n")
 
     def _evaluate_and_log(self) -> dict:
-        metrics = self.evaluate()
+        with self.clock.paused("eval"):
+            metrics = self.evaluate()
         self.state.last_eval_step = self.state.step
         if metrics:
             self._track_best(metrics)
@@ -991,9 +1016,13 @@ class AccelerateTrainer:
                     rows[key] = [value[i] for i in order]
         return rows
 
-    def _results(self, runtime: float, eval_metrics: dict) -> dict:
+    def _results(self, eval_metrics: dict) -> dict:
+        """Throughput counts training time alone (evaluation and checkpointing apart), summed
+        with the tokens and samples over resumes."""
         self._flush_window_totals()
         totals = self.state.run_totals
+        seconds = self.state.seconds
+        runtime = max(seconds["train"], 1e-9)
         samples = self.accelerator.reduce(
             torch.tensor(self.state.samples_seen, device=self.accelerator.device), "sum"
         ).item()
@@ -1003,6 +1032,8 @@ class AccelerateTrainer:
             "train_padding_efficiency": round(totals[2] / max(totals[3], 1), 4),
             "peak_memory_mb": round(peak_memory_mb(self.accelerator.device), 1),
             "train_runtime": round(runtime, 3),
+            "evaluation_runtime": round(seconds["eval"], 3),
+            "checkpoint_runtime": round(seconds["checkpoint"], 3),
             "train_samples_per_second": round(samples / runtime, 3),
             "train_steps_per_second": round(self.state.step / runtime, 3),
             "global_step": self.state.step,

@@ -42,11 +42,25 @@ def minilm_folder() -> str:
     return os.path.join(os.path.dirname(spec.origin), "model")
 
 
+def device_name() -> str:
+    """The GPU's name, or "CPU only"; asked in a subprocess, so this one never imports torch."""
+    probe = "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+    name = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout
+    return name.strip() or "CPU only"
+
+
 def contenders(args, model: str) -> dict[str, callable]:
     """Name -> function(results_file, scratch_dir) giving the command line."""
-    shared = ["--data", args.data, "--model", model, "--max_steps", str(args.max_steps),
-              "--batch_size", str(args.batch_size), "--learning_rate", str(args.learning_rate),
-              "--seed", str(args.seed)]  # fmt: skip
+    length = ["--max_steps", str(args.max_steps), "--epochs", str(args.epochs)]
+    shared = ["--data", args.data, "--model", model, *length, "--batch_size", str(args.batch_size),
+              "--learning_rate", str(args.learning_rate), "--seed", str(args.seed)]  # fmt: skip
+    shared += ["--bf16"] if args.bf16 else []
+    if args.max_steps:
+        accel_length = ["--max_train_steps", str(args.max_steps), "--logging_steps",
+                        str(args.max_steps)]  # fmt: skip
+    else:
+        accel_length = ["--num_train_epochs", str(args.epochs), "--logging_steps", "50"]
+    precision = ["--mixed_precision", "bf16"] if args.bf16 else ["--cpu"]
 
     def script(name, *extra):
         return lambda results, scratch: [
@@ -57,20 +71,27 @@ def contenders(args, model: str) -> dict[str, callable]:
         return lambda results, scratch: [
             sys.executable, "-m", "accel_trainer", "train", "--model_name_or_path", model,
             "--train_file", os.path.join(args.data, "train.tsv"),
-            "--validation_file", os.path.join(args.data, "devel.tsv"),
-            "--max_train_steps", str(args.max_steps),
+            "--validation_file", os.path.join(args.data, "devel.tsv"), *accel_length,
             "--per_device_train_batch_size", str(args.batch_size),
             "--learning_rate", str(args.learning_rate), "--seed", str(args.seed),
-            "--logging_steps", str(args.max_steps), "--output_dir", scratch, *extra,
+            "--checkpointing_steps", "no", *precision, "--output_dir", scratch, *extra,
         ]  # fmt: skip
 
-    return {
+    every = {
         "bare PyTorch loop": script("bare_loop.py"),
         "accel-trainer": accel(),
         "accel-trainer --group_by_length": accel("--group_by_length"),
         "transformers Trainer": script("hf_trainer.py"),
         "transformers Trainer group_by_length": script("hf_trainer.py", "--group_by_length"),
     }
+    if args.max_tokens_per_batch:
+        name = f"accel-trainer --max_tokens_per_batch {args.max_tokens_per_batch}"
+        every[name] = accel("--max_tokens_per_batch", str(args.max_tokens_per_batch))
+    chosen = {name: every[name] for name in every if not args.only or name in args.only}
+    unknown = set(args.only or []) - set(every)
+    if unknown or "bare PyTorch loop" not in chosen:
+        raise SystemExit(f"--only takes names among {list(every)}, the bare loop included")
+    return chosen
 
 
 def run_one(command: list[str], log_path: str) -> tuple[float, float]:
@@ -101,24 +122,38 @@ def measure(args, model: str) -> dict[str, list[dict]]:
                     values = json.load(handle)
                 record = {key: values.get(key) for key, _, _ in MEASURES}
                 record.update(wall_s=wall, peak_rss_mb=peak, command=shlex.join(command))
+                for key in ("parameters", "train_padding_efficiency", "peak_gpu_memory_mb"):
+                    if values.get(key) is not None:
+                        record[key] = values[key]
+                if values.get("peak_memory_mb") is not None and args.bf16:
+                    record["peak_gpu_memory_mb"] = values["peak_memory_mb"]
                 runs.setdefault(name, []).append(record)
+                with open(args.output + ".partial.json", "w", encoding="utf-8") as handle:
+                    json.dump(runs, handle, indent=2)  # what a cut-short run leaves behind
     return runs
 
 
-def table(runs: dict[str, list[dict]]) -> tuple[str, dict]:
-    """A Markdown table of medians, each with its ratio to the bare loop."""
+def table(runs: dict[str, list[dict]], peak_tflops: float) -> tuple[str, dict]:
+    """A Markdown table of medians, each with its ratio to the bare loop. With peak_tflops, a
+    model FLOPs utilisation column: 6 x parameters x real tokens/s / peak FLOP/s."""
+    measures = list(MEASURES)
     medians = {
-        name: {key: statistics.median(r[key] for r in records) for key, _, _ in MEASURES}
+        name: {key: statistics.median(r[key] for r in records) for key, _, _ in measures}
         for name, records in runs.items()
     }
+    if peak_tflops:
+        parameters = runs["bare PyTorch loop"][0]["parameters"]  # the same model for everyone
+        measures.append(("mfu", "MFU", True))
+        for values in medians.values():
+            values["mfu"] = 6 * parameters * values["train_tokens_per_second"] / peak_tflops / 1e12
     base = medians["bare PyTorch loop"]
     lines = [
-        "| contender | " + " | ".join(title for _, title, _ in MEASURES) + " |",
-        "|---|" + "---|" * len(MEASURES),
+        "| contender | " + " | ".join(title for _, title, _ in measures) + " |",
+        "|---|" + "---|" * len(measures),
     ]
     for name, values in medians.items():
         cells = []
-        for key, _, _ in MEASURES:
+        for key, _, _ in measures:
             ratio = values[key] / base[key] if base[key] else float("nan")
             cells.append(f"{values[key]:.4g} ({ratio:.2f}x)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -129,7 +164,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True, help="NER folder with train.tsv and devel.tsv")
     parser.add_argument("--model", help="pretrained model folder (default: MiniLM)")
-    parser.add_argument("--max_steps", type=int, default=60)
+    parser.add_argument("--max_steps", type=int, default=60, help="0: run --epochs instead")
+    parser.add_argument("--epochs", type=int, default=1, help="passes when --max_steps is 0")
+    parser.add_argument("--bf16", action="store_true", help="train on the GPU in bf16")
+    parser.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=0.0,
+        help="the device's peak dense TFLOP/s, for the MFU column (H100: 989)",
+    )
+    parser.add_argument(
+        "--max_tokens_per_batch",
+        type=int,
+        default=0,
+        help="also run accel-trainer with this token budget",
+    )
+    parser.add_argument("--only", nargs="+", help="contender names to run (default: all)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=42)
@@ -137,16 +187,17 @@ def main() -> None:
     parser.add_argument("--output", default=os.path.join(BENCH, "results", "compare"))
     args = parser.parse_args()
     model = args.model or minilm_folder()
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     runs = measure(args, model)
-    text, medians = table(runs)
+    os.remove(args.output + ".partial.json")
+    text, medians = table(runs, args.peak_tflops)
     header = (
         f"Command: `python bench/compare.py {shlex.join(sys.argv[1:])}`\n\n"
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {device_name()}, Python "
         f"{platform.python_version()}. Medians of {args.rounds} interleaved round(s); in "
         "brackets, the ratio to the bare PyTorch loop.\n\n"
     )
     print(text)
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output + ".md", "w", encoding="utf-8") as handle:
         handle.write(header + text + "\n")
     with open(args.output + ".json", "w", encoding="utf-8") as handle:

@@ -4,7 +4,7 @@ own --group_by_length)."""
 import argparse
 import tempfile
 
-from common import add_arguments, dev_f1, prepare, write_results
+from common import add_arguments, dev_f1, peak_gpu_memory_mb, prepare, write_results
 from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
 
 
@@ -27,7 +27,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
             output_dir=output_dir,
-            max_steps=args.max_steps,
+            max_steps=args.max_steps or -1,
+            num_train_epochs=args.epochs,
             per_device_train_batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             weight_decay=0.01,
@@ -35,11 +36,12 @@ def main() -> None:
             seed=args.seed,
             # transformers v5 name of group_by_length=True
             train_sampling_strategy="group_by_length" if args.group_by_length else "random",
-            logging_steps=args.max_steps,
+            logging_steps=args.max_steps or 500,
             save_strategy="no",
             eval_strategy="no",
             report_to=[],
-            use_cpu=True,
+            use_cpu=not args.bf16,
+            bf16=args.bf16,
             disable_tqdm=True,
         )
         trainer = Trainer(
@@ -59,6 +61,8 @@ def main() -> None:
         train_tokens_per_second=CountingCollator.real_tokens / runtime,
         train_loss=metrics["train_loss"],
         eval_f1=dev_f1(task, model, tokenizer, dev),
+        parameters=sum(p.numel() for p in model.parameters()),
+        peak_gpu_memory_mb=peak_gpu_memory_mb(),
     )
 
 

@@ -7,9 +7,13 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
+
+# Tokenization caches go to this session's own folder, not the user's (subprocesses inherit it).
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="accel_trainer-test-cache-")
 
 from accel_trainer.tasks.demo import demo_corpus, write_conll, write_demo_corpus
 

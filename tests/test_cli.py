@@ -182,6 +182,8 @@ def test_jsonl_length_mismatch(tmp_path, capsys, no_model_building):
         (["--early_stopping_patience", "2"], "--early_stopping_patience needs"),
         (["--metric_for_best_model", "f1"], "--metric_for_best_model must name an eval metric"),
         (["--checkpointing_steps", "often"], "--checkpointing_steps must be a positive number"),
+        (["--max_tokens_per_batch", "512", "--global_batch_size", "32"], "cannot be combined"),
+        (["--preprocessing_num_workers", "-1"], "--preprocessing_num_workers cannot be negative"),
     ],
 )
 def test_bad_options(tmp_path, capsys, no_model_building, small_data, flags, message):

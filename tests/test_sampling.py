@@ -1,12 +1,16 @@
 """The length-grouped sampler: each example once per epoch, seeded, the same on every process and
-for every split of the global batch, and less padding than random batches."""
+for every split of the global batch, and less padding than random batches. The token-budget
+batch sampler: batches within the budget, seeded, resumable."""
 
 import random
 
 import torch
 from torch.utils.data import BatchSampler
 
-from accel_trainer.sampling import LengthGroupedSampler
+from accel_trainer import commands
+from accel_trainer.checkpoint import release_output_dir
+from accel_trainer.config import TrainConfig
+from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
 from tests.test_checkpoint import final_state, train
 from tests.test_scaling import TOLERANCE, max_difference, train_here
 
@@ -68,3 +72,51 @@ def test_group_by_length_is_topology_invariant(tmp_path, scaling_data):
     split = train_here(scaling_data, tmp_path / "b", per_device_train_batch_size=8,
                        gradient_accumulation_steps=4, group_by_length=True)  # fmt: skip
     assert max_difference(one, split) < TOLERANCE
+
+
+BUDGET = 256
+WITH_LONG = LENGTHS + [300, 500]  # two examples longer than the budget
+
+
+def test_token_budget_batches_stay_within_budget_and_an_over_long_example_goes_alone():
+    batches = TokenBudgetBatchSampler(WITH_LONG, BUDGET, seed=7).batches()
+    assert sorted(i for batch in batches for i in batch) == list(range(len(WITH_LONG)))
+    for batch in batches:
+        longest = max(WITH_LONG[i] for i in batch)
+        assert longest * len(batch) <= BUDGET or len(batch) == 1, batch
+    assert [len(b) for b in batches if max(WITH_LONG[i] for i in b) > BUDGET] == [1, 1]
+    padded = sum(len(b) * max(WITH_LONG[i] for i in b) for b in batches)
+    assert sum(WITH_LONG) / padded > 0.95  # sorted by length: almost no padding
+
+
+def test_token_budget_batches_are_seeded_change_each_epoch_and_keep_their_count():
+    sampler = TokenBudgetBatchSampler(WITH_LONG, BUDGET, seed=7)
+    first = sampler.batches()
+    assert TokenBudgetBatchSampler(WITH_LONG, BUDGET, seed=7).batches() == first
+    sampler.set_epoch(1)
+    second = sampler.batches()
+    assert second != first and len(second) == len(first) == len(sampler)
+    assert sorted(map(sorted, second)) != sorted(map(sorted, first))  # new batch members too
+
+
+def test_token_budget_training_keeps_the_budget_and_resumes_bit_exactly(tmp_path, small_data):
+    full = train(small_data, tmp_path / "full", max_tokens_per_batch=120)
+    out = tmp_path / "out"
+    stopped = train(small_data, out, stop_at=3, max_tokens_per_batch=120)
+    resumed = train(small_data, out, resume_from_checkpoint="latest", max_tokens_per_batch=120)
+    assert stopped.consumed + resumed.consumed == full.consumed
+    weights, expected = final_state(resumed)[0], final_state(full)[0]
+    assert all(torch.equal(weights[k], expected[k]) for k in expected)
+    sizes = {len(rows) for _, _, rows in full.consumed}
+    assert len(sizes) > 1  # batches hold as many sentences as fit, not a fixed number
+
+
+def test_token_budget_batches_reach_the_model_within_the_budget(tmp_path, small_data):
+    config = TrainConfig(
+        train_file=small_data[0], output_dir=str(tmp_path), max_tokens_per_batch=100
+    )
+    trainer = commands.build_trainer(config)
+    release_output_dir(trainer.output_lock)
+    shapes = [tuple(batch["input_ids"].shape) for batch in trainer.train_dataloader]
+    assert all(rows * length <= 100 or rows == 1 for rows, length in shapes)
+    assert sum(rows for rows, _ in shapes) == len(trainer.train_dataloader.dataset)

@@ -41,8 +41,10 @@ class Task(Protocol):
         label2id: dict[str, int],
         max_seq_length: int,
         for_training: bool,
+        map_options: dict | None = None,
     ) -> Dataset:
-        """Model inputs plus `label_key`; only model columns remain."""
+        """Model inputs plus `label_key`; only model columns remain. `map_options` go to
+        `datasets.Dataset.map` (cache file, fingerprint, workers)."""
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
         """Pads a list of tokenized examples into a batch."""

@@ -277,11 +277,12 @@ class NerTask:
         label2id: dict[str, int],
         max_seq_length: int,
         for_training: bool,
+        map_options: dict | None = None,
     ) -> Dataset:
         """Training: one truncated sequence per sentence. Evaluation: sliding windows, so that
         every gold word of a long sentence is scored once."""
         if not for_training:
-            return self.encode_windows(dataset, tokenizer, max_seq_length, label2id)
+            return self.encode_windows(dataset, tokenizer, max_seq_length, label2id, map_options)
 
         def encode(batch: dict) -> dict:
             encoded = tokenizer(
@@ -301,7 +302,9 @@ class NerTask:
                 encoded["truncated"].append(last_word < len(tags) - 1)
             return encoded
 
-        tokenized = dataset.map(encode, batched=True, remove_columns=dataset.column_names)
+        tokenized = dataset.map(
+            encode, batched=True, remove_columns=dataset.column_names, **(map_options or {})
+        )
         self.truncated["train"] = sum(tokenized["truncated"])
         return tokenized.remove_columns("truncated")
 
@@ -311,6 +314,7 @@ class NerTask:
         tokenizer: PreTrainedTokenizerBase,
         max_seq_length: int,
         label2id: dict[str, int] | None = None,
+        map_options: dict | None = None,
     ) -> Dataset:
         """Rows of at most max_seq_length sub-tokens, overlapping by half. Each word belongs to
         the one window where its first sub-token sees the most context: `word_index` holds the
@@ -365,7 +369,11 @@ class NerTask:
             return rows
 
         encoded = dataset.map(
-            encode, batched=True, with_indices=True, remove_columns=dataset.column_names
+            encode,
+            batched=True,
+            with_indices=True,
+            remove_columns=dataset.column_names,
+            **(map_options or {}),
         )
         self.long_sentences = len(
             set(e for e, long in zip(encoded["example_id"], encoded["long"], strict=True) if long)

@@ -332,6 +332,7 @@ class ReTask:
         label2id: dict[str, int] | None,
         max_seq_length: int,
         for_training: bool,
+        map_options: dict | None = None,
     ) -> Dataset:
         """Marked text cut to a window around both entities. Examples whose entities lie too far
         apart for max_seq_length are dropped and counted (kept, without input, for prediction)."""
@@ -363,7 +364,11 @@ class ReTask:
             return rows
 
         encoded = dataset.map(
-            encode, batched=True, with_indices=True, remove_columns=dataset.column_names
+            encode,
+            batched=True,
+            with_indices=True,
+            remove_columns=dataset.column_names,
+            **(map_options or {}),
         )
         split = "train" if for_training else "eval"
         self.dropped[split] = len(dataset) - len(encoded)

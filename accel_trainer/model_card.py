@@ -1,0 +1,146 @@
+"""The output folder's README.md: a Hugging Face model card (huggingface_hub's card tools) that
+says what the model is, what it was trained on, how, and how well it did."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from accel_trainer.config import TINY_BERT, TrainConfig
+
+PIPELINE_TAGS = {"ner": "token-classification", "re": "text-classification"}
+LIBRARIES = ("accel_trainer", "torch", "transformers", "accelerate", "datasets", "tokenizers")
+
+
+def library_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def command_line(config: TrainConfig) -> str:
+    """The command as the user typed it (set by the CLI), else this process's arguments."""
+    return getattr(config, "command_line", None) or shlex.join(sys.argv)
+
+
+def data_rows(data_files: dict[str, str | None]) -> list[str]:
+    rows = []
+    for role, path in data_files.items():
+        if path is None:
+            continue
+        size = f"{os.path.getsize(path):,} bytes" if os.path.isfile(path) else "dataset"
+        rows.append(f"| {role} | `{path}` | {size} |")
+    return rows
+
+
+def base_model_of(config: TrainConfig) -> str | None:
+    """The hub id to name as base_model in the card's metadata; None for local folders and
+    tiny-bert, which have no hub page to link."""
+    name = config.model_name_or_path
+    if name == TINY_BERT or os.path.exists(name):
+        return None
+    return name
+
+
+def model_card_text(
+    config: TrainConfig, results: dict, labels: list[str], data_files: dict[str, str | None]
+) -> str:
+    from huggingface_hub import ModelCardData
+
+    metrics = {k: v for k, v in results.items() if k.startswith("eval_")}
+    card_data = ModelCardData(
+        base_model=base_model_of(config),
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAGS[config.task],
+        tags=["accel_trainer", config.task],
+    )
+    base = config.model_name_or_path
+    if base == TINY_BERT:
+        base += " (a small BERT, randomly initialised, with a WordPiece vocabulary of the data)"
+    options = config.to_dict()
+    lines = [
+        "---",
+        card_data.to_yaml(),
+        "---",
+        "",
+        f"# {os.path.basename(os.path.abspath(config.resolved_output_dir()))}",
+        "",
+        f"Fine-tuned with accel_trainer for {PIPELINE_TAGS[config.task]} "
+        f"(task `{config.task}`) from **{base}**, with {len(labels)} labels: "
+        + ", ".join(f"`{label}`" for label in labels)
+        + ".",
+        "",
+        "## Data",
+        "",
+        "| role | source | size |",
+        "|---|---|---|",
+        *data_rows(data_files),
+        "",
+        f"{results.get('train_samples', '?')} training examples, "
+        f"{results.get('eval_samples', '?')} evaluation examples.",
+        "",
+        "## Evaluation (the final model)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[
+            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
+            for k, v in metrics.items()
+        ],
+        "",
+        "## Training",
+        "",
+        f"{results.get('global_step')} optimizer steps, {results.get('epoch')} epochs, on "
+        f"{results.get('num_processes')} process(es); {results.get('train_runtime')} s of "
+        f"training, {results.get('train_tokens_per_second')} real tokens/s, padding efficiency "
+        f"{results.get('train_padding_efficiency')}, final train loss "
+        f"{results.get('train_loss', float('nan')):.4f}.",
+        "",
+        "Command:",
+        "",
+        "```bash",
+        command_line(config),
+        "```",
+        "",
+        "| option | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in options.items() if v is not None],
+        "",
+        "## Library versions",
+        "",
+        "| library | version |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in library_versions().items()],
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'model = pipeline("{PIPELINE_TAGS[config.task]}", model="PATH/TO/THIS/FOLDER")',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(
+    output_dir: str,
+    config: TrainConfig,
+    results: dict,
+    labels: list[str],
+    data_files: dict[str, str | None],
+) -> str:
+    """Write OUTPUT_DIR/README.md; return its path."""
+    from huggingface_hub import ModelCard
+
+    path = os.path.join(output_dir, "README.md")
+    ModelCard(model_card_text(config, results, labels, data_files)).save(path)
+    return path

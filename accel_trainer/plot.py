@@ -1,0 +1,77 @@
+"""`accel-trainer plot OUTPUT_DIR`: the training loss, learning rate and evaluation metrics of a
+run, read from its log_history.jsonl, drawn into one PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from accel_trainer.errors import ConfigError
+
+LOG_FILE = "log_history.jsonl"
+SCORES = ("eval_f1", "eval_precision", "eval_recall", "eval_macro_f1", "eval_accuracy")
+
+
+def read_log_history(output_dir: str) -> list[dict]:
+    """The records of OUTPUT_DIR/log_history.jsonl, with a clear error when there are none."""
+    path = os.path.join(output_dir, LOG_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"no {LOG_FILE} in {output_dir!r}: give the --output_dir of an accel-trainer train run."
+        )
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ConfigError(
+                    f"{path} line {number} is not JSON: got {line.strip()[:60]!r}. The run may "
+                    "have been cut while writing it; delete that line."
+                ) from None
+    if not any("loss" in record for record in records):
+        raise ConfigError(f"{path} has no training record yet: plot after the first log step.")
+    return records
+
+
+def series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of the records that hold `key`."""
+    points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+    return [step for step, _ in points], [value for _, value in points]
+
+
+def plot(output_dir: str, output_file: str | None = None) -> str:
+    """Draw loss, learning rate and eval scores over optimizer steps; return the PNG's path."""
+    records = read_log_history(output_dir)
+    output_file = output_file or os.path.join(output_dir, "training_curves.png")
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, rate_axis, score_axis) = plt.subplots(1, 3, figsize=(15, 4.2))
+    loss_axis.plot(*series(records, "loss"), label="train loss")
+    if series(records, "eval_loss")[0]:
+        loss_axis.plot(*series(records, "eval_loss"), marker="o", label="eval loss")
+    rate_axis.plot(*series(records, "learning_rate"), color="tab:green")
+    for key in SCORES:
+        steps, values = series(records, key)
+        if steps:
+            score_axis.plot(steps, values, marker="o", label=key.removeprefix("eval_"))
+    for axis, title in (
+        (loss_axis, "loss"),
+        (rate_axis, "learning rate"),
+        (score_axis, "evaluation"),
+    ):
+        axis.set_title(title)
+        axis.set_xlabel("optimizer step")
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+    figure.suptitle(os.path.basename(os.path.abspath(output_dir)))
+    figure.tight_layout()
+    figure.savefig(output_file, dpi=100)
+    plt.close(figure)
+    return output_file

@@ -1,0 +1,103 @@
+"""Tokenization through `datasets.map`: batched, optionally in worker processes, cached on disk
+under a fingerprint of everything that shapes the result, and computed once per machine. A
+second run on the same data, tokenizer and options loads the cached rows instead."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def cache_folder() -> str:
+    """Where tokenized data is cached: beside `datasets`' own cache (HF_DATASETS_CACHE)."""
+    import datasets
+
+    return os.path.join(str(datasets.config.HF_DATASETS_CACHE), "accel_trainer")
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A digest of the tokenizer's full definition: vocabulary, normalisation, added tokens."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition = backend.to_str()
+    else:  # a slow tokenizer
+        definition = json.dumps(sorted(tokenizer.get_vocab().items()))
+    definition += type(tokenizer).__name__ + repr(sorted(tokenizer.special_tokens_map.items()))
+    return hashlib.sha256(definition.encode()).hexdigest()
+
+
+def task_fingerprint(task: Any) -> dict:
+    """The task's settings and the source of its module: a code change invalidates the cache."""
+    source = inspect.getsource(sys.modules[type(task).__module__])
+    return {
+        "settings": task.settings(),
+        "label_all_tokens": getattr(task, "label_all_tokens", None),
+        "code": hashlib.sha256(source.encode()).hexdigest(),
+    }
+
+
+def fingerprint(parts: dict) -> str:
+    from accel_trainer import __version__
+
+    text = json.dumps({**parts, "accel_trainer": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def cache_files(path: str, num_proc: int | None) -> list[str]:
+    """The files `datasets.map` writes for `path` (one per worker when num_proc > 1)."""
+    if not num_proc or num_proc == 1:
+        return [path]
+    stem, suffix = os.path.splitext(path)
+    return [f"{stem}_{rank:05d}_of_{num_proc:05d}{suffix}" for rank in range(num_proc)]
+
+
+def tokenize_once_per_node(
+    accelerator: Any,
+    split: str,
+    tokenize: Callable[[dict], Any],
+    parts: dict,
+    num_workers: int = 0,
+    overwrite_cache: bool = False,
+):
+    """`tokenize(map_options)`, run by the first process of each machine, which writes the
+    cache; the machine's other processes then read it back. `parts` names everything that
+    shapes the result (data fingerprint, tokenizer, task, options)."""
+    key = fingerprint({**parts, "split": split})
+    folder = cache_folder()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{split}-{key}.arrow")
+    with accelerator.local_main_process_first():
+        first = accelerator.is_local_main_process
+        num_proc = num_workers if first and num_workers > 1 else None
+        recompute = overwrite_cache and first
+        cached = not recompute and all(map(os.path.exists, cache_files(path, num_proc)))
+        started = time.perf_counter()
+        options = {
+            "cache_file_name": path,
+            "new_fingerprint": key,
+            "load_from_cache_file": not recompute,
+            "num_proc": num_proc,
+        }
+        data = tokenize(options)
+        if first:
+            how = (
+                "loaded from the cache" if cached else f"tokenized with {num_proc or 1} process(es)"
+            )
+            logger.info(
+                "%s: %d rows %s in %.2f s (%s)",
+                split,
+                len(data),
+                how,
+                time.perf_counter() - started,
+                path,
+            )
+    return data

@@ -1,0 +1,111 @@
+"""What a run leaves for its user besides the model: the model card, the curves plot, the time
+split in all_results.json, the tokenization cache that a second run reuses, and float32 master
+weights whatever the checkpoint's dtype."""
+
+import logging
+import os
+
+import pytest
+import torch
+
+from accel_trainer import commands
+from accel_trainer.checkpoint import release_output_dir
+from accel_trainer.cli import main
+from accel_trainer.config import TrainConfig
+from accel_trainer.models import build_tiny_bert, build_wordpiece_tokenizer, load_pretrained
+from tests.conftest import read_json, reset_accelerate
+
+
+@pytest.fixture(scope="module")
+def card_run(small_data, tmp_path_factory):
+    """One short run through the command line, with an evaluation and a checkpoint."""
+    output_dir = str(tmp_path_factory.mktemp("card") / "out")
+    argv = ["train", "--train_file", small_data[0], "--validation_file", small_data[1],
+            "--output_dir", output_dir, "--num_train_epochs", "2", "--logging_steps", "2",
+            "--checkpointing_steps", "epoch"]  # fmt: skip
+    assert main(argv) == 0
+    reset_accelerate()
+    return output_dir, read_json(os.path.join(output_dir, "all_results.json"))
+
+
+def test_model_card_names_base_model_data_metrics_command_and_versions(card_run, small_data):
+    output_dir, results = card_run
+    with open(os.path.join(output_dir, "README.md"), encoding="utf-8") as handle:
+        card = handle.read()
+    assert card.startswith("---\n") and "pipeline_tag: token-classification" in card
+    assert "from **tiny-bert" in card
+    assert f"| train | `{small_data[0]}` | {os.path.getsize(small_data[0]):,} bytes |" in card
+    assert f"| eval_f1 | {results['eval_f1']:.4f} |" in card
+    assert f"| eval_precision | {results['eval_precision']:.4f} |" in card
+    assert f"accel-trainer train --train_file {small_data[0]}" in card
+    assert "| num_train_epochs | 2.0 |" in card
+    assert f"| torch | {torch.__version__} |" in card
+    assert "48 training examples, 37 evaluation examples." in card
+
+
+def test_results_split_the_time_into_training_evaluation_and_checkpointing(card_run):
+    _, results = card_run
+    assert results["train_runtime"] > 0
+    assert results["evaluation_runtime"] > 0  # two evaluations, one per epoch
+    assert results["checkpoint_runtime"] > 0  # two checkpoints
+    # Throughput counts training time alone.
+    samples = results["train_samples_per_second"] * results["train_runtime"]
+    assert samples == pytest.approx(2 * 48, rel=0.01)
+
+
+def test_plot_writes_a_png_of_the_curves(card_run, tmp_path, capsys):
+    output_dir, _ = card_run
+    target = tmp_path / "curves.png"
+    assert main(["plot", output_dir, "--output_file", str(target)]) == 0
+    with open(target, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(target) > 10_000  # three panels drawn, not an empty canvas
+    assert f"Wrote {target}" in capsys.readouterr().out
+
+
+def test_plot_of_a_folder_without_a_log_says_what_to_give(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "no log_history.jsonl in" in capsys.readouterr().err
+
+
+def build(small_data, output_dir, **overrides):
+    """Build a trainer (tokenizing its data) without training; free its output folder."""
+    config = TrainConfig(train_file=small_data[0], output_dir=str(output_dir), **overrides)
+    trainer = commands.build_trainer(config)
+    release_output_dir(trainer.output_lock)
+    reset_accelerate()
+    return trainer.train_dataloader.dataset
+
+
+def test_a_second_run_loads_the_tokenized_data_from_the_cache(small_data, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="accel_trainer")
+
+    def tokenization_messages():
+        found = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train:")]
+        caplog.clear()
+        return found
+
+    first = build(small_data, tmp_path / "a", max_seq_length=40)
+    assert "tokenized with 1 process(es)" in tokenization_messages()[0]
+    again = build(small_data, tmp_path / "b", max_seq_length=40)
+    assert "loaded from the cache" in tokenization_messages()[0]
+    assert again["input_ids"] == first["input_ids"] and again["labels"] == first["labels"]
+    other = build(small_data, tmp_path / "c", max_seq_length=41)  # another key
+    assert "tokenized with 1 process(es)" in tokenization_messages()[0]
+    assert other["input_ids"] == first["input_ids"]  # no sentence is that long
+    workers = build(
+        small_data, tmp_path / "d", max_seq_length=40, preprocessing_num_workers=2,
+        overwrite_cache=True,
+    )  # fmt: skip
+    assert "tokenized with 2 process(es)" in tokenization_messages()[0]
+    assert workers["input_ids"] == first["input_ids"] and workers["labels"] == first["labels"]
+
+
+def test_a_half_precision_checkpoint_is_fine_tuned_in_float32(tmp_path):
+    words = [["John", "lives", "in", "Oslo"]]
+    tokenizer = build_wordpiece_tokenizer(words, model_max_length=64)
+    model = build_tiny_bert("AutoModelForTokenClassification", len(tokenizer), ["O", "B-X"], 64)
+    model.half().save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded, _ = load_pretrained("AutoModelForTokenClassification", str(tmp_path), ["O", "B-X"])
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
