@@ -4,6 +4,7 @@ second run on the same data, tokenizer and options loads the cached rows instead
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import inspect
 import json
@@ -52,12 +53,11 @@ def fingerprint(parts: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def cache_files(path: str, num_proc: int | None) -> list[str]:
-    """The files `datasets.map` writes for `path` (one per worker when num_proc > 1)."""
-    if not num_proc or num_proc == 1:
-        return [path]
+def is_cached(path: str) -> bool:
+    """Whether `datasets.map` will load `path` from its cache: one file, or the shards of a
+    multi-process map (which any later num_proc reuses)."""
     stem, suffix = os.path.splitext(path)
-    return [f"{stem}_{rank:05d}_of_{num_proc:05d}{suffix}" for rank in range(num_proc)]
+    return os.path.exists(path) or bool(glob.glob(f"{glob.escape(stem)}_*_of_*{suffix}"))
 
 
 def tokenize_once_per_node(
@@ -77,9 +77,10 @@ def tokenize_once_per_node(
     path = os.path.join(folder, f"{split}-{key}.arrow")
     with accelerator.local_main_process_first():
         first = accelerator.is_local_main_process
-        num_proc = num_workers if first and num_workers > 1 else None
+        # The others ask for the same num_proc: the cache is one file per worker.
+        num_proc = num_workers if num_workers > 1 else None
         recompute = overwrite_cache and first
-        cached = not recompute and all(map(os.path.exists, cache_files(path, num_proc)))
+        cached = not recompute and is_cached(path)
         started = time.perf_counter()
         options = {
             "cache_file_name": path,

@@ -99,6 +99,8 @@ def test_a_second_run_loads_the_tokenized_data_from_the_cache(small_data, tmp_pa
     )  # fmt: skip
     assert "tokenized with 2 process(es)" in tokenization_messages()[0]
     assert workers["input_ids"] == first["input_ids"] and workers["labels"] == first["labels"]
+    build(small_data, tmp_path / "e", max_seq_length=40, preprocessing_num_workers=2)
+    assert "loaded from the cache" in tokenization_messages()[0]
 
 
 def test_a_half_precision_checkpoint_is_fine_tuned_in_float32(tmp_path):
