@@ -228,7 +228,7 @@ def test_sigkill_at_random_moments_never_loses_the_run(small_data, tmp_path):
             "--output_dir",
             str(out),
             "--num_train_epochs",
-            "4",
+            "8",  # 192 steps: ten kills, a few steps apart, land before the end
             "--per_device_train_batch_size",
             "2",
             "--logging_steps",

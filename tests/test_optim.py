@@ -34,6 +34,45 @@ def test_bert_biases_and_layernorm_weights_have_no_decay():
     assert "classifier.weight" in decay
 
 
+def updated_weights(make_optimizer, steps=5):
+    """The weights of a tiny model after `steps` AdamW steps on fixed pseudo-random gradients."""
+    torch.manual_seed(0)
+    model = OtherArchitecture()
+    optimizer = make_optimizer(model)
+    gradients = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        for parameter in model.parameters():
+            parameter.grad = torch.randn(parameter.shape, generator=gradients)
+        optimizer.step()
+    return optimizer, [p.detach().clone() for p in model.parameters()]
+
+
+def test_optimizer_is_fused_and_steps_like_the_reference_adamw():
+    def reference(model):
+        groups = parameter_groups(model, 0.1)
+        return torch.optim.AdamW(groups, lr=0.01, foreach=False)
+
+    fused, got = updated_weights(lambda m: build_optimizer(m, learning_rate=0.01, weight_decay=0.1))
+    _, expected = updated_weights(reference)
+    assert all(group["fused"] for group in fused.param_groups)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_optimizer_falls_back_where_torch_has_no_fused_kernel(monkeypatch):
+    real_adamw = torch.optim.AdamW
+
+    def adamw_without_fused_kernel(params, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point")
+        return real_adamw(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", adamw_without_fused_kernel)
+    optimizer, _ = updated_weights(lambda m: build_optimizer(m, 0.01, weight_decay=0.1))
+    assert not any(group["fused"] for group in optimizer.param_groups)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0]
+
+
 class ScaleNorm(nn.Module):
     """A norm of another architecture: its parameter is called `scale`, not weight."""
 
