@@ -30,6 +30,7 @@ class EpochPermutation(Sampler[int]):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_arguments(parser)
+    parser.add_argument("--fused_adamw", action="store_true", help="torch's fused AdamW kernel")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     task, model, tokenizer, train, dev = prepare(args)
@@ -49,6 +50,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
         lr=args.learning_rate,
+        fused=args.fused_adamw or None,
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, max_steps)
     autocast = (

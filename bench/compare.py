@@ -80,6 +80,7 @@ def contenders(args, model: str) -> dict[str, callable]:
 
     every = {
         "bare PyTorch loop": script("bare_loop.py"),
+        "bare PyTorch loop, fused AdamW": script("bare_loop.py", "--fused_adamw"),
         "accel-trainer": accel(),
         "accel-trainer --group_by_length": accel("--group_by_length"),
         "transformers Trainer": script("hf_trainer.py"),
