@@ -3,29 +3,34 @@ find the newest committed one, and load it back with its RNG states."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import random
 import re
 import shutil
 import socket
+import stat
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from accel_trainer.errors import ConfigError
+from accel_trainer.errors import ConfigError, OutputError, first_line
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TEMP_PREFIX = ".tmp-checkpoint-"
+TEMP_MARKER = ".accel_trainer_temporary"  # in every temporary folder this program makes
 MANIFEST = "manifest.json"
 TRAINER_STATE = "trainer_state.json"
 LOCK_FILE = ".accel_trainer.lock"
+logger = logging.getLogger(__name__)
 
 
 def checkpoint_name(step: int) -> str:
@@ -46,7 +51,7 @@ def folder_files(folder: str) -> list[str]:
         os.path.relpath(os.path.join(root, name), folder)
         for root, _, names in os.walk(folder)
         for name in names
-        if name != MANIFEST
+        if name not in (MANIFEST, TEMP_MARKER)
     )
 
 
@@ -59,105 +64,326 @@ def write_manifest(folder: str, step: int, world_size: int) -> None:
         for name in folder_files(folder)
     }
     manifest = {"step": step, "world_size": world_size, "files": files}
-    path = os.path.join(folder, MANIFEST)
+    write_json_durably(os.path.join(folder, MANIFEST), manifest)
+
+
+def write_json_durably(path: str, value: dict) -> None:
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2)
+        json.dump(value, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def read_manifest(folder: str, verify_checksums: bool = False) -> dict | None:
-    """The manifest of a committed checkpoint, or None when it is missing, torn or altered."""
+class InvalidCheckpoint(Exception):
+    """A folder that is not a whole, committed checkpoint; the message says why."""
+
+
+def load_manifest(folder: str) -> dict:
+    """The manifest of `folder`, checked for shape and confinement (every name a relative path
+    inside the folder); InvalidCheckpoint otherwise."""
+    path = os.path.join(folder, MANIFEST)
+    if not os.path.isfile(path):
+        raise InvalidCheckpoint(
+            f"it has no {MANIFEST} (not written by accel-trainer, or its save never finished)"
+        )
     try:
-        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             manifest = json.load(handle)
-        for name, expected in manifest["files"].items():
-            path = os.path.join(folder, name)
-            if os.path.getsize(path) != expected["size"]:
-                return None
-            if verify_checksums and file_digest(path) != expected["sha256"]:
-                return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError) as error:
+        raise InvalidCheckpoint(f"its {MANIFEST} cannot be read ({error})") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise InvalidCheckpoint(f"its {MANIFEST} lists no files")
+    for key in ("step", "world_size"):
+        if type(manifest.get(key)) is not int or manifest[key] < 0:
+            raise InvalidCheckpoint(f"its {MANIFEST} has no valid {key!r}")
+    match = CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(folder)))
+    if match and int(match.group(1)) != manifest["step"]:
+        raise InvalidCheckpoint(
+            f"its {MANIFEST} is for step {manifest['step']}, not {match.group(1)}"
+        )
+    for name, entry in files.items():
+        if not is_confined(name):
+            raise InvalidCheckpoint(
+                f"its {MANIFEST} names {name!r}, which is not a relative path inside the folder"
+            )
+        valid_entry = (
+            isinstance(entry, dict)
+            and type(entry.get("size")) is int
+            and isinstance(entry.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])
+        )
+        if not valid_entry:
+            raise InvalidCheckpoint(f"its {MANIFEST} entry for {name!r} has no size and sha256")
     return manifest
 
 
-def committed_checkpoints(output_dir: str) -> list[tuple[int, str]]:
-    """(step, path) of every checkpoint with a valid manifest, oldest first."""
+def is_confined(name: object) -> bool:
+    """Whether a manifest name is a plain relative path that stays inside its folder."""
+    if not isinstance(name, str) or not name or "\x00" in name or os.path.isabs(name):
+        return False
+    return os.path.normpath(name) == name and ".." not in name.split(os.sep)
+
+
+def verify_files(folder: str, files: dict, checksums: bool) -> None:
+    """Every listed file is a regular file inside `folder` (no link, device or folder) with
+    the listed size and, with `checksums`, the listed sha256; InvalidCheckpoint otherwise."""
+    root = os.path.realpath(folder)
+    for name, expected in sorted(files.items()):
+        path = os.path.join(folder, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            raise InvalidCheckpoint(f"{name} is missing") from None
+        inside = os.path.realpath(path).startswith(root + os.sep)
+        if not stat.S_ISREG(info.st_mode) or not inside:
+            raise InvalidCheckpoint(f"{name} is not a regular file inside the folder")
+        if info.st_size != expected["size"]:
+            raise InvalidCheckpoint(
+                f"{name} has {info.st_size} bytes, the manifest says {expected['size']}"
+            )
+        if checksums and file_digest(path) != expected["sha256"]:
+            raise InvalidCheckpoint(f"{name} does not match the sha256 it was saved with")
+
+
+def checkpoint_problem(folder: str, verify_checksums: bool = False) -> str | None:
+    """Why `folder` is not a whole committed checkpoint, or None when it is one."""
+    try:
+        manifest = load_manifest(folder)
+        if TRAINER_STATE not in manifest["files"]:
+            raise InvalidCheckpoint(f"its {MANIFEST} does not list {TRAINER_STATE}")
+        verify_files(folder, manifest["files"], verify_checksums)
+    except InvalidCheckpoint as problem:
+        return str(problem)
+    return None
+
+
+def read_manifest(folder: str, verify_checksums: bool = False) -> dict | None:
+    """The manifest of a committed checkpoint, or None when it is missing, torn or altered."""
+    if checkpoint_problem(folder, verify_checksums) is not None:
+        return None
+    return load_manifest(folder)
+
+
+def checkpoint_folders(output_dir: str) -> list[tuple[int, str]]:
+    """(step, path) of every folder named checkpoint-<step>, committed or not, oldest first."""
     found = []
     if not os.path.isdir(output_dir):
         return found
     for name in os.listdir(output_dir):
         match = CHECKPOINT_PATTERN.match(name)
         path = os.path.join(output_dir, name)
-        if match and read_manifest(path) is not None:
+        if match and os.path.isdir(path):
             found.append((int(match.group(1)), path))
     return sorted(found)
 
 
+def committed_checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """(step, path) of every checkpoint whose manifest and file sizes check out, oldest first."""
+    return [(step, path) for step, path in checkpoint_folders(output_dir) if read_manifest(path)]
+
+
+def make_temporary(path: str) -> None:
+    """A fresh temporary folder of ours, marked so that cleanup never touches anything else."""
+    remove_temporary(path)
+    os.makedirs(path)
+    open(os.path.join(path, TEMP_MARKER), "w").close()
+
+
+def remove_temporary(path: str) -> bool:
+    """Delete `path` if it is one of our temporary folders (marked, or empty); else keep it."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return False
+    if os.listdir(path) and not os.path.isfile(os.path.join(path, TEMP_MARKER)):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
 def remove_torn(output_dir: str) -> list[str]:
-    """Delete temporary folders and checkpoints without a valid manifest; return their names."""
+    """Delete the temporary folders an interrupted save or rotation of ours left behind;
+    return their names. Nothing else is ever deleted: a checkpoint-<step> folder that does not
+    verify is left on disk (resume skips it with a warning)."""
     removed = []
     if not os.path.isdir(output_dir):
         return removed
     for name in sorted(os.listdir(output_dir)):
-        path = os.path.join(output_dir, name)
-        torn = name.startswith(TEMP_PREFIX) or (
-            CHECKPOINT_PATTERN.match(name) and read_manifest(path) is None
-        )
-        if torn and os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
+        if name.startswith(TEMP_PREFIX) and remove_temporary(os.path.join(output_dir, name)):
             removed.append(name)
     return removed
 
 
-def resolve_resume(output_dir: str, request: str | None) -> str | None:
-    """The checkpoint folder to resume from: PATH, `latest` (must exist) or `auto` (may not)."""
+def resolve_resume(output_dir: str, request: str | None, warn=None) -> str | None:
+    """The checkpoint folder to resume from, verified file by file (sha256): PATH (refused when
+    it does not verify), `latest` (the newest that verifies; one must) or `auto` (that, or None
+    to start fresh). Checkpoints that do not verify are skipped with `warn` and left on disk."""
     if not request:
         return None
-    if request in ("latest", "auto"):
-        found = committed_checkpoints(output_dir)
-        if found:
-            return found[-1][1]
-        if request == "auto":
-            return None
+    if request not in ("latest", "auto"):
+        problem = checkpoint_problem(request, verify_checksums=True)
+        if problem is not None:
+            raise ConfigError(
+                f"--resume_from_checkpoint is not a committed checkpoint that verifies: got {request!r} "
+                f"({problem}). It is left as it is; give another checkpoint-<step> folder, or "
+                "latest for the newest one that verifies."
+            )
+        return request
+    warn = warn or (lambda message: None)
+    candidates = checkpoint_folders(output_dir)
+    for _, path in reversed(candidates):
+        problem = checkpoint_problem(path, verify_checksums=True)
+        if problem is None:
+            return path
+        warn(f"skipping {path}: {problem}; it is left on disk, untouched")
+    if request == "latest":
+        whole = f" ({len(candidates)} checkpoint folder(s), none whole)" if candidates else ""
         raise ConfigError(
-            f"--resume_from_checkpoint latest found no committed checkpoint in {output_dir!r}. "
-            "Use auto to start fresh when there is none."
+            f"--resume_from_checkpoint latest found no committed checkpoint that verifies in "
+            f"{output_dir!r}{whole}. Use auto to start fresh, or give a checkpoint folder."
         )
-    if read_manifest(request, verify_checksums=True) is None:
-        raise ConfigError(
-            f"--resume_from_checkpoint is not a committed checkpoint: got {request!r} (no valid "
-            "manifest.json: missing, torn by a crash, or altered). Give a checkpoint-<step> "
-            "folder, or latest."
+    if candidates:
+        warn(
+            f"--resume_from_checkpoint auto: none of the {len(candidates)} checkpoint folder(s) "
+            f"in {output_dir} verifies, so this run STARTS FROM STEP 0. They are left on disk."
         )
-    return request
+    return None
 
 
 def save_checkpoint(
-    accelerator: Accelerator, output_dir: str, step: int, trainer_state: dict
+    accelerator: Accelerator, output_dir: str, step: int, trainer_state: dict, estimate: int = 0
 ) -> str:
     """Save the full training state as checkpoint-<step>, committed atomically: every rank
-    writes into a temporary folder, then the main process adds the manifest and renames it."""
+    writes into a temporary folder, then the main process adds the manifest and renames it.
+    A failed write (a full disk, say) stops every process with OutputError and leaves the
+    committed checkpoints as they were; `estimate` is the expected size, for the message."""
     final = os.path.join(output_dir, checkpoint_name(step))
     temporary = os.path.join(output_dir, f"{TEMP_PREFIX}{step}")
+    failure = None
     if accelerator.is_main_process:
-        shutil.rmtree(temporary, ignore_errors=True)
-        os.makedirs(temporary)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(temporary)
+        failure = attempt(lambda: make_temporary(temporary), temporary, estimate)
+    raise_if_any_failed(accelerator, failure, temporary)
+
+    def write_state() -> None:
+        accelerator.save_state(temporary)
+        if accelerator.is_main_process:
+            write_json_durably(os.path.join(temporary, TRAINER_STATE), trainer_state)
+
+    failure = attempt(write_state, temporary, estimate)
+    raise_if_any_failed(accelerator, failure, temporary)  # every rank's files are written
     if accelerator.is_main_process:
-        with open(os.path.join(temporary, TRAINER_STATE), "w", encoding="utf-8") as handle:
-            json.dump(trainer_state, handle, indent=2)
-    accelerator.wait_for_everyone()  # every rank's files are written
-    if accelerator.is_main_process:
-        write_manifest(temporary, step, accelerator.num_processes)
-        if os.path.isdir(final):  # an older save of the same step, e.g. before a crash
-            shutil.rmtree(final)
-        os.rename(temporary, final)
-        sync_folder(output_dir)
-    accelerator.wait_for_everyone()
+
+        def commit() -> None:
+            write_manifest(temporary, step, accelerator.num_processes)
+            if os.path.isdir(final):
+                set_aside(final)
+            os.rename(temporary, final)
+            sync_folder(output_dir)
+            os.unlink(os.path.join(final, TEMP_MARKER))
+
+        failure = attempt(commit, temporary, estimate)
+    raise_if_any_failed(accelerator, failure, temporary)
     return final
+
+
+def set_aside(folder: str) -> None:
+    """Make room for a new checkpoint of the same step: an older committed save of ours is
+    deleted (a rerun from an earlier checkpoint replaces it); anything else is renamed, never
+    deleted."""
+    if read_manifest(folder) is not None:
+        discard(folder)
+        return
+    number = 1
+    while os.path.exists(f"{folder}.unverified-{number}"):
+        number += 1
+    os.rename(folder, f"{folder}.unverified-{number}")
+    logger.warning(
+        "%s did not verify and was in the way of a new checkpoint: renamed to %s.unverified-%d",
+        folder,
+        folder,
+        number,
+    )
+
+
+def discard(folder: str) -> None:
+    """Delete a committed checkpoint so that an interruption leaves a marked temporary folder
+    (removed by the next start), never a torn checkpoint-<step>."""
+    parent, name = os.path.split(folder)
+    doomed = os.path.join(parent, f"{TEMP_PREFIX}deleting-{name}")
+    open(os.path.join(folder, TEMP_MARKER), "w").close()
+    os.rename(folder, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def attempt(write, target: str, estimate: int = 0) -> str | None:
+    """Run `write`; None when it worked, else one line on what could not be written, why, and
+    how much space it needed. Our temporary folder `target` is removed on failure."""
+    try:
+        write()
+        return None
+    except (OSError, RuntimeError) as error:  # torch's writer raises RuntimeError on ENOSPC
+        remove_temporary(target)
+        return describe_write_error(error, target, estimate)
+
+
+def describe_write_error(error: Exception, target: str, estimate: int) -> str:
+    folder = target if os.path.isdir(target) else os.path.dirname(os.path.abspath(target))
+    free = free_bytes(folder)
+    written = getattr(error, "filename", None) or target
+    reason = getattr(error, "strerror", None) or first_line(error)
+    full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (
+        estimate and free is not None and free < estimate
+    )
+    if full:
+        reason = "no space left on device"
+    if getattr(error, "errno", None) == errno.EROFS:
+        reason = "read-only file system"
+    need = f" It needs about {estimate / 1e6:.1f} MB" if estimate else ""
+    have = f"; {free / 1e6:.1f} MB are free there" if free is not None else ""
+    return (
+        f"could not write {written}: {reason}.{need}{have}. Free space or choose another folder; "
+        "what was committed before is intact."
+    )
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`; a full disk
+    leaves `path` as it was and raises OutputError saying what was needed."""
+    data = text.encode("utf-8")
+    partial = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError as error:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        error.filename = path
+        raise OutputError(describe_write_error(error, path, len(data))) from None
+
+
+def free_bytes(folder: str) -> int | None:
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        return shutil.disk_usage(folder or ".").free
+    except OSError:
+        return None
+
+
+def raise_if_any_failed(accelerator: Accelerator, failure: str | None, target: str) -> None:
+    """Every process learns whether any failed (one tiny all-reduce), and all raise."""
+    if accelerator.num_processes > 1:
+        import torch
+
+        flag = torch.tensor(float(failure is not None), device=accelerator.device)
+        if accelerator.reduce(flag, reduction="max").item() == 0:
+            return
+        if failure is None:
+            failure = f"another process could not write into {target}"
+    if failure is not None:
+        raise OutputError(failure)
 
 
 def sync_folder(path: str) -> None:
@@ -178,15 +404,22 @@ def rotate(output_dir: str, keep: int, protect: set[str]) -> list[str]:
     excess = len(found) - keep
     removed = removable[: max(0, excess)]
     for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
+        discard(path)
     return removed
 
 
 def lock_output_dir(output_dir: str):
     """Hold an exclusive lock on output_dir for as long as the returned file stays open (the
     operating system drops it when the process ends, however it ends)."""
-    os.makedirs(output_dir, exist_ok=True)
-    handle = open(os.path.join(output_dir, LOCK_FILE), "a+", encoding="utf-8")  # noqa: SIM115
+    created = not os.path.exists(output_dir)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        handle = open(os.path.join(output_dir, LOCK_FILE), "a+", encoding="utf-8")  # noqa: SIM115
+    except OSError as error:
+        raise OutputError(
+            f"--output_dir cannot be written: got {output_dir!r} ({error.strerror}). Choose a "
+            "folder you can write to."
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -203,17 +436,22 @@ def lock_output_dir(output_dir: str):
     handle.truncate()
     handle.write(f"{os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
+    handle.created_folder = created
     return handle
 
 
 def release_output_dir(lock) -> None:
-    """Drop the lock of lock_output_dir, and the folder too when nothing else was written."""
+    """Drop the lock of lock_output_dir, and the folder too when this run created it and
+    wrote nothing else there."""
     if lock is None:
         return
     folder = os.path.dirname(lock.name)
-    os.unlink(lock.name)
+    try:
+        os.unlink(lock.name)
+    except OSError:
+        pass
     lock.close()
-    if not os.listdir(folder):
+    if getattr(lock, "created_folder", False) and not os.listdir(folder):
         os.rmdir(folder)
 
 
@@ -246,3 +484,125 @@ def config_hash(config_values: dict, ignored: set[str]) -> str:
     """A short hash of the options that change what training computes."""
     kept = {key: value for key, value in sorted(config_values.items()) if key not in ignored}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# The final model lies at the top of the output folder (from_pretrained loads it there); it is
+# written into MODEL_TEMP first and moved into place only once complete, its files listed in
+# MODEL_MANIFEST. The manifest is removed before the move and put back last, so a folder whose
+# move was interrupted reads as incomplete, and the next run finishes the move from MODEL_TEMP.
+MODEL_TEMP = ".tmp-final-model"
+MODEL_MANIFEST = "model_manifest.json"
+MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "all_results.json")
+
+
+def commit_final_model(output_dir: str, write, step: int, estimate: int = 0) -> None:
+    """Write the final model with `write(folder)` into a temporary folder, list its files with
+    their sha256, then move them into output_dir; the previous model stays whole until the new
+    one is complete on disk. OutputError when a write fails (the temporary folder is removed)."""
+    temporary = os.path.join(output_dir, MODEL_TEMP)
+    previous = model_manifest(output_dir)
+
+    def prepare() -> None:
+        make_temporary(temporary)
+        write(temporary)
+        files = {
+            name: {"size": os.path.getsize(path), "sha256": file_digest(path)}
+            for name in folder_files(temporary)
+            for path in [os.path.join(temporary, name)]
+        }
+        replaces = sorted(set(previous["files"]) - set(files)) if previous else []
+        manifest = {"step": step, "files": files, "replaces": replaces}
+        write_json_durably(os.path.join(temporary, MODEL_MANIFEST), manifest)
+
+    failure = attempt(prepare, temporary, estimate)
+    if failure is not None:
+        raise OutputError(failure)
+    finish_final_model(output_dir)
+
+
+def finish_final_model(output_dir: str) -> bool:
+    """Move a complete final model from its temporary folder into place (again, after an
+    interruption: each move is idempotent); remove an incomplete one. True when one moved."""
+    temporary = os.path.join(output_dir, MODEL_TEMP)
+    if not os.path.isdir(temporary):
+        return False
+    pending = model_manifest(temporary, check_files=False)  # some files may be moved already
+    if pending is None:  # the save never finished: the previous model is still whole
+        remove_temporary(temporary)
+        return False
+    top = os.path.join(output_dir, MODEL_MANIFEST)
+    if os.path.exists(top):
+        os.unlink(top)
+    for name in pending["files"]:
+        source = os.path.join(temporary, name)
+        if os.path.exists(source):
+            os.makedirs(os.path.dirname(os.path.join(output_dir, name)), exist_ok=True)
+            os.replace(source, os.path.join(output_dir, name))
+    for name in pending.get("replaces", []):
+        stale = os.path.join(output_dir, name)
+        if is_confined(name) and os.path.isfile(stale):
+            os.unlink(stale)
+    sync_folder(output_dir)
+    os.replace(os.path.join(temporary, MODEL_MANIFEST), top)
+    sync_folder(output_dir)
+    shutil.rmtree(temporary, ignore_errors=True)
+    return True
+
+
+def model_manifest(folder: str, check_files: bool = True) -> dict | None:
+    """The final-model manifest of `folder` when it (and, with `check_files`, the sizes of its
+    files) check out."""
+    try:
+        with open(os.path.join(folder, MODEL_MANIFEST), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        files = manifest["files"]
+        if type(manifest["step"]) is not int or not isinstance(files, dict):
+            return None
+        if not all(is_confined(name) for name in files):
+            return None
+        if check_files:
+            verify_files(folder, files, checksums=False)
+    except (OSError, ValueError, KeyError, TypeError, InvalidCheckpoint):
+        return None
+    return manifest
+
+
+def final_model_step(output_dir: str) -> int | None:
+    """The step of a complete final model in output_dir (one whose move is pending counts),
+    or None when there is none or it is incomplete."""
+    manifest = model_manifest(os.path.join(output_dir, MODEL_TEMP), check_files=False)
+    manifest = manifest or model_manifest(output_dir)
+    return None if manifest is None else manifest["step"]
+
+
+def model_files_present(output_dir: str) -> list[str]:
+    return [name for name in MODEL_FILES if os.path.exists(os.path.join(output_dir, name))]
+
+
+def final_model_problem(model_dir: str) -> str | None:
+    """Why a saved model folder must not be used, or None: an interrupted save, or a file that
+    no longer matches the sha256 it was saved with. Folders without a manifest (from the hub,
+    or saved by other tools) are not checked here."""
+    if model_manifest(os.path.join(model_dir, MODEL_TEMP), check_files=False) is not None:
+        return (
+            "its final save was interrupted before the model was moved into place. Run the "
+            "same `accel-trainer train` command again with --resume_from_checkpoint auto to "
+            "finish it"
+        )
+    path = os.path.join(model_dir, MODEL_MANIFEST)
+    if not os.path.exists(path):
+        if os.path.isdir(os.path.join(model_dir, MODEL_TEMP)):
+            return (
+                "its final save was interrupted and the model is incomplete. Train again "
+                "(with --resume_from_checkpoint auto when it has checkpoints)"
+            )
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            files = json.load(handle)["files"]
+        verify_files(model_dir, files, checksums=True)
+    except InvalidCheckpoint as problem:
+        return f"it is damaged: {problem}. Train it again, or restore the folder from a copy"
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"its {MODEL_MANIFEST} cannot be read ({error}). Restore the folder from a copy"
+    return None

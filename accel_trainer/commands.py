@@ -7,7 +7,18 @@ import logging
 import os
 from dataclasses import fields
 
-from accel_trainer.checkpoint import file_digest, lock_output_dir, release_output_dir
+from accel_trainer.checkpoint import (
+    LOCK_FILE,
+    MODEL_TEMP,
+    committed_checkpoints,
+    file_digest,
+    final_model_step,
+    finish_final_model,
+    lock_output_dir,
+    model_files_present,
+    release_output_dir,
+    write_atomically,
+)
 from accel_trainer.config import (
     DataConfig,
     EvalConfig,
@@ -25,12 +36,13 @@ from accel_trainer.models import (
     check_model_source,
     check_sequence_length,
     load_pretrained,
+    load_saved_model,
     saved_config,
 )
 from accel_trainer.preprocessing import tokenize_once_per_node
+from accel_trainer.resume import plan_resume
 
 logger = logging.getLogger("accel_trainer")
-MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "all_results.json")
 DEMO_MARKER = ".accel_trainer_demo"  # in output folders written by demo runs
 DEMO_NEGATIVE_LABEL = "no_relation"
 
@@ -40,10 +52,6 @@ def train(config: TrainConfig) -> dict:
     trainer = build_trainer(config)
     results = trainer.fit()
     if trainer.accelerator.is_main_process:  # the only process that saved
-        if config.is_demo:
-            open(os.path.join(trainer.output_dir, DEMO_MARKER), "w").close()
-        labels = [trainer.id2label[i] for i in sorted(trainer.id2label)]
-        write_model_card(trainer.output_dir, config, results, labels, data_files(config))
         print(f"Saved the model and all_results.json to {trainer.output_dir}")
         print(json.dumps(results, indent=2))
     return results
@@ -66,22 +74,24 @@ def build_trainer(config: TrainConfig):
     train_raw, eval_raw = read_train_and_eval(config, task, accelerator)
     labels = config.label_names or task.label_list(train_raw)
     check_labels(config, task, labels, train_raw, eval_raw)
+    check_metric_name(config, task, labels)
     if task.name == "re":
         task.find_entity_types(train_raw)
-    # What every process must agree on; hashing the data files only pays off with company.
+    # What a resumed run must share with the run it continues, and every process with the rest.
+    identity = {"labels": labels, "data files": data_digests(config)}
     if accelerator.num_processes > 1:
-        identity = {
-            "options": config.to_dict(),
-            "labels": labels,
-            "data files": data_digests(config),
-        }
-        check_same_on_every_process(accelerator, identity)
+        check_same_on_every_process(accelerator, {"options": config.to_dict(), **identity})
 
     # Before the heavy work: a second run on the same folder stops here.
     output_dir = config.resolved_output_dir()
     output_lock = lock_output_dir(output_dir) if accelerator.is_main_process else None
     try:
-        trainer = build_model_and_trainer(config, accelerator, task, labels, train_raw, eval_raw)
+        if accelerator.is_main_process:
+            finish_final_model(output_dir)  # a final save interrupted while moving into place
+        resume = plan_resume(accelerator, config, identity)
+        trainer = build_model_and_trainer(
+            config, accelerator, task, labels, train_raw, eval_raw, resume, identity
+        )
     except BaseException:
         release_output_dir(output_lock)
         raise
@@ -89,7 +99,22 @@ def build_trainer(config: TrainConfig):
     return trainer
 
 
-def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, train_raw, eval_raw):
+def check_metric_name(config: TrainConfig, task, labels: list[str]) -> None:
+    """Refuse a --metric_for_best_model the task never computes, before training."""
+    name = config.metric_for_best_model
+    if name is None:
+        return
+    known = [f"eval_{metric}" for metric in [*task.metric_names(labels), "loss"]]
+    if name not in known:
+        raise ConfigError(
+            f"--metric_for_best_model is not an eval metric of this task: got {name!r}. Use one "
+            f"of {known}."
+        )
+
+
+def build_model_and_trainer(
+    config: TrainConfig, accelerator, task, labels, train_raw, eval_raw, resume, identity
+):
     """Tokenizer, model and tokenized data (cached, once per machine), then the trainer."""
     from accelerate.utils import set_seed
 
@@ -110,7 +135,7 @@ def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, trai
     check_sequence_length(config.max_seq_length, model, tokenizer)
     if task.name == "re":
         add_marker_tokens(tokenizer, model, task.marker_tokens())
-    model.config.accel_trainer = task.settings()
+    model.config.accel_trainer = {**task.settings(), "tokenizer_size": len(tokenizer)}
     label2id = model.config.label2id
     parts = tokenization_parts(config, task, tokenizer, label2id)
 
@@ -129,6 +154,10 @@ def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, trai
     train_data = tokenized(train_raw, "train")
     eval_data = tokenized(eval_raw, "eval") if eval_raw is not None else None
     data_stats = report_lengths(task, config.max_seq_length, len(train_raw), eval_raw)
+
+    def write_card(folder: str, results: dict) -> None:
+        write_model_card(folder, config, results, labels, data_files(config))
+
     return AccelerateTrainer(
         model,
         tokenizer,
@@ -138,6 +167,9 @@ def build_model_and_trainer(config: TrainConfig, accelerator, task, labels, trai
         eval_data,
         accelerator=accelerator,
         extra_results={"train_samples": len(train_raw), **data_stats},
+        resume=resume,
+        identity=identity,
+        write_extras=write_card,
     )
 
 
@@ -221,8 +253,8 @@ def evaluate(config: EvalConfig) -> dict:
             f"--negative_label is not among the model's labels: got {task.negative_label!r}, "
             f"labels {labels}."
         )
-    model, tokenizer = load_pretrained(
-        task.auto_model_class_name, config.model_name_or_path, labels, task.name
+    model, tokenizer = load_saved_model(
+        task.auto_model_class_name, config.model_name_or_path, task.name
     )
     check_sequence_length(config.max_seq_length, model, tokenizer)
     label2id = model.config.label2id
@@ -243,15 +275,41 @@ def evaluate(config: EvalConfig) -> dict:
         model, tokenizer, run_config, task, eval_data=eval_data, accelerator=accelerator
     )
     metrics = {**trainer.evaluate(), **stats}
-    trainer.write_results(run_config.output_dir, metrics)
     if accelerator.is_main_process:
+        path = write_eval_results(run_config.output_dir, config, metrics)
         print(json.dumps(metrics, indent=2))
+        print(f"Wrote {path}")
+    accelerator.wait_for_everyone()
     return metrics
+
+
+EVAL_RESULTS = "eval_results.json"
+
+
+def write_eval_results(output_dir: str, config: EvalConfig, metrics: dict) -> str:
+    """EVAL_RESULTS in output_dir: this evaluation's metrics with the model and the data file
+    (path and sha256) they were measured on, written atomically; all_results.json, the training
+    run's own record, is never touched."""
+    data = config.validation_file
+    record = {
+        "model_name_or_path": os.path.abspath(config.model_name_or_path),
+        "validation_file": os.path.abspath(data) if data else None,
+        "validation_file_sha256": file_digest(data) if data else None,
+        "dataset_name": config.dataset_name,
+        **metrics,
+    }
+    path = os.path.join(output_dir, EVAL_RESULTS)
+    os.makedirs(output_dir, exist_ok=True)
+    write_atomically(path, json.dumps(record, indent=2) + "\n")
+    return path
 
 
 def predict(config: PredictConfig) -> int:
     """`accel-trainer predict`: label a file with a saved model; output in input order."""
     validate(config)
+    from accel_trainer.predictions import check_output_file
+
+    check_output_file(config, model_folder_files(config.model_name_or_path))
     run_config, accelerator, task, labels = load_saved(config)
     try:
         raw = task.read(config.input_file, "--input_file", config.data_format, labelled=False)
@@ -260,9 +318,8 @@ def predict(config: PredictConfig) -> int:
             f"{error} The model at {config.model_name_or_path} does task {task.name!r}: give "
             "--input_file in a format of that task."
         ) from None
-    check_writable(config.output_file)
-    model, tokenizer = load_pretrained(
-        task.auto_model_class_name, config.model_name_or_path, labels, task.name
+    model, tokenizer = load_saved_model(
+        task.auto_model_class_name, config.model_name_or_path, task.name
     )
     check_sequence_length(config.max_seq_length, model, tokenizer)
 
@@ -291,43 +348,95 @@ def predict(config: PredictConfig) -> int:
     return len(raw)
 
 
-def check_writable(path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ConfigError(
-            f"--output_file is in a folder that does not exist: got {path!r}. Create the folder "
-            "first."
-        )
-    if os.path.isdir(path):
-        raise ConfigError(f"--output_file is a folder: got {path!r}. Name a file.")
+def model_folder_files(model_dir: str) -> set[str]:
+    """The names a model folder's files have or may have: what its manifest lists, what any
+    saved model holds, and every file now in it."""
+    from accel_trainer.checkpoint import MODEL_FILES, MODEL_MANIFEST, model_manifest
+    from accel_trainer.models import TOKENIZER_FILES
+
+    manifest = model_manifest(model_dir, check_files=False) or {"files": {}}
+    names = {*manifest["files"], *MODEL_FILES, *TOKENIZER_FILES, MODEL_MANIFEST}
+    return names | {"special_tokens_map.json", "training_config.json", "README.md", "merges.txt"}
 
 
 def check_output_dir(output_dir: str, config: TrainConfig) -> None:
-    """Refuse to overwrite a saved model, except with --overwrite_output_dir or a demo rerun."""
+    """Refuse a folder this run must not write into: a file, a read-only folder, someone else's
+    folder for the demo, or a saved model or checkpoints that the options do not say to
+    replace or continue."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ConfigError(
             f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
         )
+    check_writable_folder(output_dir)
+    if config.is_demo:
+        check_demo_folder(output_dir)
     if not os.path.isdir(output_dir) or config.overwrite_output_dir:
         return
-    from accel_trainer.checkpoint import committed_checkpoints
-
     checkpoints = committed_checkpoints(output_dir)
-    if checkpoints and not config.resume_from_checkpoint:
+    newest = checkpoints[-1][0] if checkpoints else None
+    finished = final_model_step(output_dir)
+    present = model_files_present(output_dir)
+    interrupted = os.path.isdir(os.path.join(output_dir, MODEL_TEMP))
+    if config.resume_from_checkpoint:
+        if finished is not None and (newest is None or newest <= finished):
+            raise ConfigError(
+                f"--output_dir already holds the finished model of this run: got {output_dir!r} "
+                f"(saved at step {finished}; no checkpoint is newer), so there is nothing to "
+                "resume. Choose another folder, or pass --overwrite_output_dir to train again."
+            )
+        if finished is None and present and not (checkpoints or interrupted):
+            raise ConfigError(
+                f"--output_dir already holds a model and no checkpoints: got {output_dir!r} "
+                f"(has {', '.join(present)}), so there is nothing to resume. Choose another "
+                "folder, or pass --overwrite_output_dir to replace it."
+            )
+        return
+    if checkpoints:
         raise ConfigError(
             f"--output_dir holds checkpoints of an earlier run: got {output_dir!r} (newest "
             f"{os.path.basename(checkpoints[-1][1])}). Pass --resume_from_checkpoint auto to "
             "continue it, or --overwrite_output_dir to start over (its checkpoints are deleted)."
         )
-    present = [name for name in MODEL_FILES if os.path.exists(os.path.join(output_dir, name))]
-    if not present:
-        return
-    if config.is_demo and is_demo_output(output_dir):
+    if not present or (config.is_demo and is_demo_output(output_dir)):
         return
     raise ConfigError(
         f"--output_dir already holds a model: got {output_dir!r} (has {', '.join(present)}). "
-        "Choose another folder, or pass --overwrite_output_dir to replace it."
+        "Choose another folder, or pass --overwrite_output_dir to replace it. (A run that was "
+        "interrupted continues from its checkpoints with --resume_from_checkpoint auto.)"
     )
+
+
+def check_writable_folder(output_dir: str) -> None:
+    """Refuse an output folder (or the nearest existing folder above it) that cannot be
+    written, before any work."""
+    existing = os.path.abspath(output_dir)
+    while not os.path.isdir(existing):
+        existing = os.path.dirname(existing)
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        why = f"{existing} is on a read-only file system"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        why = f"no permission to write in {existing}"
+    else:
+        return
+    raise ConfigError(
+        f"--output_dir cannot be written: got {output_dir!r} ({why}). Choose a folder you can "
+        "write to."
+    )
+
+
+def check_demo_folder(output_dir: str) -> None:
+    """The demo writes its corpus into OUTPUT_DIR/data: only into a new or empty folder, or
+    one an earlier demo run wrote."""
+    if not os.path.isdir(output_dir) or is_demo_output(output_dir):
+        return
+    entries = sorted(set(os.listdir(output_dir)) - {LOCK_FILE})
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ConfigError(
+            f"--output_dir is not empty and not an earlier demo run's: got {output_dir!r} (has "
+            f"{shown}). With no data options, accel-trainer trains on its demo corpus and writes "
+            "it into OUTPUT_DIR/data: give a new or empty folder, or your data with --train_file."
+        )
 
 
 def is_demo_output(output_dir: str) -> bool:
@@ -340,10 +449,14 @@ def read_train_and_eval(config: TrainConfig, task, accelerator):
     if config.is_demo:
         from accel_trainer.tasks.demo import write_demo_corpus, write_demo_re_corpus
 
-        folder = os.path.join(config.resolved_output_dir(), "data")
+        output_dir = config.resolved_output_dir()
+        folder = os.path.join(output_dir, "data")
         write = write_demo_re_corpus if task.name == "re" else write_demo_corpus
         with accelerator.main_process_first():
             if accelerator.is_local_main_process:
+                # Marked first: an interrupted demo run's folder stays one a demo may rewrite.
+                os.makedirs(output_dir, exist_ok=True)
+                open(os.path.join(output_dir, DEMO_MARKER), "a").close()
                 write(folder)
         demo_train, demo_eval = demo_paths(folder, task.name)
         logger.info("No data given: training on the demo corpus written to %s", folder)

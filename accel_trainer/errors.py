@@ -9,6 +9,10 @@ class ConfigError(InputError):
     """One or more options are invalid; the message lists every one of them."""
 
 
+class OutputError(InputError):
+    """Output could not be written (a full or read-only disk); what was committed is intact."""
+
+
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by a signal after a committed checkpoint; requeue
 
 
@@ -33,3 +37,9 @@ class DataError(InputError):
 
 class PeerLost(Exception):
     """A collective failed because another process of the run died or stopped answering."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -11,6 +11,16 @@ from collections.abc import Iterable
 from accel_trainer.errors import ConfigError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# What a folder's tokenizer is saved as, by one tokenizer family or another.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 
 
 def check_model_source(name_or_path: str, saved_by_us: bool = False) -> None:
@@ -33,10 +43,17 @@ def check_model_source(name_or_path: str, saved_by_us: bool = False) -> None:
 
 def saved_config(model_dir: str) -> tuple[list[str], dict | None]:
     """The label list (in id order) and the accel_trainer task settings of a saved model."""
-    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as handle:
-        config = json.load(handle)
-    id2label = config.get("id2label") or {}
-    labels = [id2label[key] for key in sorted(id2label, key=int)]
+    path = os.path.join(model_dir, "config.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+        id2label = config.get("id2label") or {}
+        labels = [id2label[key] for key in sorted(id2label, key=int)]
+    except (OSError, ValueError, AttributeError, TypeError) as error:
+        raise ConfigError(
+            f"--model_name_or_path has a config.json that cannot be read: got {path!r} "
+            f"({type(error).__name__}: {error}). Restore the folder from a copy, or train again."
+        ) from None
     if not labels:
         raise ConfigError(
             f"--model_name_or_path has no id2label in config.json: got {model_dir!r}. Give a "
@@ -107,32 +124,128 @@ def build_tiny_bert(
 def load_pretrained(
     auto_model_class_name: str, name_or_path: str, labels: list[str], task_name: str = "ner"
 ):
-    """Model and fast tokenizer from the hub or a folder, with a head sized for `labels`."""
+    """Model and fast tokenizer from the hub or a folder, with a head sized for `labels` (a
+    new, randomly initialised one where the checkpoint's has other labels): for training."""
     import torch
-    from transformers import AutoTokenizer
 
+    tokenizer = load_tokenizer(name_or_path, task_name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        if task_name == "ner" and is_byte_level(tokenizer):
-            # Pre-split words must be encoded as if preceded by a space, as inside a sentence.
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True)
         # float32 master weights whatever the checkpoint's dtype (transformers 5 would keep a
         # half-precision checkpoint in half precision); --mixed_precision casts the compute.
         model = auto_model_class(auto_model_class_name).from_pretrained(
             name_or_path, ignore_mismatched_sizes=True, dtype=torch.float32, **label_maps(labels)
         )
-    except OSError as error:
-        message = " ".join(str(error).split())
+    except Exception as error:  # OSError, safetensors' and torch's errors for damaged files
         raise ConfigError(
-            f"--model_name_or_path could not be loaded: got {name_or_path!r} ({message}). "
-            "Give a local model folder, or a hub name where the hub is reachable."
+            f"--model_name_or_path could not be loaded: got {name_or_path!r} "
+            f"({one_line(error)}). Give a local model folder, or a hub name where the hub is "
+            "reachable."
+        ) from None
+    check_vocabulary(tokenizer, model, name_or_path)
+    return model, tokenizer
+
+
+def load_saved_model(auto_model_class_name: str, model_dir: str, task_name: str):
+    """A folder saved by `accel-trainer train`, for evaluate and predict: every weight must
+    come from the folder (no new head, no size mismatch), and the tokenizer must be the one the
+    model was trained with."""
+    import torch
+
+    from accel_trainer.checkpoint import final_model_problem
+
+    problem = final_model_problem(model_dir)
+    if problem is not None:
+        raise ConfigError(f"--model_name_or_path cannot be used: got {model_dir!r}; {problem}.")
+    tokenizer = load_tokenizer(model_dir, task_name)
+    model_class = auto_model_class(auto_model_class_name)
+    try:
+        model, info = model_class.from_pretrained(
+            model_dir, dtype=torch.float32, output_loading_info=True
+        )
+    except Exception as error:  # size mismatches, damaged or missing weight files
+        raise ConfigError(
+            f"--model_name_or_path could not be loaded: got {model_dir!r} "
+            f"({weights_problem(model_class, model_dir, error)}). Give the folder that "
+            "`accel-trainer train` saved, unchanged."
+        ) from None
+    not_loaded = sorted(info["missing_keys"]) + sorted(info["mismatched_keys"])
+    if not_loaded:
+        raise ConfigError(
+            f"--model_name_or_path lacks trained weights: got {model_dir!r}, whose weight file "
+            f"has no (or other-sized) {', '.join(map(str, not_loaded[:5]))}. They would be "
+            "random: give the folder that `accel-trainer train` saved, unchanged."
+        )
+    check_vocabulary(tokenizer, model, model_dir)
+    return model, tokenizer
+
+
+def weights_problem(model_class, model_dir: str, error: Exception) -> str:
+    """What a failed load means, naming the tensors whose shapes differ from config.json."""
+    from transformers import AutoConfig
+
+    try:
+        from safetensors import safe_open
+
+        with safe_open(os.path.join(model_dir, "model.safetensors"), "pt") as weights:
+            saved = {key: list(weights.get_slice(key).get_shape()) for key in weights.keys()}  # noqa: SIM118
+        expected = model_class.from_config(AutoConfig.from_pretrained(model_dir)).state_dict()
+        differ = [
+            f"{key} is {saved[key]} in the weights but {list(value.shape)} in config.json"
+            for key, value in expected.items()
+            if key in saved and saved[key] != list(value.shape)
+        ]
+    except Exception:  # the weights cannot be read at all: the original error says why
+        differ = []
+    return "; ".join(differ[:4]) if differ else one_line(error)
+
+
+def one_line(error: Exception) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+def load_tokenizer(name_or_path: str, task_name: str):
+    """The fast tokenizer of a hub model or a folder; a folder must hold tokenizer files."""
+    from transformers import AutoTokenizer
+
+    if os.path.isdir(name_or_path) and not any(
+        os.path.isfile(os.path.join(name_or_path, name)) for name in TOKENIZER_FILES
+    ):
+        raise ConfigError(
+            f"--model_name_or_path has no tokenizer: got {name_or_path!r}, which holds none of "
+            f"{', '.join(TOKENIZER_FILES)}. Save the tokenizer there too "
+            "(tokenizer.save_pretrained), or copy its files from the model it was trained from."
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        if task_name == "ner" and is_byte_level(tokenizer):
+            # Pre-split words must be encoded as if preceded by a space, as inside a sentence.
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True)
+    except Exception as error:  # OSError, ValueError, JSON errors of damaged files
+        raise ConfigError(
+            f"--model_name_or_path has a tokenizer that cannot be loaded: got {name_or_path!r} "
+            f"({one_line(error)}). Give a local model folder, or a hub name where the hub is "
+            "reachable."
         ) from None
     if not tokenizer.is_fast:
         raise ConfigError(
             f"--model_name_or_path has no fast tokenizer: got {name_or_path!r}. Word alignment "
             "needs one (a tokenizer.json)."
         )
-    return model, tokenizer
+    return tokenizer
+
+
+def check_vocabulary(tokenizer, model, name_or_path: str) -> None:
+    """Refuse a tokenizer that does not belong to the model: ids beyond its embeddings, or
+    another size than the one it was trained with (recorded in config.json)."""
+    rows = model.get_input_embeddings().num_embeddings
+    trained_with = (getattr(model.config, "accel_trainer", None) or {}).get("tokenizer_size")
+    if len(tokenizer) > rows or (trained_with is not None and trained_with != len(tokenizer)):
+        expected = f"; it was trained with {trained_with}" if trained_with is not None else ""
+        raise ConfigError(
+            f"--model_name_or_path has a tokenizer that does not match its model: got "
+            f"{name_or_path!r}, a tokenizer of {len(tokenizer)} tokens for {rows} embedding "
+            f"rows{expected}. Put the tokenizer the model was trained with beside it."
+        )
 
 
 def check_sequence_length(max_seq_length: int, model, tokenizer) -> None:

@@ -2,23 +2,98 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 
+from accel_trainer.checkpoint import file_digest, write_atomically
+from accel_trainer.errors import ConfigError
 from accel_trainer.tasks.files import json_lines
 from accel_trainer.tasks.ner import resolve_format
 
 
 def write_predictions(task, raw, rows: dict, id2label: dict, config) -> None:
-    """Write the predictions of every input example, in input order, atomically."""
+    """Write the predictions of every input example, in input order, atomically, and mark the
+    file as a prediction output (which a later predict may replace)."""
     id2label = {int(i): label for i, label in id2label.items()}
-    partial = f"{config.output_file}.{os.getpid()}.tmp"
-    with open(partial, "w", encoding="utf-8") as handle:
-        if task.name == "ner":
-            write_ner(task, raw, rows, id2label, config, handle)
-        else:
-            write_re(task, raw, rows, id2label, config, handle)
-    os.replace(partial, config.output_file)
+    handle = io.StringIO()
+    if task.name == "ner":
+        write_ner(task, raw, rows, id2label, config, handle)
+    else:
+        write_re(task, raw, rows, id2label, config, handle)
+    text = handle.getvalue()
+    write_atomically(config.output_file, text)
+    record = {
+        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "model_name_or_path": os.path.abspath(config.model_name_or_path),
+        "input_file": os.path.abspath(config.input_file),
+    }
+    write_atomically(prediction_mark(config.output_file), json.dumps(record) + "\n")
+
+
+def prediction_mark(path: str) -> str:
+    """The hidden file beside a prediction output that says accel-trainer wrote it."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.accel-trainer-predict.json")
+
+
+def is_prediction_output(path: str) -> bool:
+    """Whether `path` is, unchanged, a file that an earlier predict wrote."""
+    try:
+        with open(prediction_mark(path), encoding="utf-8") as handle:
+            expected = json.load(handle)["sha256"]
+        return file_digest(path) == expected
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def check_output_file(config, protected: set[str]) -> None:
+    """Refuse an --output_file that would replace the input, a file of the model folder, or
+    any existing file that is not an earlier prediction output (without
+    --overwrite_output_file); `protected` names the model folder's files."""
+    path = config.output_file
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(
+            f"--output_file is in a folder that does not exist: got {path!r}. Create the folder "
+            "first."
+        )
+    if os.path.isdir(path):
+        raise ConfigError(f"--output_file is a folder: got {path!r}. Name a file.")
+    target = os.path.realpath(path)
+    if os.path.exists(config.input_file) and target == os.path.realpath(config.input_file):
+        raise ConfigError(
+            f"--output_file is the input file: got {path!r}. Write the predictions to another "
+            "file; the input is never replaced."
+        )
+    model_dir = os.path.realpath(config.model_name_or_path)
+    inside_model = target.startswith(model_dir + os.sep)
+    if inside_model and (
+        os.path.relpath(target, model_dir) in protected
+        or os.path.exists(target)
+        and not is_prediction_output(path)
+    ):
+        raise ConfigError(
+            f"--output_file is a file of the model folder: got {path!r}. Write the predictions "
+            "outside the model folder; its files are never replaced."
+        )
+    exists = os.path.lexists(path)
+    overwrite = getattr(config, "overwrite_output_file", False)
+    if exists and not overwrite and not is_prediction_output(path):
+        raise ConfigError(
+            f"--output_file already exists and is not an earlier prediction output: got "
+            f"{path!r}. Name another file, or pass --overwrite_output_file to replace it."
+        )
+    if not os.access(folder, os.W_OK) or is_read_only(folder):
+        raise ConfigError(
+            f"--output_file cannot be written: got {path!r} (its folder is read-only). Choose "
+            "a folder you can write to."
+        )
+
+
+def is_read_only(folder: str) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
 
 
 def write_ner(task, raw, rows: dict, id2label: dict, config, handle) -> None:

@@ -7,11 +7,11 @@ import json
 import math
 import os
 import resource
-import shutil
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,21 +30,37 @@ from tqdm.auto import tqdm
 
 from accel_trainer.checkpoint import (
     capture_rng,
+    commit_final_model,
     committed_checkpoints,
-    config_hash,
-    load_trainer_state,
+    discard,
     lock_output_dir,
+    raise_if_any_failed,
     read_manifest,
     release_output_dir,
     remove_torn,
-    resolve_resume,
     restore_rng,
     rotate,
     save_checkpoint,
 )
 from accel_trainer.config import TrainConfig
-from accel_trainer.errors import ConfigError, Diverged, InputError, PeerLost, Preempted
+from accel_trainer.errors import (
+    ConfigError,
+    Diverged,
+    InputError,
+    OutputError,
+    PeerLost,
+    Preempted,
+    first_line,
+)
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
+from accel_trainer.resume import (
+    ResumePoint,
+    load_rng_state,
+    options_hash,
+    plan_resume,
+    topology,
+    training_options,
+)
 from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS, Task
 from accel_trainer.telemetry import Stopwatch
@@ -54,24 +70,6 @@ if TYPE_CHECKING:
 
 logger = get_logger(__name__)
 LABEL_KEYS = ("labels", "label")
-# Options that may differ between a run and its resumption.
-RESUME_INSENSITIVE = {
-    "resume_from_checkpoint",
-    "overwrite_output_dir",
-    "config",
-    "save_total_limit",
-    "checkpointing_steps",
-    "logging_steps",
-    "report_to",
-    "output_dir",
-    "allow_topology_change",
-    "load_best_model_at_end",
-    "ddp_timeout",
-    "preprocessing_num_workers",
-    "overwrite_cache",
-}
-# How the global batch is split; may change on resume with --allow_topology_change.
-TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
 
 
 def create_accelerator(config: TrainConfig) -> Accelerator:
@@ -193,11 +191,6 @@ def is_lost_peer(error: RuntimeError) -> bool:
     return any(marker in message for marker in LOST_PEER_MARKERS)
 
 
-def first_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def short_hash(value: Any) -> int:
     """A signed 64-bit hash of a JSON-able value, the same in every process."""
     text = json.dumps(value, sort_keys=True, default=str).encode()
@@ -256,6 +249,8 @@ class TrainState:
     per_device_train_batch_size: int = 0
     gradient_accumulation_steps: int = 0
     config_hash: str = ""  # of the options that change what training computes, less TOPOLOGY
+    options: dict = field(default_factory=dict)  # those options themselves, to name changes
+    identity: dict = field(default_factory=dict)  # labels and data digests of the run
     log_records: int = 0  # records in log_history.jsonl when the state was saved
     nonfinite_steps: int = 0  # optimizer steps skipped for a NaN/inf loss or gradient
     consecutive_nonfinite: int = 0
@@ -289,7 +284,13 @@ class AccelerateTrainer:
         eval_data: Dataset | DataLoader | None = None,
         accelerator: Accelerator | None = None,
         extra_results: dict | None = None,
+        resume: ResumePoint | None = None,
+        identity: dict | None = None,
+        write_extras: Callable[[str, dict], None] | None = None,
     ):
+        """`resume`: the checkpoint plan_resume chose (else fit() chooses); `identity`: what
+        a resumed run must share with this one (default: the labels); `write_extras(folder,
+        results)` adds files (a model card) to the final model folder before it is committed."""
         for data in (train_data, eval_data):
             check_label_column(data)
         self.config = config
@@ -309,6 +310,9 @@ class AccelerateTrainer:
         self.state = TrainState()
         self.log_history: list[dict] = []
         self.id2label = {int(i): label for i, label in model.config.id2label.items()}
+        self.resume_point = resume
+        self.identity = identity or {"labels": [self.id2label[i] for i in sorted(self.id2label)]}
+        self.write_extras = write_extras
         set_seed(config.seed)
         self._train_sampler = None  # a token-budget batch sampler, whose epoch we set ourselves
         train_loader = self._dataloader(train_data, config.per_device_train_batch_size, True)
@@ -433,8 +437,7 @@ class AccelerateTrainer:
         if self.config.load_best_model_at_end:
             eval_metrics = self._load_best_model(eval_metrics)
         results = self._results(eval_metrics)
-        self.save_model(self.output_dir)
-        self.write_results(self.output_dir, results, merge=False)
+        self.save_model(self.output_dir, results)
         self.accelerator.end_training()
         return results
 
@@ -561,7 +564,11 @@ class AccelerateTrainer:
         self.state.log_records = len(self.log_history)
         started = time.perf_counter()
         path = save_checkpoint(
-            self.accelerator, self.output_dir, self.state.step, asdict(self.state)
+            self.accelerator,
+            self.output_dir,
+            self.state.step,
+            asdict(self.state),
+            estimate=self._checkpoint_bytes(),
         )
         self._last_checkpoint_step = self.state.step
         if self.accelerator.is_main_process:
@@ -587,38 +594,38 @@ class AccelerateTrainer:
         self.state.world_size = accelerator.num_processes
         self.state.per_device_train_batch_size = self.config.per_device_train_batch_size
         self.state.gradient_accumulation_steps = self.accumulation_steps
-        self.state.config_hash = config_hash(
-            asdict(self.config), RESUME_INSENSITIVE | set(TOPOLOGY)
-        )
-        if accelerator.is_main_process:
-            for name in remove_torn(self.output_dir):
-                logger.warning("removed %s: a checkpoint torn by an interrupted save", name)
-        accelerator.wait_for_everyone()
-        path = resolve_resume(self.output_dir, self.config.resume_from_checkpoint)
-        if path is None:
-            if self.config.overwrite_output_dir and accelerator.is_main_process:
-                for _, stale in committed_checkpoints(self.output_dir):
-                    shutil.rmtree(
-                        stale
-                    )  # an earlier run's, replaced as --overwrite_output_dir says
+        self.state.config_hash = options_hash(self.config)
+        self.state.options = training_options(self.config)
+        self.state.identity = self.identity
+        if self.resume_point is None and self.config.resume_from_checkpoint:
+            self.resume_point = plan_resume(accelerator, self.config, self.identity)
+        if self.resume_point is None:
+            if accelerator.is_main_process:
+                remove_torn(self.output_dir)
+                if self.config.overwrite_output_dir:
+                    # An earlier run's, replaced as --overwrite_output_dir says.
+                    for _, stale in committed_checkpoints(self.output_dir):
+                        discard(stale)
             accelerator.wait_for_everyone()
             return False
-        saved = load_trainer_state(path)
-        if saved["config_hash"] != self.state.config_hash:
+        path, saved = self.resume_point.path, self.resume_point.saved
+        has_rng = load_rng_state(path, accelerator.process_index) is not None
+        try:
+            accelerator.load_state(path)
+        except (RuntimeError, ValueError, KeyError) as error:
             raise ConfigError(
-                f"--resume_from_checkpoint {path} was saved with other training options (hash "
-                f"{saved['config_hash']}, now {self.state.config_hash}): resume with the options "
-                f"of that run (see {self.output_dir}/training_config.json)."
-            )
-        missing_rng = self._check_topology(path, saved)
-        accelerator.load_state(path)
-        self.state = TrainState(**saved)
-        changed = self._topology(saved) != self._current_topology()
-        if changed:
+                f"--resume_from_checkpoint {path} does not fit this model: "
+                f"{state_dict_problem(error)}. Resume with the model and data of that run."
+            ) from None
+        known = {f.name for f in fields(TrainState)}
+        self.state = TrainState(**{key: value for key, value in saved.items() if key in known})
+        self.state.options, self.state.identity = training_options(self.config), self.identity
+        if topology(saved) != self._current_topology():
             self._move_to_current_topology(saved)
-        if accelerator.process_index in missing_rng:
+        if not has_rng:
             # A process the checkpoint did not have: a fresh, reproducible stream of its own.
-            set_seed(self.config.seed + 1_000_003 * self.state.step, device_specific=True)
+            seed = (self.config.seed + 1_000_003 * self.state.step) % (2**32 - 2**16)
+            set_seed(seed, device_specific=True)
         self._last_checkpoint_step = self.state.step
         batches = len(self.train_dataloader)
         if self.state.micro_step_in_epoch >= batches and self.state.last_eval_step == saved["step"]:
@@ -642,60 +649,11 @@ class AccelerateTrainer:
             self.accumulation_steps,
         )
 
-    @staticmethod
-    def _topology(saved: dict) -> tuple[int, int, int]:
-        return (
-            saved["world_size"],
-            saved["per_device_train_batch_size"],
-            saved["gradient_accumulation_steps"],
-        )
-
-    def _check_topology(self, path: str, saved: dict) -> set[int]:
-        """Refuse a resume that cannot be bit-exact unless --allow_topology_change; return the
-        processes that have no RNG state in the checkpoint."""
-        before, now = self._topology(saved), self._current_topology()
-        files = read_manifest(path)["files"]
-        missing_rng = {rank for rank in range(now[0]) if f"random_states_{rank}.pkl" not in files}
-        describe = "{} process(es) x per-device batch {} x accumulation {}".format
-        if self.config.allow_topology_change:
-            if before[0] * before[1] * before[2] != now[0] * now[1] * now[2]:
-                raise ConfigError(
-                    f"--allow_topology_change keeps the global batch, but {path} was saved with "
-                    f"{describe(*before)} = {before[0] * before[1] * before[2]} examples per "
-                    f"optimizer step and this run has {describe(*now)} = "
-                    f"{now[0] * now[1] * now[2]}. Set --per_device_train_batch_size and "
-                    "--gradient_accumulation_steps so that the products match."
-                )
-            if before != now:
-                logger.warning(
-                    "resuming %s, saved with %s, on %s: every optimizer step sees the same "
-                    "examples, but the result is no longer bit-exact",
-                    path,
-                    describe(*before),
-                    describe(*now),
-                )
-            return missing_rng
-        if before != now:
-            raise ConfigError(
-                f"--resume_from_checkpoint {path} was saved with {describe(*before)}, this run "
-                f"has {describe(*now)}: the data order and random streams would change. Resume "
-                "with the same settings, or add --allow_topology_change to keep the global batch "
-                "and give up bit-exactness."
-            )
-        if missing_rng:
-            names = ", ".join(f"random_states_{rank}.pkl" for rank in sorted(missing_rng))
-            raise ConfigError(
-                f"--resume_from_checkpoint {path} has no RNG state for process(es) "
-                f"{sorted(missing_rng)} ({names}): the resumed run could not be bit-exact. Use "
-                "another checkpoint, or add --allow_topology_change to reseed those processes."
-            )
-        return missing_rng
-
     def _move_to_current_topology(self, saved: dict) -> None:
         """Keep the data position, in examples, when the global batch is split differently.
         Checkpoints fall on optimizer steps, so the position is a whole number of global
         batches, or the end of the epoch."""
-        world_size, batch, accumulation = self._topology(saved)
+        world_size, batch, accumulation = topology(saved)
         examples = len(self.train_dataloader.dataset)
         saved_batches = math.ceil(math.ceil(examples / batch) / world_size)
         if self.state.micro_step_in_epoch >= saved_batches:
@@ -708,6 +666,11 @@ class AccelerateTrainer:
             self.state.per_device_train_batch_size,
             self.state.gradient_accumulation_steps,
         ) = self._current_topology()
+
+    def _checkpoint_bytes(self) -> int:
+        """About what a checkpoint takes on disk: float32 weights and AdamW's two moments."""
+        model = self.accelerator.unwrap_model(self.model)
+        return 3 * sum(p.numel() * 4 for p in model.parameters())
 
     def _plan(self) -> TrainPlan:
         config = self.config
@@ -768,9 +731,7 @@ class AccelerateTrainer:
         interrupted run may have logged beyond it)."""
         kept = []
         if resumed and os.path.isfile(self._log_path()):
-            with open(self._log_path(), encoding="utf-8") as handle:
-                records = [json.loads(line) for line in handle if line.strip()]
-            kept = records[: self.state.log_records]
+            kept = read_log_records(self._log_path(), self.state.log_records)
         self.log_history = kept
         if self.accelerator.is_main_process:
             os.makedirs(self.output_dir, exist_ok=True)
@@ -1045,37 +1006,86 @@ class AccelerateTrainer:
             **self.extra_results,
         }
 
-    def save_model(self, output_dir: str) -> None:
-        """Save the full, unwrapped model (safetensors) and the tokenizer from the main process."""
+    def save_model(self, output_dir: str, results: dict | None = None) -> None:
+        """Save the full, unwrapped model (safetensors), the tokenizer, the options and
+        `results` (all_results.json) from the main process, as one atomic commit: a failed
+        save leaves the previous model whole."""
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
         # Every rank takes part: under FSDP/DeepSpeed this gathers the sharded weights.
         state_dict = accelerator.get_state_dict(self.model)
+        failure = None
         if accelerator.is_main_process:
             model = accelerator.unwrap_model(self.model)
-            model.save_pretrained(output_dir, state_dict=state_dict, save_function=accelerator.save)
-            self.tokenizer.save_pretrained(output_dir)
-            resolved = {
-                "learning_rate": self.config.resolved_learning_rate(),
-                "output_dir": output_dir,
-            }
-            with open(os.path.join(output_dir, "training_config.json"), "w") as handle:
-                json.dump({**asdict(self.config), **resolved}, handle, indent=2)
-        accelerator.wait_for_everyone()
 
-    def write_results(self, output_dir: str, results: dict, merge: bool = True) -> None:
-        """Write (or merge into) output_dir/all_results.json on the main process."""
-        if not self.accelerator.is_main_process:
-            return
-        path = os.path.join(output_dir, "all_results.json")
-        merged = {}
-        if merge and os.path.exists(path):
-            with open(path, encoding="utf-8") as handle:
-                merged = json.load(handle)
-        merged.update(results)
-        os.makedirs(output_dir, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(merged, handle, indent=2)
+            def write(folder: str) -> None:
+                model.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
+                self.tokenizer.save_pretrained(folder)
+                resolved = {
+                    "learning_rate": self.config.resolved_learning_rate(),
+                    "output_dir": output_dir,
+                }
+                write_json(
+                    os.path.join(folder, "training_config.json"),
+                    {**asdict(self.config), **resolved},
+                )
+                if results is not None:
+                    write_json(os.path.join(folder, "all_results.json"), results)
+                if self.write_extras is not None:
+                    self.write_extras(folder, results or {})
+
+            weights = sum(p.numel() * p.element_size() for p in model.parameters())
+            try:
+                commit_final_model(output_dir, write, self.state.step, estimate=weights)
+            except OutputError as error:
+                failure = str(error)
+        raise_if_any_failed(accelerator, failure, output_dir)
+
+
+def write_json(path: str, value: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2)
+
+
+def state_dict_problem(error: Exception) -> str:
+    """The tensors a state-dict load names (size mismatches, missing keys), or its first line."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    named = [line for line in lines if "size mismatch" in line or "Missing key" in line]
+    return "; ".join(named[:4]) if named else first_line(error)
+
+
+def read_log_records(path: str, wanted: int) -> list[dict]:
+    """The first `wanted` records of a log_history.jsonl; a torn last line (a crash while
+    appending) or any unreadable line ends the log there, with a warning."""
+    records = []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = [line for line in handle if line.strip()]
+    for number, line in enumerate(lines[:wanted], start=1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "step" not in record:
+                raise ValueError("not a log record")
+        except ValueError:
+            torn = "torn (a crash while appending)" if number == len(lines) else "unreadable"
+            logger.warning(
+                "%s line %d is %s: the log is truncated there (%d of the checkpoint's %d "
+                "records kept)",
+                path,
+                number,
+                torn,
+                len(records),
+                wanted,
+            )
+            return records
+        records.append(record)
+    if len(records) < wanted:
+        logger.warning(
+            "%s holds %d records, the checkpoint saw %d: the missing ones are not restored",
+            path,
+            len(records),
+            wanted,
+        )
+    return records
 
 
 def check_label_column(data) -> None:

@@ -104,15 +104,16 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(
     assert results["train_loss"] == full_results["train_loss"]
 
 
-def test_torn_checkpoints_are_ignored_and_removed(small_data, tmp_path):
+def test_torn_checkpoints_are_skipped_and_kept_temporary_folders_removed(small_data, tmp_path):
     out = tmp_path / "out"
     train(small_data, out, stop_at=3)
     (out / ".tmp-checkpoint-4").mkdir()  # killed during a save
-    (out / "checkpoint-9").mkdir()  # renamed by hand, no manifest
+    (out / "checkpoint-9").mkdir()  # a user's own folder, no manifest
     (out / "checkpoint-9" / "model.safetensors").write_text("half")
     resumed = train(small_data, out, resume_from_checkpoint="auto", save_total_limit=2)
     assert resumed.state.step == 8
-    assert not (out / ".tmp-checkpoint-4").exists() and not (out / "checkpoint-9").exists()
+    assert not (out / ".tmp-checkpoint-4").exists()
+    assert (out / "checkpoint-9" / "model.safetensors").read_text() == "half"  # never deleted
     assert [step for step, _ in committed_checkpoints(str(out))] == [7, 8]  # rotated to 2
     assert read_manifest(str(out / "checkpoint-8"), verify_checksums=True)["world_size"] == 1
 
@@ -422,7 +423,7 @@ def test_rotation_never_leaves_less_than_the_newest_and_the_best(small_data, tmp
 
     def watched_remove(path, *args, **kwargs):
         remove(path, *args, **kwargs)
-        if os.path.basename(path).startswith("checkpoint-"):
+        if "checkpoint-" in os.path.basename(path):  # renamed aside, then deleted
             after_each_deletion.append([step for step, _ in committed_checkpoints(str(out))])
 
     monkeypatch.setattr(shutil, "rmtree", watched_remove)

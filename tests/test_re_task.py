@@ -230,14 +230,14 @@ def test_semeval_record_without_label_line_names_the_line(tmp_path):
     path.write_bytes(SEMEVAL_RECORDS + b'3\t"A <e1>b</e1> c <e2>d</e2>."\n\nComment:\n')
     with pytest.raises(DataError) as error:
         ReTask().read(str(path), "--train_file", "auto")
-    assert str(error.value).startswith(f"--train_file {path} line 10 should hold the relation")
+    assert str(error.value).startswith(f"--train_file {path} line 10 should be the relation line")
     assert "of record 3: got ''" in str(error.value)
 
 
 def test_semeval_record_followed_by_the_next_record_lacks_its_label(tmp_path):
     path = tmp_path / "TEST_FILE.txt"
     path.write_text('8001\t"The <e1>a</e1> met <e2>b</e2>."\n8002\t"A <e1>c</e1> in <e2>d</e2>."\n')
-    with pytest.raises(DataError, match="line 2 should hold the relation of record 8001"):
+    with pytest.raises(DataError, match="line 2 should be the relation line of record 8001"):
         ReTask().read(str(path), "--train_file", "auto")
 
 

@@ -4,9 +4,37 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 
 from accel_trainer.errors import DataError
+
+# The first line of a SemEval-2010 Task 8 record: id<TAB>"sentence with <e1>..</e1> <e2>..</e2>".
+SEMEVAL_ID_LINE = re.compile(r'^(\d+)\t"(.*)"\s*$')
+# Inline entity markers of relation files: SemEval-2010 (<e1> </e1>), ChemProt (<< >>, [[ ]]).
+ENTITY_MARKER_PAIRS = (("<e1>", "</e1>"), ("<e2>", "</e2>"), ("<<", ">>"), ("[[", "]]"))
+
+
+def json_object(line: str) -> dict | None:
+    """The JSON object a line holds, or None if it holds none."""
+    if not line.lstrip().startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def entity_markers_in(line: str) -> list[str]:
+    """The entity markers of each pair whose opening and closing marker occur in the line, in
+    that order: e.g. ['<<', '>>']."""
+    return [
+        marker
+        for opening, closing in ENTITY_MARKER_PAIRS
+        if opening in line and closing in line[line.index(opening) + len(opening) :]
+        for marker in (opening, closing)
+    ]
 
 
 def utf8_problem(path: str, what: str) -> DataError:

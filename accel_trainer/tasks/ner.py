@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
 from accel_trainer.tasks.base import IGNORE_INDEX, MetaCollator
-from accel_trainer.tasks.files import check_readable, json_lines, utf8_problem
+from accel_trainer.tasks.files import (
+    SEMEVAL_ID_LINE,
+    check_readable,
+    entity_markers_in,
+    json_lines,
+    json_object,
+    utf8_problem,
+)
 from accel_trainer.tasks.windows import owning_window, sliding_windows, special_affixes
 
 if TYPE_CHECKING:
@@ -20,6 +27,10 @@ TAG_PATTERNS = {
     "iobes": re.compile(r"^(O|[BIES]-.+)$"),
 }
 JSON_SUFFIXES = (".json", ".jsonl")
+PREFIXES = ("B-", "I-", "E-", "S-")
+REPORT_AVERAGES = ("micro avg", "macro avg", "weighted avg")  # seqeval's rows beside the types
+# CoNLL-2003 has 4 columns and some files 5 (with a lemma); a run of 6 words is a sentence.
+SENTENCE_WORDS = 6
 
 
 def resolve_format(path: str, data_format: str) -> str:
@@ -29,9 +40,63 @@ def resolve_format(path: str, data_format: str) -> str:
     return "jsonl" if path.lower().endswith(JSON_SUFFIXES) else "conll"
 
 
-def check_tag(tag: str, scheme: str, where: str) -> None:
+def not_conll(line: str, where: str) -> DataError | None:
+    """The error for a line that is plainly not CoNLL under any tag scheme (a JSON object, the
+    first line of a SemEval-2010 record), saying what it looks like; None if it could be CoNLL."""
+    got = repr(line.strip()[:80])
+    record = json_object(line)
+    if record is not None:
+        if "ner_tags" not in record and {"text", "head", "tail"} & set(record):
+            return DataError(
+                f"{where} is a JSON object with keys {sorted(record)}, like a relation extraction "
+                f"example, not a CoNLL token line: got {got}. Use --task re for relation files."
+            )
+        return DataError(
+            f"{where} is a JSON object, not a CoNLL token line: got {got}. Pass --data_format "
+            "jsonl to read JSON lines (or name the file .jsonl)."
+        )
+    match = SEMEVAL_ID_LINE.match(line.rstrip())
+    if match and entity_markers_in(match.group(2)):  # a marked sentence, not quoted tokens
+        return DataError(
+            f'{where} is the first line of a SemEval-2010 relation record (id<TAB>"sentence"), '
+            f"not a CoNLL token line: got {got}. Use --task re for relation files."
+        )
+    return None
+
+
+def sentence_problem(line: str, where: str) -> DataError | None:
+    """For a line whose tag is not valid: the error if the line holds a whole sentence (a
+    relation example, or text one sentence per line) rather than a token and its tag; None
+    if it looks like a CoNLL token line. Only asked once the tag is bad, since a CoNLL file
+    may hold many columns or marker-like tokens."""
+    got = repr(line.strip()[:80])
+    columns = len(line.split())
+    markers = entity_markers_in(line)
+    if markers:
+        return DataError(
+            f"{where} has entity markers {' '.join(markers)} in a line of {columns} columns, "
+            f"like a relation extraction example with one sentence per line, not a CoNLL token "
+            f"line: got {got}. Use --task re for relation files; NER reads one token and its "
+            "tag per line."
+        )
+    if max(len(field.split()) for field in line.split("\t")) >= SENTENCE_WORDS:
+        return DataError(
+            f"{where} has {columns} whitespace-separated columns, like a whole sentence on one "
+            f"line, not a CoNLL token line: got {got}. NER reads one token and its tag per line, "
+            "with a blank line between sentences; use --task re for relation files, or "
+            "--data_format jsonl for JSON lines."
+        )
+    return None
+
+
+def check_tag(tag: str, scheme: str, where: str, line: str | None = None) -> None:
+    """DataError unless `tag` is valid in `scheme`; `line`, the CoNLL line it came from, lets
+    the error tell a file that is not CoNLL at all from one with a stray tag."""
     pattern = TAG_PATTERNS.get(scheme)
     if pattern is not None and not pattern.match(tag):
+        problem = sentence_problem(line, where) if line is not None else None
+        if problem is not None:
+            raise problem
         allowed = "O, B-TYPE, I-TYPE" if scheme == "bio" else "O, B-, I-, E-, S-TYPE"
         raise DataError(
             f"{where} has a tag that is not valid {scheme.upper()}: got {tag!r}. Use {allowed}, "
@@ -59,6 +124,10 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
             if not columns:
                 flush()
                 continue
+            where = f"{what} line {line_number}"
+            problem = not_conll(line, where)
+            if problem is not None:
+                raise problem
             if columns[0] == "-DOCSTART-":
                 flush()
                 continue
@@ -66,7 +135,7 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
                 columns.append("O")
             if len(columns) < 2:
                 raise DataError(
-                    f"{what} line {line_number} has 1 column, expected token and tag: got "
+                    f"{where} has 1 column, expected token and tag: got "
                     f"{line.strip()!r}. Separate them with a tab or space."
                 )
             if not tokens:
@@ -74,7 +143,7 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
             tokens.append(columns[0])
             tags.append(columns[-1])
             if labelled:
-                check_tag(columns[-1], tag_scheme, f"{what} line {line_number}")
+                check_tag(columns[-1], tag_scheme, where, line)
     flush()
     return sentences
 
@@ -86,6 +155,12 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     for number, where, record in json_lines(path, what):
         if not labelled and isinstance(record.get("tokens"), list):
             record.setdefault("ner_tags", ["O"] * len(record["tokens"]))
+        if "tokens" not in record and {"text", "head", "tail"} & set(record):
+            raise DataError(
+                f"{where} lacks 'tokens' or 'ner_tags': got keys {sorted(record)}, like a relation "
+                "extraction example. Use --task re for relation files; NER needs "
+                '{"tokens": [...], "ner_tags": [...]} per line.'
+            )
         if "tokens" not in record or "ner_tags" not in record:
             raise DataError(
                 f"{where} lacks 'tokens' or 'ner_tags': got keys {sorted(record)}. "
@@ -128,6 +203,13 @@ def replace_invisible_words(tokenizer, sentences: list[list[str]]) -> list[list[
         else:
             fixed.append([w if i in seen else tokenizer.unk_token for i, w in enumerate(words)])
     return fixed
+
+
+def seqeval_tag(tag: str) -> str:
+    """The tag seqeval reads: an unprefixed tag X (--tag_scheme none, e.g. PER or ATE) becomes
+    I-X, so that a run of X is one entity of type X (IO tagging) instead of seqeval cutting X
+    into a prefix X[0] and a type X[1:]."""
+    return tag if tag == "O" or tag.startswith(PREFIXES) else f"I-{tag}"
 
 
 def to_inside(tag: str) -> str:
@@ -420,8 +502,8 @@ class NerTask:
             true, pred = sentences.setdefault(int(example_id), ([], []))
             true.extend(id2label[int(i)] for i in gold[keep])
             pred.extend(id2label[int(i)] for i in predicted[keep])
-        true_tags = [true for true, _ in sentences.values()]
-        predicted_tags = [pred for _, pred in sentences.values()]
+        true_tags = [[seqeval_tag(tag) for tag in true] for true, _ in sentences.values()]
+        predicted_tags = [[seqeval_tag(tag) for tag in pred] for _, pred in sentences.values()]
         strict = {"mode": "strict", "scheme": IOBES} if self.tag_scheme == "iobes" else {}
         report = classification_report(
             true_tags, predicted_tags, output_dict=True, zero_division=0, **strict
@@ -434,6 +516,20 @@ class NerTask:
             "accuracy": float(accuracy_score(true_tags, predicted_tags)),
         }
         for entity_type, scores in report.items():
-            if not entity_type.endswith("avg"):
+            if entity_type not in REPORT_AVERAGES:
                 metrics[f"f1_{entity_type}"] = float(scores["f1-score"])
         return metrics
+
+    def metric_names(self, labels: list[str]) -> list[str]:
+        """Every metric compute_metrics can return for these labels, without the eval_ prefix;
+        a type's f1 is returned when the type occurs in the gold or the predicted tags."""
+        from seqeval.metrics.sequence_labeling import get_entities
+        from seqeval.scheme import IOBES
+
+        # The type seqeval reads from one tag: strict IOBES mode and the default mode each
+        # parse it their own way (B-A- is type A in one, A- in the other).
+        if self.tag_scheme == "iobes":
+            types = {IOBES(seqeval_tag(label)).tag for label in labels if label != "O"}
+        else:
+            types = {get_entities([seqeval_tag(label)])[0][0] for label in labels if label != "O"}
+        return ["precision", "recall", "f1", "accuracy", *(f"f1_{t}" for t in sorted(types))]

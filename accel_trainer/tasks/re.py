@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
 from accel_trainer.tasks.base import MetaCollator
-from accel_trainer.tasks.files import check_readable, json_lines, utf8_problem
+from accel_trainer.tasks.files import SEMEVAL_ID_LINE, check_readable, json_lines, utf8_problem
 from accel_trainer.tasks.windows import special_affixes, window_around
 
 if TYPE_CHECKING:
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SEMEVAL_MARKERS = ["<e1>", "</e1>", "<e2>", "</e2>"]
-SEMEVAL_ID_LINE = re.compile(r'^(\d+)\t"(.*)"\s*$')
+SEMEVAL_COMMENT_LINE = re.compile(r"^comment(:|$)", re.IGNORECASE)
+RE_METRICS = ["precision", "recall", "f1", "macro_f1", "accuracy"]
 
 
 def occurrences(text: str, marker: str, after: int = 0) -> list[int]:
@@ -140,38 +141,74 @@ def parse_token_spans(record: dict, where: str) -> dict:
     return result
 
 
+def is_relation_line(line: str | None) -> bool:
+    """Whether a line can be a record's relation: one token, e.g. Cause-Effect(e1,e2) or Other
+    (an id line has a tab and a sentence, so it is never one token)."""
+    return (
+        line is not None and len(line.split()) == 1 and not SEMEVAL_COMMENT_LINE.match(line.strip())
+    )
+
+
 def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
-    """SemEval-2010 Task 8 release files: id<TAB>"sentence", relation, Comment:, blank line.
-    Unlabelled input (the official TEST_FILE.txt) may have the id lines only."""
-    examples = []
+    """SemEval-2010 Task 8 release files: records of an id<TAB>"sentence" line, a relation line,
+    a Comment: line and a blank line (or the end of the file). Unlabelled input (the official
+    TEST_FILE.txt) may have records of the id line only."""
     with open(path, encoding="utf-8-sig") as handle:
-        lines = [line.rstrip("\r\n") for line in handle]
-    number = 0
+        lines = [line.rstrip() for line in handle]  # also drops the CR of CRLF line endings
+
+    def at(index: int) -> str | None:
+        return lines[index] if index < len(lines) else None
+
+    def expected(index: int, part: str, record: str, advice: str) -> DataError:
+        line = at(index)
+        got = "the end of the file" if line is None else repr(line[:80])
+        return DataError(
+            f"{what} line {index + 1} should be the {part} of record {record}: got {got}. {advice}"
+        )
+
+    intact = "Keep the 4-line records intact."
+    examples = []
+    number = 0  # index into lines; the line number is number + 1
     while number < len(lines):
-        if not lines[number].strip():
+        if not lines[number]:
             number += 1
             continue
-        where = f"{what} line {number + 1}"
         match = SEMEVAL_ID_LINE.match(lines[number])
         if not match:
             raise DataError(
-                f'{where} is not a SemEval-2010 record start (id<TAB>"sentence"): got '
-                f"{lines[number][:80]!r}. Check --data_format."
+                f'{what} line {number + 1} is not a SemEval-2010 record start (id<TAB>"sentence"): '
+                f"got {lines[number][:80]!r}. Check --data_format, and that each record is an id "
+                "line, a relation line, a Comment: line and a blank line."
             )
-        example = parse_marked_text(match.group(2), SEMEVAL_MARKERS, where)
-        following = lines[number + 1].strip() if number + 1 < len(lines) else ""
-        has_label = bool(following) and not SEMEVAL_ID_LINE.match(lines[number + 1])
-        if labelled and not has_label:
-            raise DataError(
-                f"{what} line {number + 2} should hold the relation of record "
-                f"{match.group(1)}: got {following[:80]!r}. Keep the 4-line records intact."
-            )
-        label = following if has_label else None
-        example.update(label=label, line=number + 1, head_type="", tail_type="")
+        record = match.group(1)
+        example = parse_marked_text(match.group(2), SEMEVAL_MARKERS, f"{what} line {number + 1}")
+        example.update(label=None, line=number + 1, head_type="", tail_type="")
         examples.append(example)
-        number += 2 if has_label else 1
-        while has_label and number < len(lines) and lines[number].strip():
-            number += 1  # the Comment: line
+        following = at(number + 1)
+        # Unlabelled records may stop after the id line; a Comment: or other text there is
+        # still a broken record, not an unlabelled one.
+        id_only = following is None or not following or SEMEVAL_ID_LINE.match(following)
+        if not labelled and id_only:
+            number += 1
+            continue
+        if not is_relation_line(following):
+            if following is not None and SEMEVAL_COMMENT_LINE.match(following.strip()):
+                advice = "Give each record its relation, e.g. Cause-Effect(e1,e2) or Other."
+                if not labelled:
+                    advice += " For predict, the id lines alone will do."
+            elif labelled and id_only:
+                advice = (
+                    f"{intact} Sentences without a relation (as in TEST_FILE.txt) are for predict."
+                )
+            else:
+                advice = f"{intact} The relation is one label, e.g. Cause-Effect(e1,e2) or Other."
+            raise expected(number + 1, "relation line", record, advice)
+        if not SEMEVAL_COMMENT_LINE.match((at(number + 2) or "").strip()):
+            raise expected(number + 2, "Comment: line", record, intact)
+        if at(number + 3):
+            raise expected(number + 3, "closing blank line", record, intact)
+        example["label"] = following.strip()
+        number += 3
     return examples
 
 
@@ -406,3 +443,8 @@ class ReTask:
             "macro_f1": float(macro_f1),
             "accuracy": float(accuracy_score(gold, predicted)),
         }
+
+    def metric_names(self, labels: list[str]) -> list[str]:
+        """Every metric compute_metrics returns, without the eval_ prefix (the same for any
+        label list)."""
+        return list(RE_METRICS)

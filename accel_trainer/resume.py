@@ -1,0 +1,225 @@
+"""Which checkpoint a run resumes from, and whether it fits this run: chosen and verified file by
+file on the main process, then checked against the options, data, labels and topology before
+any model is built."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from accel_trainer.checkpoint import (
+    config_hash,
+    load_trainer_state,
+    remove_torn,
+    resolve_resume,
+)
+from accel_trainer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from accel_trainer.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+# Options that may differ between a run and its resumption.
+RESUME_INSENSITIVE = {
+    "resume_from_checkpoint",
+    "overwrite_output_dir",
+    "config",
+    "save_total_limit",
+    "checkpointing_steps",
+    "logging_steps",
+    "report_to",
+    "output_dir",
+    "allow_topology_change",
+    "load_best_model_at_end",
+    "ddp_timeout",
+    "preprocessing_num_workers",
+    "overwrite_cache",
+}
+# How the global batch is split; may change on resume with --allow_topology_change.
+TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
+DESCRIBE_TOPOLOGY = "{} process(es) x per-device batch {} x accumulation {}".format
+
+
+@dataclass
+class ResumePoint:
+    """A verified checkpoint folder and its trainer state."""
+
+    path: str
+    saved: dict
+
+
+def training_options(config: TrainConfig) -> dict:
+    """The options that change what training computes, less how the global batch is split."""
+    ignored = RESUME_INSENSITIVE | set(TOPOLOGY)
+    return {key: value for key, value in asdict(config).items() if key not in ignored}
+
+
+def options_hash(config: TrainConfig) -> str:
+    return config_hash(asdict(config), RESUME_INSENSITIVE | set(TOPOLOGY))
+
+
+def choose_checkpoint(accelerator: Accelerator, output_dir: str, request: str | None):
+    """The checkpoint to resume from (None: start fresh), chosen on the main process, which
+    hashes the files once, and told to every process; the same ConfigError on all of them."""
+    choice: list = [None, None]  # path, error
+    if accelerator.is_main_process:
+        for name in remove_torn(output_dir):
+            logger.warning("removed %s: a temporary folder of an interrupted save", name)
+        try:
+            choice[0] = resolve_resume(output_dir, request, warn=logger.warning)
+        except ConfigError as error:
+            choice[1] = str(error)
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        choice = broadcast_object_list(choice)
+    if choice[1] is not None:
+        raise ConfigError(choice[1])
+    return choice[0]
+
+
+def plan_resume(
+    accelerator: Accelerator, config: TrainConfig, identity: dict
+) -> ResumePoint | None:
+    """Choose the checkpoint and check that it fits this run, before any heavy work."""
+    path = choose_checkpoint(
+        accelerator, config.resolved_output_dir(), config.resume_from_checkpoint
+    )
+    if path is None:
+        return None
+    try:
+        saved = load_trainer_state(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"--resume_from_checkpoint {path} has an unreadable trainer_state.json ({error}). "
+            "Give another checkpoint."
+        ) from None
+    now = (
+        accelerator.num_processes,
+        config.per_device_train_batch_size,
+        accelerator.gradient_accumulation_steps,
+    )
+    check_options(path, saved, config)
+    check_identity(path, saved, identity)
+    check_topology(path, saved, now, config.allow_topology_change)
+    return ResumePoint(path, saved)
+
+
+def check_options(path: str, saved: dict, config: TrainConfig) -> None:
+    """Refuse a checkpoint saved with other training options, naming each one."""
+    if saved.get("config_hash") == options_hash(config):
+        return
+    before, now = saved.get("options"), training_options(config)
+    if isinstance(before, dict):
+        changed = [
+            f"--{key} {before.get(key)!r} then, {now.get(key)!r} now"
+            for key in sorted(set(before) | set(now))
+            if before.get(key) != now.get(key)
+        ]
+    else:  # a checkpoint from before options were recorded: only their hash is known
+        changed = [f"options hash {saved.get('config_hash')} then, {options_hash(config)} now"]
+    raise ConfigError(
+        f"--resume_from_checkpoint {path} was saved with other training options: "
+        f"{'; '.join(changed)}. Resume with the options of that run (see "
+        f"{config.resolved_output_dir()}/training_config.json), or start a new run in another "
+        "--output_dir."
+    )
+
+
+def check_identity(path: str, saved: dict, identity: dict) -> None:
+    """Refuse a checkpoint of a run on other data or labels (which would also give other
+    vocabulary or head sizes)."""
+    before = saved.get("identity") or {}
+    changed = [
+        f"{key} {describe(before[key])} then, {describe(value)} now"
+        for key, value in identity.items()
+        if key in before and before[key] != value
+    ]
+    if changed:
+        raise ConfigError(
+            f"--resume_from_checkpoint {path} was saved by a run on other data: "
+            f"{'; '.join(changed)}. Resume with the data of that run, or start a new run in "
+            "another --output_dir."
+        )
+
+
+def describe(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def topology(saved: dict) -> tuple[int, int, int]:
+    return (
+        saved["world_size"],
+        saved["per_device_train_batch_size"],
+        saved["gradient_accumulation_steps"],
+    )
+
+
+def rng_files(saved_world_size: int) -> list[str]:
+    return [f"random_states_{rank}.pkl" for rank in range(saved_world_size)]
+
+
+def check_topology(path: str, saved: dict, now: tuple, allow_change: bool) -> None:
+    """Refuse a resume that cannot be bit-exact unless --allow_topology_change, and one that
+    would change the global batch in any case."""
+    before = topology(saved)
+    present = set(os.listdir(path))
+    missing_rng = [name for name in rng_files(now[0]) if name not in present]
+    if allow_change:
+        if before[0] * before[1] * before[2] != now[0] * now[1] * now[2]:
+            raise ConfigError(
+                f"--allow_topology_change keeps the global batch, but {path} was saved with "
+                f"{DESCRIBE_TOPOLOGY(*before)} = {before[0] * before[1] * before[2]} examples "
+                f"per optimizer step and this run has {DESCRIBE_TOPOLOGY(*now)} = "
+                f"{now[0] * now[1] * now[2]}. Set --per_device_train_batch_size and "
+                "--gradient_accumulation_steps so that the products match."
+            )
+        if before != now:
+            logger.warning(
+                "resuming %s, saved with %s, on %s: every optimizer step sees the same "
+                "examples, but the result is no longer bit-exact",
+                path,
+                DESCRIBE_TOPOLOGY(*before),
+                DESCRIBE_TOPOLOGY(*now),
+            )
+        return
+    if before != now:
+        raise ConfigError(
+            f"--resume_from_checkpoint {path} was saved with {DESCRIBE_TOPOLOGY(*before)}, this "
+            f"run has {DESCRIBE_TOPOLOGY(*now)}: the data order and random streams would "
+            "change. Resume with the same settings, or add --allow_topology_change to keep the "
+            "global batch and give up bit-exactness."
+        )
+    if missing_rng:
+        ranks = [int(name.split("_")[-1].split(".")[0]) for name in missing_rng]
+        raise ConfigError(
+            f"--resume_from_checkpoint {path} has no RNG state for process(es) {ranks} "
+            f"({', '.join(missing_rng)}): the resumed run could not be bit-exact. Use another "
+            "checkpoint, or add --allow_topology_change to reseed those processes."
+        )
+
+
+def load_rng_state(path: str, rank: int) -> dict | None:
+    """This process's RNG state in the checkpoint (None when the checkpoint has none for it);
+    ConfigError when the file is there but cannot be read: Accelerate would only log that."""
+    from accelerate.utils import load
+
+    file = os.path.join(path, f"random_states_{rank}.pkl")
+    if not os.path.exists(file):
+        return None
+    try:
+        states = load(file)
+        if not all(key in states for key in ("random_state", "torch_manual_seed")):
+            raise ValueError(f"it holds {sorted(states)}")
+    except Exception as error:  # unpickling raises many kinds
+        raise ConfigError(
+            f"--resume_from_checkpoint {path} has an unreadable RNG state "
+            f"random_states_{rank}.pkl ({type(error).__name__}: {error}). Give another "
+            "checkpoint."
+        ) from None
+    return states
