@@ -223,9 +223,9 @@ def resolve_resume(output_dir: str, request: str | None, warn=None) -> str | Non
         problem = checkpoint_problem(request, verify_checksums=True)
         if problem is not None:
             raise ConfigError(
-                f"--resume_from_checkpoint is not a committed checkpoint that verifies: got {request!r} "
-                f"({problem}). It is left as it is; give another checkpoint-<step> folder, or "
-                "latest for the newest one that verifies."
+                "--resume_from_checkpoint is not a committed checkpoint that verifies: got "
+                f"{request!r} ({problem}). It is left as it is; give another checkpoint-<step> "
+                "folder, or latest for the newest one that verifies."
             )
         return request
     warn = warn or (lambda message: None)
@@ -289,7 +289,7 @@ def set_aside(folder: str) -> None:
     """Make room for a new checkpoint of the same step: an older committed save of ours is
     deleted (a rerun from an earlier checkpoint replaces it); anything else is renamed, never
     deleted."""
-    if read_manifest(folder) is not None:
+    if checkpoint_problem(folder, verify_checksums=True) is None:
         discard(folder)
         return
     number = 1
@@ -317,10 +317,13 @@ def discard(folder: str) -> None:
 def attempt(write, target: str, estimate: int = 0) -> str | None:
     """Run `write`; None when it worked, else one line on what could not be written, why, and
     how much space it needed. Our temporary folder `target` is removed on failure."""
+    from safetensors import SafetensorError
+
     try:
         write()
         return None
-    except (OSError, RuntimeError) as error:  # torch's writer raises RuntimeError on ENOSPC
+    # torch's writer raises RuntimeError on a full disk, safetensors its own error
+    except (OSError, RuntimeError, SafetensorError) as error:
         remove_temporary(target)
         return describe_write_error(error, target, estimate)
 

@@ -16,6 +16,7 @@ from accel_trainer.checkpoint import (
     finish_final_model,
     lock_output_dir,
     model_files_present,
+    model_manifest,
     release_output_dir,
     write_atomically,
 )
@@ -49,7 +50,11 @@ DEMO_NEGATIVE_LABEL = "no_relation"
 
 def train(config: TrainConfig) -> dict:
     """`accel-trainer train`: fine-tune on the given data (or the demo corpus) and save."""
-    trainer = build_trainer(config)
+    try:
+        trainer = build_trainer(config)
+    except SaveFinished as finished:
+        print(finished)
+        return finished.results
     results = trainer.fit()
     if trainer.accelerator.is_main_process:  # the only process that saved
         print(f"Saved the model and all_results.json to {trainer.output_dir}")
@@ -86,8 +91,7 @@ def build_trainer(config: TrainConfig):
     output_dir = config.resolved_output_dir()
     output_lock = lock_output_dir(output_dir) if accelerator.is_main_process else None
     try:
-        if accelerator.is_main_process:
-            finish_final_model(output_dir)  # a final save interrupted while moving into place
+        finish_interrupted_save(accelerator, output_dir)
         resume = plan_resume(accelerator, config, identity)
         trainer = build_model_and_trainer(
             config, accelerator, task, labels, train_raw, eval_raw, resume, identity
@@ -97,6 +101,38 @@ def build_trainer(config: TrainConfig):
         raise
     trainer.output_lock = output_lock
     return trainer
+
+
+class SaveFinished(Exception):
+    """A run whose final save was interrupted while moving into place, now finished: nothing
+    is left to train."""
+
+    def __init__(self, output_dir: str, step: int):
+        super().__init__(
+            f"Finished the interrupted final save of step {step}: {output_dir} holds the model, "
+            "and no checkpoint is newer. Nothing is left to train."
+        )
+        path = os.path.join(output_dir, "all_results.json")
+        with open(path, encoding="utf-8") as handle:
+            self.results = json.load(handle)
+
+
+def finish_interrupted_save(accelerator, output_dir: str) -> None:
+    """Complete a final save that was interrupted while its files moved into place (the main
+    process moves them); SaveFinished when that leaves nothing to train."""
+    moved = accelerator.is_main_process and finish_final_model(output_dir)
+    accelerator.wait_for_everyone()
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        [moved] = broadcast_object_list([moved])
+    if not moved:
+        return
+    logger.warning("moved the final model of an interrupted save into place in %s", output_dir)
+    step = final_model_step(output_dir)
+    newest = max((found for found, _ in committed_checkpoints(output_dir)), default=-1)
+    if step is not None and newest <= step:
+        raise SaveFinished(output_dir, step)
 
 
 def check_metric_name(config: TrainConfig, task, labels: list[str]) -> None:
@@ -268,7 +304,9 @@ def evaluate(config: EvalConfig) -> dict:
         config.preprocessing_num_workers,
         config.overwrite_cache,
     )
+    # Only the evaluation's own counts: a saved run's train_* fields are not this command's.
     stats = report_lengths(task, config.max_seq_length, 0, eval_raw)
+    stats = {key: value for key, value in stats.items() if key.startswith("eval_")}
     from accel_trainer.trainer import AccelerateTrainer
 
     trainer = AccelerateTrainer(
@@ -277,8 +315,8 @@ def evaluate(config: EvalConfig) -> dict:
     metrics = {**trainer.evaluate(), **stats}
     if accelerator.is_main_process:
         path = write_eval_results(run_config.output_dir, config, metrics)
-        print(json.dumps(metrics, indent=2))
-        print(f"Wrote {path}")
+        print(json.dumps(metrics, indent=2))  # stdout stays one JSON document
+        logger.info("wrote %s", path)
     accelerator.wait_for_everyone()
     return metrics
 
@@ -368,15 +406,22 @@ def check_output_dir(output_dir: str, config: TrainConfig) -> None:
             f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
         )
     check_writable_folder(output_dir)
+    if os.path.isdir(output_dir) and not config.overwrite_output_dir:
+        check_saved_run(output_dir, config)
     if config.is_demo:
         check_demo_folder(output_dir)
-    if not os.path.isdir(output_dir) or config.overwrite_output_dir:
-        return
+
+
+def check_saved_run(output_dir: str, config: TrainConfig) -> None:
+    """Refuse to replace a saved model or checkpoints unless told to continue the run, and
+    refuse to continue a run that is finished."""
     checkpoints = committed_checkpoints(output_dir)
     newest = checkpoints[-1][0] if checkpoints else None
     finished = final_model_step(output_dir)
     present = model_files_present(output_dir)
     interrupted = os.path.isdir(os.path.join(output_dir, MODEL_TEMP))
+    if model_manifest(os.path.join(output_dir, MODEL_TEMP), check_files=False) is not None:
+        return  # a complete final model whose move into place was interrupted: finished later
     if config.resume_from_checkpoint:
         if finished is not None and (newest is None or newest <= finished):
             raise ConfigError(

@@ -64,8 +64,8 @@ def check_output_file(config, protected: set[str]) -> None:
     target = os.path.realpath(path)
     if os.path.exists(config.input_file) and target == os.path.realpath(config.input_file):
         raise ConfigError(
-            f"--output_file is the input file: got {path!r}. Write the predictions to another "
-            "file; the input is never replaced."
+            f"--output_file is the --input_file: got {path!r} (the same file). Write the "
+            "predictions to another file; the input is never replaced."
         )
     model_dir = os.path.realpath(config.model_name_or_path)
     inside_model = target.startswith(model_dir + os.sep)

@@ -111,17 +111,20 @@ def plan_resume(
 
 def check_options(path: str, saved: dict, config: TrainConfig) -> None:
     """Refuse a checkpoint saved with other training options, naming each one."""
-    if saved.get("config_hash") == options_hash(config):
-        return
     before, now = saved.get("options"), training_options(config)
-    if isinstance(before, dict):
+    if isinstance(before, dict):  # compared as values: 2 epochs and 2.0 are the same option
         changed = [
             f"--{key} {before.get(key)!r} then, {now.get(key)!r} now"
             for key in sorted(set(before) | set(now))
             if before.get(key) != now.get(key)
         ]
-    else:  # a checkpoint from before options were recorded: only their hash is known
+    elif saved.get("config_hash") != options_hash(config):
+        # A checkpoint from before options were recorded: only their hash is known.
         changed = [f"options hash {saved.get('config_hash')} then, {options_hash(config)} now"]
+    else:
+        changed = []
+    if not changed:
+        return
     raise ConfigError(
         f"--resume_from_checkpoint {path} was saved with other training options: "
         f"{'; '.join(changed)}. Resume with the options of that run (see "

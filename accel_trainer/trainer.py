@@ -1078,6 +1078,14 @@ def read_log_records(path: str, wanted: int) -> list[dict]:
             )
             return records
         records.append(record)
+    if len(lines) > wanted:
+        torn = not is_json_line(lines[-1])
+        logger.warning(
+            "%s: the %d record(s) logged after the checkpoint was saved are dropped%s",
+            path,
+            len(lines) - wanted,
+            "; the last one is torn (a crash while appending)" if torn else "",
+        )
     if len(records) < wanted:
         logger.warning(
             "%s holds %d records, the checkpoint saw %d: the missing ones are not restored",
@@ -1086,6 +1094,14 @@ def read_log_records(path: str, wanted: int) -> list[dict]:
             wanted,
         )
     return records
+
+
+def is_json_line(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def check_label_column(data) -> None:

@@ -85,7 +85,7 @@ def read_jsonl(path) -> list[dict]:
 
 
 def evaluate_saved(model_dir, data_file, output_dir, *flags) -> dict:
-    """Run `accel-trainer evaluate` in this process; return the all_results.json it wrote."""
+    """Run `accel-trainer evaluate` in this process; return the eval_results.json it wrote."""
     from accel_trainer.cli import main
 
     status = main(
@@ -101,7 +101,7 @@ def evaluate_saved(model_dir, data_file, output_dir, *flags) -> dict:
         ]
     )
     assert status == 0
-    return read_json(os.path.join(str(output_dir), "all_results.json"))
+    return read_json(os.path.join(str(output_dir), "eval_results.json"))
 
 
 def inject_nan(trainer, micro_steps) -> None:

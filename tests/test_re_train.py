@@ -47,6 +47,7 @@ def test_saved_re_folder_records_task_and_markers(re_run):
         "typed_markers": False,
         "entity_types": [],
         "negative_label": "no_relation",
+        "tokenizer_size": len(trainer.tokenizer),  # markers included
     }
     assert sorted(config["label2id"]) == ["based_in", "born_in", "no_relation", "works_for"]
     reloaded = AutoModelForSequenceClassification.from_pretrained(output_dir).eval()

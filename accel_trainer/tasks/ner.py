@@ -518,11 +518,14 @@ class NerTask:
         for entity_type, scores in report.items():
             if entity_type not in REPORT_AVERAGES:
                 metrics[f"f1_{entity_type}"] = float(scores["f1-score"])
+        # A type absent from this evaluation scores 0, so every evaluation has the same keys
+        # (--metric_for_best_model f1_TYPE is checked against them before training).
+        for name in self.metric_names(list(id2label.values())):
+            metrics.setdefault(name, 0.0)
         return metrics
 
     def metric_names(self, labels: list[str]) -> list[str]:
-        """Every metric compute_metrics can return for these labels, without the eval_ prefix;
-        a type's f1 is returned when the type occurs in the gold or the predicted tags."""
+        """Every metric compute_metrics returns for these labels, without the eval_ prefix."""
         from seqeval.metrics.sequence_labeling import get_entities
         from seqeval.scheme import IOBES
 
