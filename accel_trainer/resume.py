@@ -41,6 +41,15 @@ RESUME_INSENSITIVE = {
 }
 # How the global batch is split; may change on resume with --allow_topology_change.
 TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
+# What resuming reads from trainer_state.json before anything else.
+STATE_INTEGERS = (
+    "step",
+    "epoch",
+    "micro_step_in_epoch",
+    "world_size",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+)
 DESCRIBE_TOPOLOGY = "{} process(es) x per-device batch {} x accumulation {}".format
 
 
@@ -93,7 +102,10 @@ def plan_resume(
         return None
     try:
         saved = load_trainer_state(path)
-    except (OSError, ValueError) as error:
+        missing = [key for key in STATE_INTEGERS if type(saved.get(key)) is not int]
+        if missing:
+            raise ValueError(f"no whole-number {', '.join(missing)}")
+    except (OSError, ValueError, AttributeError) as error:
         raise ConfigError(
             f"--resume_from_checkpoint {path} has an unreadable trainer_state.json ({error}). "
             "Give another checkpoint."

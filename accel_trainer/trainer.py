@@ -32,6 +32,7 @@ from accel_trainer.checkpoint import (
     capture_rng,
     commit_final_model,
     committed_checkpoints,
+    describe_write_error,
     discard,
     lock_output_dir,
     raise_if_any_failed,
@@ -905,8 +906,12 @@ class AccelerateTrainer:
         values = {k: v for k, v in record.items() if k != "step"}
         self.accelerator.log(values, step=record["step"])
         if self.accelerator.is_main_process:
-            with open(self._log_path(), "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            try:
+                with open(self._log_path(), "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
+            except OSError as error:
+                error.filename = self._log_path()
+                raise OutputError(describe_write_error(error, self._log_path(), 0)) from None
 
     def _evaluate_and_log(self) -> dict:
         with self.clock.paused("eval"):
