@@ -22,6 +22,17 @@ MIXED_PRECISION = ("no", "fp16", "bf16")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "all")
 # Trackers whose package is not a dependency: Accelerate silently skips them when missing.
 OPTIONAL_TRACKERS = ("wandb", "mlflow")
+MAX_SEED = 2**32 - 1  # numpy's limit; Accelerate's set_seed seeds numpy too
+# tiny-bert allocates position embeddings of --max_seq_length; pretrained models are checked
+# against their own limit once loaded.
+TINY_BERT_MAX_SEQ_LENGTH = 8192
+MAX_SEQ_LENGTH = 2**20
+# Batches and step counts beyond int32 are typos: some overflow itertools or torch, the others
+# would never finish.
+MAX_COUNT = 2**31 - 1
+MAX_DDP_TIMEOUT = 365 * 24 * 3600  # seconds; torch's clock overflows near 2**63 nanoseconds
+# Special tokens of BERT and RoBERTa tokenizers: an entity marker must not be one of them.
+RESERVED_MARKERS = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>")
 
 
 def _opt(help_text: str, **metadata) -> dict:
@@ -30,6 +41,44 @@ def _opt(help_text: str, **metadata) -> dict:
 
 def demo_output_dir(task: str) -> str:
     return os.path.join("outputs", f"demo-{task}")
+
+
+def is_blank(value: str | None) -> bool:
+    """Given, but empty or only whitespace."""
+    return value is not None and not value.strip()
+
+
+def blank_problem(option: str, value: str, what_to_do: str) -> str:
+    return f"--{option} is empty: got {value!r}. {what_to_do}"
+
+
+def data_file_problems(paths: dict[str, str | None]) -> list[str]:
+    """Why each given data file (option name: path) cannot be read; all of them at once."""
+    found = []
+    for option, path in paths.items():
+        if path is None:
+            continue
+        if not path.strip():
+            found.append(blank_problem(option, path, "Give a CoNLL or JSON lines file."))
+        elif not os.path.exists(path):
+            found.append(f"--{option} does not exist: got {path!r}. Check the path.")
+        elif not os.path.isfile(path):
+            found.append(
+                f"--{option} is not a file: got {path!r}. Give a CoNLL or JSON lines file."
+            )
+        elif not os.access(path, os.R_OK):
+            found.append(f"--{option} is not readable: got {path!r}. Check its permissions.")
+    return found
+
+
+def upper_bound_problems(config, bounds: dict[str, int]) -> list[str]:
+    """Options above their limit, as `--name must be at most LIMIT: got VALUE.`"""
+    found = []
+    for name, limit in bounds.items():
+        value = getattr(config, name)
+        if value is not None and value > limit:
+            found.append(f"--{name} must be at most {limit}: got {value}. Use a smaller value.")
+    return found
 
 
 @dataclass
@@ -96,10 +145,35 @@ class RunConfig:
     def problems(self) -> list[str]:
         """Every invalid option, as one message each."""
         found = choice_problems(self)
+        if is_blank(self.model_name_or_path):
+            found.append(
+                blank_problem(
+                    "model_name_or_path",
+                    self.model_name_or_path,
+                    "Give a hub name or a model folder.",
+                )
+            )
         if self.max_seq_length < 8:
             found.append(
                 f"--max_seq_length must be at least 8: got {self.max_seq_length}. "
                 "Use a longer length, e.g. 128."
+            )
+        elif (
+            self.model_name_or_path == TINY_BERT and self.max_seq_length > TINY_BERT_MAX_SEQ_LENGTH
+        ):
+            found.append(
+                f"--max_seq_length must be at most {TINY_BERT_MAX_SEQ_LENGTH} for tiny-bert: got "
+                f"{self.max_seq_length}. Its position embeddings hold that many tokens; use e.g. "
+                "128 (NER evaluation windows long sentences anyway)."
+            )
+        elif self.max_seq_length > MAX_SEQ_LENGTH:
+            found.append(
+                f"--max_seq_length must be at most {MAX_SEQ_LENGTH}: got {self.max_seq_length}. "
+                "Use the model's own limit or less, e.g. 512."
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            found.append(
+                f"--seed must be in [0, {MAX_SEED}] (2**32 - 1): got {self.seed}. Use e.g. 42."
             )
         if self.preprocessing_num_workers < 0:
             found.append(
@@ -108,12 +182,23 @@ class RunConfig:
             )
         if self.ddp_timeout <= 0:
             found.append(f"--ddp_timeout must be positive: got {self.ddp_timeout}. E.g. 300.")
+        elif self.ddp_timeout > MAX_DDP_TIMEOUT:
+            found.append(
+                f"--ddp_timeout must be at most {MAX_DDP_TIMEOUT} seconds (365 days): got "
+                f"{self.ddp_timeout}. E.g. 300; it bounds how long a lost process can hang the run."
+            )
         if self.per_device_eval_batch_size <= 0:
             found.append(
                 "--per_device_eval_batch_size must be positive: "
                 f"got {self.per_device_eval_batch_size}. Use e.g. 32."
             )
+        found += upper_bound_problems(self, {"per_device_eval_batch_size": MAX_COUNT})
+        found += data_file_problems(self.data_file_options())
         return found
+
+    def data_file_options(self) -> dict[str, str | None]:
+        """The data files this command reads, by option name."""
+        return {}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -156,8 +241,39 @@ class DataConfig(RunConfig):
         ),
     )
 
+    def data_file_options(self) -> dict[str, str | None]:
+        return {"validation_file": self.validation_file}
+
     def problems(self) -> list[str]:
         found = super().problems()
+        if is_blank(self.output_dir):
+            found.append(
+                blank_problem(
+                    "output_dir",
+                    self.output_dir,
+                    "Name a folder for the results, or leave the option out for the default.",
+                )
+            )
+        if is_blank(self.dataset_name):
+            found.append(
+                blank_problem(
+                    "dataset_name", self.dataset_name, "Give a dataset name, or data files."
+                )
+            )
+        if self.dataset_config_name is not None and self.dataset_name is None:
+            found.append(
+                "--dataset_config_name needs --dataset_name: got only "
+                f"--dataset_config_name {self.dataset_config_name!r}. Give the dataset too, or "
+                "leave it out."
+            )
+        if is_blank(self.negative_label):
+            found.append(
+                blank_problem(
+                    "negative_label",
+                    self.negative_label,
+                    "Name the 'no relation' label (e.g. Other), or leave the option out.",
+                )
+            )
         if self.validation_file is not None and self.dataset_name is not None:
             found.append(
                 "--validation_file and --dataset_name are mutually exclusive: got both. "
@@ -363,7 +479,8 @@ class TrainConfig(DataConfig):
         return 1e-3 if self.is_tiny_bert else 5e-5
 
     def resolved_output_dir(self) -> str:
-        return self.output_dir or demo_output_dir(self.task)
+        # `is None`, not `or`: an empty --output_dir is refused, never taken for the demo's.
+        return demo_output_dir(self.task) if self.output_dir is None else self.output_dir
 
     def resolved_accumulation_steps(self, world_size: int) -> int:
         """Micro-batches per optimizer step on `world_size` processes."""
@@ -379,6 +496,9 @@ class TrainConfig(DataConfig):
             )
         return self.global_batch_size // per_micro_step
 
+    def data_file_options(self) -> dict[str, str | None]:
+        return {"train_file": self.train_file, "validation_file": self.validation_file}
+
     def markers(self) -> list[str]:
         return [marker.strip() for marker in self.entity_markers.split(",")]
 
@@ -392,16 +512,34 @@ class TrainConfig(DataConfig):
         for name, value in positive.items():
             if value <= 0:
                 found.append(f"--{name} must be positive: got {value}. Use 1 or more.")
+        found += upper_bound_problems(
+            self,
+            {
+                "per_device_train_batch_size": MAX_COUNT,
+                "gradient_accumulation_steps": MAX_COUNT,
+                "global_batch_size": MAX_COUNT,
+                "max_train_steps": MAX_COUNT,
+            },
+        )
         real_numbers = {
             "learning_rate": self.learning_rate or 0.0,
             "num_train_epochs": self.num_train_epochs,
             "weight_decay": self.weight_decay,
             "max_grad_norm": self.max_grad_norm,
             "warmup_ratio": self.warmup_ratio,
+            "adam_beta1": self.adam_beta1,
+            "adam_beta2": self.adam_beta2,
+            "adam_epsilon": self.adam_epsilon,
         }
         for name, value in real_numbers.items():
             if not math.isfinite(value):
                 found.append(f"--{name} must be a finite number: got {value}.")
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            if math.isfinite(value) and not 0 <= value < 1:
+                found.append(f"--{name} must be in [0, 1): got {value}. E.g. 0.9 or 0.999.")
+        if self.adam_epsilon < 0:
+            found.append(f"--adam_epsilon cannot be negative: got {self.adam_epsilon}. E.g. 1e-8.")
         if self.learning_rate is not None and not self.learning_rate > 0:
             found.append(
                 f"--learning_rate must be positive: got {self.learning_rate}. Use e.g. 5e-5."
@@ -415,6 +553,11 @@ class TrainConfig(DataConfig):
             found.append(
                 "--num_train_epochs and --max_train_steps are both 0: nothing to train. "
                 "Set one of them to a positive value."
+            )
+        elif self.num_train_epochs > MAX_COUNT:
+            found.append(
+                f"--num_train_epochs must be at most {MAX_COUNT}: got {self.num_train_epochs}. "
+                "Use a smaller value, or --max_train_steps."
             )
         if not 0 <= self.warmup_ratio < 1:
             found.append(f"--warmup_ratio must be in [0, 1): got {self.warmup_ratio}.")
@@ -437,7 +580,9 @@ class TrainConfig(DataConfig):
                 f"--max_grad_norm cannot be negative: got {self.max_grad_norm}. Use 0 to disable."
             )
         every = self.checkpointing_steps
-        if every not in ("no", "epoch") and not (every.isdigit() and int(every) > 0):
+        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+        is_number = every.isascii() and every.isdigit()
+        if every not in ("no", "epoch") and not (is_number and int(every) > 0):
             found.append(
                 f"--checkpointing_steps must be a positive number, epoch or no: got {every!r}."
             )
@@ -493,13 +638,34 @@ class TrainConfig(DataConfig):
             found.append(f"--save_total_limit cannot be negative: got {self.save_total_limit}.")
         if self.eval_steps < 0:
             found.append(f"--eval_steps cannot be negative: got {self.eval_steps}.")
-        if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
-            found.append(f"--label_names has duplicates: got {self.label_names}. List each once.")
+        labels = self.label_names
+        if labels is not None and not labels:
+            found.append(
+                "--label_names is empty: got []. List the labels, or leave the option out to take "
+                "them from the training data."
+            )
+        elif labels is not None and not all(label.strip() for label in labels):
+            found.append(f"--label_names has an empty label: got {labels}. Give each label a name.")
+        elif labels is not None and len(set(labels)) != len(labels):
+            found.append(f"--label_names has duplicates: got {labels}. List each once.")
         markers = self.markers()
         if len(markers) != 4 or not all(markers) or len(set(markers)) != 4:
             found.append(
                 f"--entity_markers must be 4 different, non-empty strings separated by commas: "
                 f'got {self.entity_markers!r}. E.g. "<e1>,</e1>,<e2>,</e2>".'
+            )
+        elif reserved := [marker for marker in markers if marker in RESERVED_MARKERS]:
+            found.append(
+                f"--entity_markers cannot be special tokens of a tokenizer: got {reserved[0]!r}. "
+                'Use markers of their own, e.g. "<e1>,</e1>,<e2>,</e2>".'
+            )
+        if is_blank(self.resume_from_checkpoint):
+            found.append(
+                blank_problem(
+                    "resume_from_checkpoint",
+                    self.resume_from_checkpoint,
+                    "Give a checkpoint folder, latest or auto, or leave the option out.",
+                )
             )
         if self.task != "ner" and self.label_all_tokens:
             found.append("--label_all_tokens applies to --task ner only: got --task re.")
@@ -534,14 +700,41 @@ class PredictConfig(RunConfig):
         default=None,
         metadata=_opt("Where predictions go: CoNLL or JSON lines matching --input_file."),
     )
+    overwrite_output_file: bool = field(
+        default=False,
+        metadata=_opt(
+            "Replace an existing --output_file that is not an earlier prediction output of "
+            "accel-trainer."
+        ),
+    )
+
+    def data_file_options(self) -> dict[str, str | None]:
+        return {"input_file": self.input_file}
 
     def problems(self) -> list[str]:
         found = super().problems()
-        if self.input_file is None or self.output_file is None:
+        source, target = self.input_file, self.output_file
+        if source is None or target is None:
             found.append(
                 "--input_file and --output_file are required: predict reads one and writes the "
                 "other."
             )
+        if is_blank(target):
+            found.append(blank_problem("output_file", target, "Name the file to write."))
+        elif target is not None:
+            if os.path.isdir(target):
+                found.append(f"--output_file is a folder: got {target!r}. Name a file.")
+            elif not os.path.isdir(os.path.dirname(os.path.abspath(target))):
+                found.append(
+                    f"--output_file is in a folder that does not exist: got {target!r}. Create "
+                    "the folder first."
+                )
+            elif source and os.path.isfile(source) and os.path.exists(target):
+                if os.path.samefile(source, target):
+                    found.append(
+                        f"--output_file is the --input_file: got {target!r} (the same file). "
+                        "Write the predictions to another file; the input is never replaced."
+                    )
         if self.model_name_or_path == TINY_BERT:
             found.append(
                 "--model_name_or_path is missing: predict needs a trained model. Give the output "
@@ -569,7 +762,7 @@ class EvalConfig(DataConfig):
         return found
 
     def resolved_output_dir(self) -> str:
-        return self.output_dir or self.model_name_or_path
+        return self.model_name_or_path if self.output_dir is None else self.output_dir
 
 
 def choice_problems(config: RunConfig) -> list[str]:
@@ -583,10 +776,13 @@ def choice_problems(config: RunConfig) -> list[str]:
     return found
 
 
+def problems_error(found: list[str]) -> ConfigError:
+    """One ConfigError for one or more problems, in the format of `validate`."""
+    return ConfigError("invalid options:\n  " + "\n  ".join(found) if len(found) > 1 else found[0])
+
+
 def validate(config: RunConfig) -> None:
     """Raise one ConfigError that lists every invalid option."""
     found = config.problems()
     if found:
-        raise ConfigError(
-            "invalid options:\n  " + "\n  ".join(found) if len(found) > 1 else found[0]
-        )
+        raise problems_error(found)
