@@ -126,7 +126,7 @@ def test_two_processes_train_once_and_count_each_eval_example_once(small_data, t
         command_name="evaluate",
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    double = read_json(tmp_path / "double" / "all_results.json")
+    double = read_json(tmp_path / "double" / "eval_results.json")
     assert double.pop("eval_loss") == pytest.approx(single.pop("eval_loss"), rel=1e-5)
     assert double == single
 

@@ -133,7 +133,7 @@ def test_three_processes_follow_the_same_schedule_and_score_seven_sentences_once
                 "--per_device_eval_batch_size", "2"]  # fmt: skip
         done = accelerate_launch(args, command_name="evaluate", num_processes=processes)
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-        scores[processes] = read_json(tmp_path / f"eval-{processes}" / "all_results.json")
+        scores[processes] = read_json(tmp_path / f"eval-{processes}" / "eval_results.json")
     for processes in (2, 3):
         assert scores[processes].pop("eval_loss") == pytest.approx(scores[1]["eval_loss"], rel=1e-6)
         assert scores[processes] == {k: v for k, v in scores[1].items() if k != "eval_loss"}
