@@ -30,6 +30,7 @@ TEMP_MARKER = ".accel_trainer_temporary"  # in every temporary folder this progr
 MANIFEST = "manifest.json"
 TRAINER_STATE = "trainer_state.json"
 LOCK_FILE = ".accel_trainer.lock"
+RUN_MARKER = ".accel_trainer_run"  # in output folders a run has written into
 logger = logging.getLogger(__name__)
 
 
@@ -152,6 +153,9 @@ def checkpoint_problem(folder: str, verify_checksums: bool = False) -> str | Non
         manifest = load_manifest(folder)
         if TRAINER_STATE not in manifest["files"]:
             raise InvalidCheckpoint(f"its {MANIFEST} does not list {TRAINER_STATE}")
+        unlisted = sorted(set(folder_files(folder)) - set(manifest["files"]))
+        if unlisted:  # loading would read files nothing vouches for
+            raise InvalidCheckpoint(f"it holds {unlisted[0]}, which its {MANIFEST} does not list")
         verify_files(folder, manifest["files"], verify_checksums)
     except InvalidCheckpoint as problem:
         return str(problem)
@@ -173,7 +177,7 @@ def checkpoint_folders(output_dir: str) -> list[tuple[int, str]]:
     for name in os.listdir(output_dir):
         match = CHECKPOINT_PATTERN.match(name)
         path = os.path.join(output_dir, name)
-        if match and os.path.isdir(path):
+        if match and os.path.isdir(path) and not os.path.islink(path):
             found.append((int(match.group(1)), path))
     return sorted(found)
 
@@ -196,7 +200,7 @@ def remove_temporary(path: str) -> bool:
         return False
     if os.listdir(path) and not os.path.isfile(os.path.join(path, TEMP_MARKER)):
         return False
-    shutil.rmtree(path, ignore_errors=True)
+    remove_marked(path)
     return True
 
 
@@ -289,7 +293,7 @@ def set_aside(folder: str) -> None:
     """Make room for a new checkpoint of the same step: an older committed save of ours is
     deleted (a rerun from an earlier checkpoint replaces it); anything else is renamed, never
     deleted."""
-    if checkpoint_problem(folder, verify_checksums=True) is None:
+    if not os.path.islink(folder) and checkpoint_problem(folder, verify_checksums=True) is None:
         discard(folder)
         return
     number = 1
@@ -311,7 +315,19 @@ def discard(folder: str) -> None:
     doomed = os.path.join(parent, f"{TEMP_PREFIX}deleting-{name}")
     open(os.path.join(folder, TEMP_MARKER), "w").close()
     os.rename(folder, doomed)
-    shutil.rmtree(doomed, ignore_errors=True)
+    remove_temporary(doomed)
+
+
+def remove_marked(folder: str) -> None:
+    """Delete a marked temporary folder, its marker last: until it is empty, it stays marked."""
+    for entry in os.scandir(folder):
+        if entry.name == TEMP_MARKER:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def attempt(write, target: str, estimate: int = 0) -> str | None:
@@ -340,12 +356,19 @@ def describe_write_error(error: Exception, target: str, estimate: int) -> str:
         reason = "no space left on device"
     if getattr(error, "errno", None) == errno.EROFS:
         reason = "read-only file system"
-    need = f" It needs about {estimate / 1e6:.1f} MB" if estimate else ""
-    have = f"; {free / 1e6:.1f} MB are free there" if free is not None else ""
+    need = f" It needs about {human_size(estimate)}" if estimate else ""
+    have = f"{';' if need else ''} {human_size(free)} free there" if free is not None else ""
     return (
-        f"could not write {written}: {reason}.{need}{have}. Free space or choose another folder; "
-        "what was committed before is intact."
+        f"could not write {written}: {reason}.{need}{have}{'.' if need or have else ''} Free "
+        "space or choose another folder; what was committed before is intact."
     )
+
+
+def human_size(count: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -403,11 +426,19 @@ def rotate(output_dir: str, keep: int, protect: set[str]) -> list[str]:
     if keep <= 0:
         return []
     found = committed_checkpoints(output_dir)
-    removable = [path for _, path in found[:-1] if path not in protect]
     excess = len(found) - keep
-    removed = removable[: max(0, excess)]
-    for path in removed:
+    removed = []
+    for _, path in found[:-1]:
+        if len(removed) >= excess:
+            break
+        if path in protect:
+            continue
+        problem = checkpoint_problem(path, verify_checksums=True)
+        if problem is not None:  # damaged, not ours to judge: kept, and not counted
+            logger.warning("not rotating %s away: %s; it is left on disk", path, problem)
+            continue
         discard(path)
+        removed.append(path)
     return removed
 
 
@@ -417,7 +448,11 @@ def lock_output_dir(output_dir: str):
     created = not os.path.exists(output_dir)
     try:
         os.makedirs(output_dir, exist_ok=True)
-        handle = open(os.path.join(output_dir, LOCK_FILE), "a+", encoding="utf-8")  # noqa: SIM115
+        path = os.path.join(output_dir, LOCK_FILE)
+        if os.path.islink(path):  # never truncate what a link points to
+            os.unlink(path)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        handle = open(descriptor, "a+", encoding="utf-8")  # noqa: SIM115
     except OSError as error:
         raise OutputError(
             f"--output_dir cannot be written: got {output_dir!r} ({error.strerror}). Choose a "
@@ -440,6 +475,7 @@ def lock_output_dir(output_dir: str):
     handle.write(f"{os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
     handle.created_folder = created
+    handle.lock_path = path
     return handle
 
 
@@ -448,14 +484,14 @@ def release_output_dir(lock) -> None:
     wrote nothing else there."""
     if lock is None:
         return
-    folder = os.path.dirname(lock.name)
+    folder = os.path.dirname(lock.lock_path)
     try:
-        os.unlink(lock.name)
+        os.unlink(lock.lock_path)
     except OSError:
         pass
     lock.close()
-    if getattr(lock, "created_folder", False) and not os.listdir(folder):
-        os.rmdir(folder)
+    if getattr(lock, "created_folder", False) and set(os.listdir(folder)) <= {RUN_MARKER}:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_trainer_state(folder: str) -> dict:

@@ -9,9 +9,12 @@ from dataclasses import fields
 
 from accel_trainer.checkpoint import (
     LOCK_FILE,
+    MODEL_MANIFEST,
     MODEL_TEMP,
+    RUN_MARKER,
     committed_checkpoints,
     file_digest,
+    final_model_problem,
     final_model_step,
     finish_final_model,
     lock_output_dir,
@@ -31,6 +34,7 @@ from accel_trainer.config import (
 from accel_trainer.errors import ConfigError, DataError
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import (
+    TOKENIZER_FILES,
     add_marker_tokens,
     build_tiny_bert,
     build_wordpiece_tokenizer,
@@ -39,12 +43,24 @@ from accel_trainer.models import (
     load_pretrained,
     load_saved_model,
     saved_config,
+    vocabulary_digest,
 )
 from accel_trainer.preprocessing import tokenize_once_per_node
 from accel_trainer.resume import plan_resume
 
 logger = logging.getLogger("accel_trainer")
 DEMO_MARKER = ".accel_trainer_demo"  # in output folders written by demo runs
+# What a run writes at the top of its output folder, besides the model and its checkpoints.
+RUN_OUTPUTS = (
+    *TOKENIZER_FILES,
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "README.md",
+    "training_config.json",
+    "log_history.jsonl",
+    MODEL_MANIFEST,
+    "runs",
+)
 DEMO_NEGATIVE_LABEL = "no_relation"
 
 
@@ -92,6 +108,8 @@ def build_trainer(config: TrainConfig):
     output_lock = lock_output_dir(output_dir) if accelerator.is_main_process else None
     try:
         finish_interrupted_save(accelerator, output_dir)
+        if accelerator.is_main_process:
+            mark_output_dir(output_dir, config.is_demo)
         resume = plan_resume(accelerator, config, identity)
         trainer = build_model_and_trainer(
             config, accelerator, task, labels, train_raw, eval_raw, resume, identity
@@ -135,6 +153,15 @@ def finish_interrupted_save(accelerator, output_dir: str) -> None:
         raise SaveFinished(output_dir, step)
 
 
+def mark_output_dir(output_dir: str, is_demo: bool) -> None:
+    """Say that this program writes into output_dir (so its files are ours to replace on a
+    rerun), and whether a later demo run may replace them."""
+    open(os.path.join(output_dir, RUN_MARKER), "a").close()
+    demo_marker = os.path.join(output_dir, DEMO_MARKER)
+    if not is_demo and os.path.lexists(demo_marker):
+        os.unlink(demo_marker)  # your run's folder now: a later demo run must not replace it
+
+
 def check_metric_name(config: TrainConfig, task, labels: list[str]) -> None:
     """Refuse a --metric_for_best_model the task never computes, before training."""
     name = config.metric_for_best_model
@@ -171,7 +198,11 @@ def build_model_and_trainer(
     check_sequence_length(config.max_seq_length, model, tokenizer)
     if task.name == "re":
         add_marker_tokens(tokenizer, model, task.marker_tokens())
-    model.config.accel_trainer = {**task.settings(), "tokenizer_size": len(tokenizer)}
+    model.config.accel_trainer = {
+        **task.settings(),
+        "tokenizer_size": len(tokenizer),
+        "tokenizer_vocab": vocabulary_digest(tokenizer),  # checked by evaluate and predict
+    }
     label2id = model.config.label2id
     parts = tokenization_parts(config, task, tokenizer, label2id)
 
@@ -263,9 +294,14 @@ def load_saved(config: RunConfig):
     from accel_trainer.tasks import task_from_settings
     from accel_trainer.trainer import create_accelerator
 
-    check_model_source(config.model_name_or_path, saved_by_us=True)
-    labels, settings = saved_config(config.model_name_or_path)
-    task = task_from_settings(settings, config.model_name_or_path)
+    model_dir = config.model_name_or_path
+    if os.path.isdir(model_dir):  # an interrupted or damaged save, before reading any of it
+        problem = final_model_problem(model_dir)
+        if problem is not None:
+            raise ConfigError(f"--model_name_or_path cannot be used: got {model_dir!r}; {problem}.")
+    check_model_source(model_dir, saved_by_us=True)
+    labels, settings = saved_config(model_dir)
+    task = task_from_settings(settings, model_dir)
     if getattr(config, "negative_label", None) is not None:
         task.negative_label = config.negative_label
     run_config = TrainConfig(**{f.name: getattr(config, f.name) for f in fields(RunConfig)})
@@ -281,6 +317,12 @@ def load_saved(config: RunConfig):
 def evaluate(config: EvalConfig) -> dict:
     """`accel-trainer evaluate`: score a saved model on labelled data."""
     validate(config)
+    output_dir = config.resolved_output_dir()
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ConfigError(
+            f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
+        )
+    check_writable_folder(output_dir)
     run_config, accelerator, task, labels = load_saved(config)
     eval_raw = read_split(config, task, "validation")
     task.check_labels(eval_raw, labels, eval_source(config))
@@ -347,7 +389,7 @@ def predict(config: PredictConfig) -> int:
     validate(config)
     from accel_trainer.predictions import check_output_file
 
-    check_output_file(config, model_folder_files(config.model_name_or_path))
+    check_output_file(config)
     run_config, accelerator, task, labels = load_saved(config)
     try:
         raw = task.read(config.input_file, "--input_file", config.data_format, labelled=False)
@@ -384,17 +426,6 @@ def predict(config: PredictConfig) -> int:
         print(f"Wrote {len(raw)} predictions to {config.output_file}")
     accelerator.wait_for_everyone()
     return len(raw)
-
-
-def model_folder_files(model_dir: str) -> set[str]:
-    """The names a model folder's files have or may have: what its manifest lists, what any
-    saved model holds, and every file now in it."""
-    from accel_trainer.checkpoint import MODEL_FILES, MODEL_MANIFEST, model_manifest
-    from accel_trainer.models import TOKENIZER_FILES
-
-    manifest = model_manifest(model_dir, check_files=False) or {"files": {}}
-    names = {*manifest["files"], *MODEL_FILES, *TOKENIZER_FILES, MODEL_MANIFEST}
-    return names | {"special_tokens_map.json", "training_config.json", "README.md", "merges.txt"}
 
 
 def check_output_dir(output_dir: str, config: TrainConfig) -> None:
@@ -442,13 +473,21 @@ def check_saved_run(output_dir: str, config: TrainConfig) -> None:
             f"{os.path.basename(checkpoints[-1][1])}). Pass --resume_from_checkpoint auto to "
             "continue it, or --overwrite_output_dir to start over (its checkpoints are deleted)."
         )
-    if not present or (config.is_demo and is_demo_output(output_dir)):
+    if config.is_demo and is_demo_output(output_dir):
         return
-    raise ConfigError(
-        f"--output_dir already holds a model: got {output_dir!r} (has {', '.join(present)}). "
-        "Choose another folder, or pass --overwrite_output_dir to replace it. (A run that was "
-        "interrupted continues from its checkpoints with --resume_from_checkpoint auto.)"
-    )
+    if present:
+        raise ConfigError(
+            f"--output_dir already holds a model: got {output_dir!r} (has {', '.join(present)}). "
+            "Choose another folder, or pass --overwrite_output_dir to replace it. (A run that was "
+            "interrupted continues from its checkpoints with --resume_from_checkpoint auto.)"
+        )
+    written = [name for name in RUN_OUTPUTS if os.path.lexists(os.path.join(output_dir, name))]
+    if written and not os.path.isfile(os.path.join(output_dir, RUN_MARKER)):
+        raise ConfigError(
+            f"--output_dir already holds files that a run writes: got {output_dir!r} (has "
+            f"{', '.join(written)}). Choose another folder (e.g. a subfolder), or pass "
+            "--overwrite_output_dir to replace them."
+        )
 
 
 def check_writable_folder(output_dir: str) -> None:

@@ -238,14 +238,28 @@ def check_vocabulary(tokenizer, model, name_or_path: str) -> None:
     """Refuse a tokenizer that does not belong to the model: ids beyond its embeddings, or
     another size than the one it was trained with (recorded in config.json)."""
     rows = model.get_input_embeddings().num_embeddings
-    trained_with = (getattr(model.config, "accel_trainer", None) or {}).get("tokenizer_size")
-    if len(tokenizer) > rows or (trained_with is not None and trained_with != len(tokenizer)):
-        expected = f"; it was trained with {trained_with}" if trained_with is not None else ""
-        raise ConfigError(
-            f"--model_name_or_path has a tokenizer that does not match its model: got "
-            f"{name_or_path!r}, a tokenizer of {len(tokenizer)} tokens for {rows} embedding "
-            f"rows{expected}. Put the tokenizer the model was trained with beside it."
-        )
+    settings = getattr(model.config, "accel_trainer", None)
+    settings = settings if isinstance(settings, dict) else {}
+    trained_size, trained_vocab = settings.get("tokenizer_size"), settings.get("tokenizer_vocab")
+    if len(tokenizer) > rows or trained_size not in (None, len(tokenizer)):
+        expected = f"; it was trained with {trained_size}" if trained_size is not None else ""
+        problem = f"a tokenizer of {len(tokenizer)} tokens for {rows} embedding rows{expected}"
+    elif trained_vocab not in (None, vocabulary_digest(tokenizer)):
+        problem = "a tokenizer of the same size whose tokens have other ids than in training"
+    else:
+        return
+    raise ConfigError(
+        f"--model_name_or_path has a tokenizer that does not match its model: got "
+        f"{name_or_path!r}, {problem}. Put the tokenizer the model was trained with beside it."
+    )
+
+
+def vocabulary_digest(tokenizer) -> str:
+    """A short digest of every token and its id: another vocabulary, another digest."""
+    import hashlib
+
+    vocabulary = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    return hashlib.sha256(json.dumps(vocabulary).encode()).hexdigest()[:16]
 
 
 def check_sequence_length(max_seq_length: int, model, tokenizer) -> None:

@@ -48,10 +48,10 @@ def is_prediction_output(path: str) -> bool:
         return False
 
 
-def check_output_file(config, protected: set[str]) -> None:
-    """Refuse an --output_file that would replace the input, a file of the model folder, or
-    any existing file that is not an earlier prediction output (without
-    --overwrite_output_file); `protected` names the model folder's files."""
+def check_output_file(config) -> None:
+    """Refuse an --output_file that would replace the input, go into the model folder (any
+    file there may be one the model or tokenizer reads), or replace an existing file that is
+    not an earlier prediction output (without --overwrite_output_file)."""
     path = config.output_file
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -68,15 +68,10 @@ def check_output_file(config, protected: set[str]) -> None:
             "predictions to another file; the input is never replaced."
         )
     model_dir = os.path.realpath(config.model_name_or_path)
-    inside_model = target.startswith(model_dir + os.sep)
-    if inside_model and (
-        os.path.relpath(target, model_dir) in protected
-        or os.path.exists(target)
-        and not is_prediction_output(path)
-    ):
+    if target.startswith(model_dir + os.sep):
         raise ConfigError(
-            f"--output_file is a file of the model folder: got {path!r}. Write the predictions "
-            "outside the model folder; its files are never replaced."
+            f"--output_file is inside the model folder: got {path!r}. Write the predictions "
+            "outside it; the model folder is never written to."
         )
     exists = os.path.lexists(path)
     overwrite = getattr(config, "overwrite_output_file", False)
@@ -126,7 +121,12 @@ def write_re(task, raw, rows: dict, id2label: dict, config, handle) -> None:
     }
     originals = input_records(config.input_file) if raw_is_jsonl(raw, config) else {}
     for example_id, line in enumerate(raw["line"]):
-        record = originals.get(line) or {"line": line, "text": task.marked_text(raw[example_id])}
+        example = raw[example_id]
+        record = originals.get(line) or {
+            **({"id": example["id"]} if example.get("id") is not None else {}),
+            "line": line,
+            "text": task.marked_text(example),
+        }
         label, probability = predicted.get(example_id, (None, None))
         record["predicted_label"] = label
         record["probability"] = probability

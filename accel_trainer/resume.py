@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 from accel_trainer.checkpoint import (
     config_hash,
+    load_manifest,
     load_trainer_state,
     remove_torn,
     resolve_resume,
 )
-from accel_trainer.errors import ConfigError
+from accel_trainer.errors import ConfigError, first_line
+from accel_trainer.state import TrainState
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -38,18 +40,13 @@ RESUME_INSENSITIVE = {
     "ddp_timeout",
     "preprocessing_num_workers",
     "overwrite_cache",
+    # Compared by content (their SHA-256, in the run's identity), so a requeued job may spell
+    # the path differently or run from another working directory.
+    "train_file",
+    "validation_file",
 }
 # How the global batch is split; may change on resume with --allow_topology_change.
 TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
-# What resuming reads from trainer_state.json before anything else.
-STATE_INTEGERS = (
-    "step",
-    "epoch",
-    "micro_step_in_epoch",
-    "world_size",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-)
 DESCRIBE_TOPOLOGY = "{} process(es) x per-device batch {} x accumulation {}".format
 
 
@@ -102,12 +99,16 @@ def plan_resume(
         return None
     try:
         saved = load_trainer_state(path)
-        missing = [key for key in STATE_INTEGERS if type(saved.get(key)) is not int]
-        if missing:
-            raise ValueError(f"no whole-number {', '.join(missing)}")
-    except (OSError, ValueError, AttributeError) as error:
+        state = TrainState.from_saved(saved)
+        manifest = load_manifest(path)
+        if (manifest["step"], manifest["world_size"]) != (state.step, state.world_size):
+            raise ValueError(
+                f"it is for step {state.step} on {state.world_size} process(es), the manifest "
+                f"for step {manifest['step']} on {manifest['world_size']}"
+            )
+    except (OSError, ValueError) as error:
         raise ConfigError(
-            f"--resume_from_checkpoint {path} has an unreadable trainer_state.json ({error}). "
+            f"--resume_from_checkpoint {path} has an unusable trainer_state.json ({error}). "
             "Give another checkpoint."
         ) from None
     now = (
@@ -139,9 +140,8 @@ def check_options(path: str, saved: dict, config: TrainConfig) -> None:
         return
     raise ConfigError(
         f"--resume_from_checkpoint {path} was saved with other training options: "
-        f"{'; '.join(changed)}. Resume with the options of that run (see "
-        f"{config.resolved_output_dir()}/training_config.json), or start a new run in another "
-        "--output_dir."
+        f"{'; '.join(changed)}. Resume with the options of that run (its trainer_state.json "
+        "lists them under 'options'), or start a new run in another --output_dir."
     )
 
 
@@ -234,7 +234,7 @@ def load_rng_state(path: str, rank: int) -> dict | None:
     except Exception as error:  # unpickling raises many kinds
         raise ConfigError(
             f"--resume_from_checkpoint {path} has an unreadable RNG state "
-            f"random_states_{rank}.pkl ({type(error).__name__}: {error}). Give another "
-            "checkpoint."
+            f"random_states_{rank}.pkl ({type(error).__name__}: {first_line(error)}). Give "
+            "another checkpoint."
         ) from None
     return states

@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from accel_trainer.checkpoint import (
     restore_rng,
     rotate,
     save_checkpoint,
+    write_atomically,
 )
 from accel_trainer.config import TrainConfig
 from accel_trainer.errors import (
@@ -63,6 +64,7 @@ from accel_trainer.resume import (
     training_options,
 )
 from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
+from accel_trainer.state import TrainState
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS, Task
 from accel_trainer.telemetry import Stopwatch
 
@@ -232,37 +234,6 @@ def summed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 
 @dataclass
-class TrainState:
-    """Everything about training progress that a checkpoint must carry (saved as JSON).
-    `step` counts optimizer steps; `micro_step` forward/backward passes; micro_step_in_epoch
-    the micro-batches this process has consumed in the current epoch."""
-
-    step: int = 0
-    epoch: int = 0
-    micro_step: int = 0
-    micro_step_in_epoch: int = 0
-    samples_seen: int = 0
-    last_eval_step: int = -1
-    # Over all processes: loss sum, its count, real (non-pad) tokens, padded tokens computed.
-    run_totals: list = field(default_factory=lambda: [0.0] * 4)  # over the run
-    pending_totals: list = field(default_factory=lambda: [0.0] * 4)  # since the last log record
-    world_size: int = 1
-    per_device_train_batch_size: int = 0
-    gradient_accumulation_steps: int = 0
-    config_hash: str = ""  # of the options that change what training computes, less TOPOLOGY
-    options: dict = field(default_factory=dict)  # those options themselves, to name changes
-    identity: dict = field(default_factory=dict)  # labels and data digests of the run
-    log_records: int = 0  # records in log_history.jsonl when the state was saved
-    nonfinite_steps: int = 0  # optimizer steps skipped for a NaN/inf loss or gradient
-    consecutive_nonfinite: int = 0
-    best_metric: float | None = None  # of --metric_for_best_model
-    best_step: int = -1
-    evaluations_without_improvement: int = 0
-    # Seconds spent training, evaluating and checkpointing, over the run (see Stopwatch).
-    seconds: dict = field(default_factory=dict)
-
-
-@dataclass
 class TrainPlan:
     """How long training runs, in optimizer steps, after sharding and accumulation."""
 
@@ -330,6 +301,7 @@ class AccelerateTrainer:
         self._step_skipped = False
         self._last_checkpoint_step = -1
         self.output_lock = None  # held by the main process while it owns output_dir
+        self._progress: tqdm | None = None
 
     def _dataloader(self, data, batch_size: int, shuffle: bool) -> DataLoader | None:
         if data is None or isinstance(data, DataLoader):
@@ -381,6 +353,8 @@ class AccelerateTrainer:
                 ) from error
             raise
         finally:
+            if self._progress is not None:
+                self._progress.close()  # so that an error message starts on a line of its own
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
             release_output_dir(self.output_lock)
@@ -390,10 +364,10 @@ class AccelerateTrainer:
         plan = self._plan()
         self._build_optimizer_and_scheduler(plan)
         self._log_setup(plan)
-        resumed = self._resume()
+        resumed = self._resume(plan)
         self._start_log_file(resumed)
         self._start_trackers()
-        progress = tqdm(
+        progress = self._progress = tqdm(
             total=plan.total_steps,
             initial=self.state.step,
             desc="train",
@@ -589,7 +563,21 @@ class AccelerateTrainer:
         self.accelerator.wait_for_everyone()
         return path
 
-    def _resume(self) -> bool:
+    def _check_position(self, path: str, plan: TrainPlan, batches: int) -> None:
+        """Refuse a saved position this run cannot have reached (a damaged or edited state)."""
+        state = self.state
+        if (
+            state.step > plan.total_steps
+            or state.epoch > plan.num_epochs
+            or (state.micro_step_in_epoch > batches)
+        ):
+            raise ConfigError(
+                f"--resume_from_checkpoint {path} has a position this run never reaches: step "
+                f"{state.step} of {plan.total_steps}, epoch {state.epoch} of {plan.num_epochs}, "
+                f"micro-batch {state.micro_step_in_epoch} of {batches}. Give another checkpoint."
+            )
+
+    def _resume(self, plan: TrainPlan) -> bool:
         """Load the checkpoint --resume_from_checkpoint asks for; False when starting fresh."""
         accelerator = self.accelerator
         self.state.world_size = accelerator.num_processes
@@ -613,13 +601,12 @@ class AccelerateTrainer:
         has_rng = load_rng_state(path, accelerator.process_index) is not None
         try:
             accelerator.load_state(path)
-        except (RuntimeError, ValueError, KeyError) as error:
+        except (RuntimeError, ValueError, KeyError, OSError) as error:
             raise ConfigError(
                 f"--resume_from_checkpoint {path} does not fit this model: "
                 f"{state_dict_problem(error)}. Resume with the model and data of that run."
             ) from None
-        known = {f.name for f in fields(TrainState)}
-        self.state = TrainState(**{key: value for key, value in saved.items() if key in known})
+        self.state = TrainState.from_saved(saved)  # checked by plan_resume
         self.state.options, self.state.identity = training_options(self.config), self.identity
         if topology(saved) != self._current_topology():
             self._move_to_current_topology(saved)
@@ -629,6 +616,7 @@ class AccelerateTrainer:
             set_seed(seed, device_specific=True)
         self._last_checkpoint_step = self.state.step
         batches = len(self.train_dataloader)
+        self._check_position(path, plan, batches)
         if self.state.micro_step_in_epoch >= batches and self.state.last_eval_step == saved["step"]:
             self.state.epoch, self.state.micro_step_in_epoch = self.state.epoch + 1, 0
         if 0 < self.state.micro_step_in_epoch < batches:
@@ -730,14 +718,19 @@ class AccelerateTrainer:
     def _start_log_file(self, resumed: bool) -> None:
         """A fresh log_history.jsonl; on resume, the records the checkpoint had seen (an
         interrupted run may have logged beyond it)."""
+        path = self._log_path()
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise OutputError(
+                f"{path} is not a file (a folder?): the run log cannot be written there. Move "
+                "it away, or choose another --output_dir."
+            )
         kept = []
-        if resumed and os.path.isfile(self._log_path()):
-            kept = read_log_records(self._log_path(), self.state.log_records)
+        if resumed and os.path.isfile(path) and not os.path.islink(path):
+            kept = read_log_records(path, self.state.log_records)
         self.log_history = kept
         if self.accelerator.is_main_process:
-            os.makedirs(self.output_dir, exist_ok=True)
-            with open(self._log_path(), "w", encoding="utf-8") as handle:
-                handle.writelines(json.dumps(record) + "\n" for record in kept)
+            # Replaced, never written through: a link there must not lead the log elsewhere.
+            write_atomically(path, "".join(json.dumps(record) + "\n" for record in kept))
 
     def _start_trackers(self) -> None:
         if self.config.report_to == "none":

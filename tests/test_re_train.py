@@ -10,6 +10,7 @@ from transformers import AutoModelForSequenceClassification, pipeline
 
 from accel_trainer import TrainConfig, commands
 from accel_trainer.cli import main
+from accel_trainer.models import vocabulary_digest
 from tests.conftest import evaluate_saved, read_json, read_jsonl, reset_accelerate, write_jsonl
 
 RE_DEMO_F1 = 0.95  # the README states what the demo reaches (0.990); this is its floor
@@ -48,6 +49,7 @@ def test_saved_re_folder_records_task_and_markers(re_run):
         "entity_types": [],
         "negative_label": "no_relation",
         "tokenizer_size": len(trainer.tokenizer),  # markers included
+        "tokenizer_vocab": vocabulary_digest(trainer.tokenizer),
     }
     assert sorted(config["label2id"]) == ["based_in", "born_in", "no_relation", "works_for"]
     reloaded = AutoModelForSequenceClassification.from_pretrained(output_dir).eval()
@@ -190,6 +192,7 @@ def test_predict_refuses_wrong_input_and_foreign_folders(re_run, tmp_path, capsy
     assert "is not valid JSON" in err and "does task 're'" in err
     foreign = tmp_path / "foreign"
     shutil.copytree(output_dir, foreign)
+    (foreign / "model_manifest.json").unlink()  # saved by another tool: no manifest
     config = read_json(foreign / "config.json")
     del config["accel_trainer"]
     (foreign / "config.json").write_text(json.dumps(config))

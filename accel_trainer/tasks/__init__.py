@@ -15,16 +15,27 @@ def task_for_training(config) -> Task:
 
 def task_from_settings(settings: dict | None, model_dir: str) -> Task:
     """The task a saved model was trained for, from the `accel_trainer` entry of its config."""
-    name = (settings or {}).get("task")
-    if name == "ner":
-        return NerTask(tag_scheme=settings.get("tag_scheme", "bio"))
-    if name == "re":
-        return ReTask(
-            settings["entity_markers"],
-            settings.get("typed_markers", False),
-            settings.get("negative_label"),
-            settings.get("entity_types", []),
-        )
+    settings = settings if isinstance(settings, dict) else {}
+    name = settings.get("task")
+    try:
+        if name == "ner":
+            return NerTask(tag_scheme=settings.get("tag_scheme", "bio"))
+        if name == "re":
+            markers = settings["entity_markers"]
+            if not (isinstance(markers, list) and len(markers) == 4):
+                raise KeyError("entity_markers")
+            return ReTask(
+                [str(marker) for marker in markers],
+                bool(settings.get("typed_markers", False)),
+                settings.get("negative_label"),
+                list(settings.get("entity_types") or []),
+            )
+    except (KeyError, TypeError) as error:
+        raise ConfigError(
+            f"--model_name_or_path has an incomplete accel_trainer entry in its config.json: got "
+            f"{model_dir!r}, whose task {name!r} lacks a valid {error}. Give the folder that "
+            "`accel-trainer train` saved, unchanged."
+        ) from None
     raise ConfigError(
         f"--model_name_or_path has no accel_trainer task in its config.json: got {model_dir!r}. "
         "Give a folder saved by `accel-trainer train`, or add "

@@ -141,6 +141,9 @@ def parse_token_spans(record: dict, where: str) -> dict:
     return result
 
 
+SEMEVAL_RELATION = re.compile(r"^[A-Za-z][\w-]*(\((e1,e2|e2,e1)\))?$")
+
+
 def is_relation_line(line: str | None) -> bool:
     """Whether a line can be a record's relation: one token, e.g. Cause-Effect(e1,e2) or Other
     (an id line has a tab and a sentence, so it is never one token)."""
@@ -168,6 +171,7 @@ def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
 
     intact = "Keep the 4-line records intact."
     examples = []
+    first_seen: dict[str, int] = {}  # record id -> its line
     number = 0  # index into lines; the line number is number + 1
     while number < len(lines):
         if not lines[number]:
@@ -181,8 +185,14 @@ def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
                 "line, a relation line, a Comment: line and a blank line."
             )
         record = match.group(1)
+        if record in first_seen:
+            raise DataError(
+                f"{what} line {number + 1} repeats record id {record} of line "
+                f"{first_seen[record]}: got {lines[number][:80]!r}. Give each record its own id."
+            )
+        first_seen[record] = number + 1
         example = parse_marked_text(match.group(2), SEMEVAL_MARKERS, f"{what} line {number + 1}")
-        example.update(label=None, line=number + 1, head_type="", tail_type="")
+        example.update(label=None, line=number + 1, head_type="", tail_type="", id=record)
         examples.append(example)
         following = at(number + 1)
         # Unlabelled records may stop after the id line; a Comment: or other text there is
@@ -207,6 +217,12 @@ def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
             raise expected(number + 2, "Comment: line", record, intact)
         if at(number + 3):
             raise expected(number + 3, "closing blank line", record, intact)
+        if not SEMEVAL_RELATION.match(following.strip()):
+            raise DataError(
+                f"{what} line {number + 2} is not a SemEval-2010 relation: got "
+                f"{following.strip()[:80]!r}. Write a relation name, directed with (e1,e2) or "
+                "(e2,e1), e.g. Cause-Effect(e1,e2), or Other."
+            )
         example["label"] = following.strip()
         number += 3
     return examples
