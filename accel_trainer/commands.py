@@ -495,6 +495,11 @@ def check_writable_folder(output_dir: str) -> None:
     written, before any work."""
     existing = os.path.abspath(output_dir)
     while not os.path.isdir(existing):
+        if os.path.lexists(existing):
+            raise ConfigError(
+                f"--output_dir cannot be written: got {output_dir!r} ({existing} is a file, not "
+                "a folder). Choose another folder."
+            )
         existing = os.path.dirname(existing)
     if os.statvfs(existing).f_flag & os.ST_RDONLY:
         why = f"{existing} is on a read-only file system"

@@ -584,3 +584,157 @@ def test_a_read_only_output_dir_is_refused_up_front(small_data, small_disk, caps
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True, timeout=30)
     code, err = run(train_flags(small_data, small_disk / "out"), capsys)
     assert code == 2 and "--output_dir cannot be written" in err and "read-only" in err
+
+
+# Found by an adversarial pass over the above.
+
+
+def resign(folder, name: str) -> None:
+    """Write the manifest entry of `name` anew, as if the checkpoint had been saved like that."""
+    manifest = read_json(folder / "manifest.json")
+    data = (folder / name).read_bytes()
+    manifest["files"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_fresh_run_never_writes_over_a_users_readme_or_log(small_data, tmp_path, capsys):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "README.md").write_text("# my notes\n")
+    (folder / "log_history.jsonl").write_text("mine\n")
+    before = snapshot(folder)
+    code, err = run(train_flags(small_data, folder, "--max_train_steps", "2"), capsys)
+    assert code == 2 and "already holds files that a run writes" in err and "README.md" in err
+    assert snapshot(folder) == before
+
+
+def test_a_demo_run_never_replaces_a_real_model_trained_in_a_former_demo_folder(
+    small_data, tmp_path, capsys, no_model_building
+):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / commands.DEMO_MARKER).write_text("")  # a demo ran here once
+    (folder / "config.json").write_text("{}")
+    commands.mark_output_dir(str(folder), is_demo=False)  # then a real run, over it
+    code, err = run(["train", "--output_dir", folder, "--max_train_steps", "1"], capsys)
+    assert code == 2 and "--output_dir already holds a model" in err
+
+
+def test_rotation_keeps_a_checkpoint_that_does_not_verify(small_data, stopped, capsys, caplog):
+    flip_byte(stopped / "checkpoint-1" / "optimizer.bin")
+    damaged = snapshot(stopped / "checkpoint-1")
+    code, _ = run(train_flags(small_data, stopped, "--resume_from_checkpoint", "auto",
+                              "--save_total_limit", "1"), capsys)  # fmt: skip
+    assert code == 0
+    assert snapshot(stopped / "checkpoint-1") == damaged
+    assert "not rotating" in caplog.text and "checkpoint-1" in caplog.text
+
+
+def test_links_in_the_output_dir_are_never_followed(small_data, stopped, tmp_path, capsys):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    outside = tmp_path / "outside-checkpoint"
+    shutil.copytree(stopped / "checkpoint-1", outside)
+    before = snapshot(outside)
+    os.unlink(stopped / "log_history.jsonl")
+    os.symlink(precious, stopped / "log_history.jsonl")
+    os.symlink(precious, stopped / ".accel_trainer.lock")
+    os.symlink(outside, stopped / "checkpoint-9")
+    code, _ = run(train_flags(small_data, stopped, "--resume_from_checkpoint", "auto",
+                              "--save_total_limit", "1"), capsys)  # fmt: skip
+    assert code == 0
+    assert precious.read_text() == "keep me\n"
+    assert snapshot(outside) == before
+
+
+def test_a_checkpoint_file_its_manifest_does_not_list_makes_it_invalid(small_data, stopped, capsys):
+    folder = stopped / "checkpoint-3"
+    manifest = read_json(folder / "manifest.json")
+    del manifest["files"]["model.safetensors"]  # and swap in older weights nothing vouches for
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copy(stopped / "checkpoint-1" / "model.safetensors", folder / "model.safetensors")
+    code, err = run(train_flags(small_data, stopped, "--resume_from_checkpoint", folder), capsys)
+    assert code == 2 and "holds model.safetensors, which its manifest.json does not list" in err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("seconds", "abc", "'seconds' is not a mapping of seconds"),
+        ("log_records", "x", "'log_records' is not a whole number >= 0"),
+        ("pending_totals", [1], "'pending_totals' is not a list of 4 numbers"),
+        ("step", -5, "'step' is not a whole number >= 0"),
+        ("best_step", "x", "'best_step' is not a step"),
+        ("world_size", 2, "for step 3 on 2 process(es), the manifest for step 3 on 1"),
+        ("micro_step_in_epoch", 100000, "micro-batch 100000 of 10"),
+    ],
+)
+def test_an_edited_trainer_state_is_refused(small_data, stopped, capsys, field, value, message):
+    folder = stopped / "checkpoint-3"
+    state = read_json(folder / "trainer_state.json")
+    state[field] = value
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+    resign(folder, "trainer_state.json")
+    code, err = run(train_flags(small_data, stopped, "--resume_from_checkpoint", folder), capsys)
+    assert code == 2 and message in err
+
+
+def test_a_tokenizer_of_the_same_size_with_other_ids_is_refused(finished, small_data, capsys):
+    from transformers import AutoTokenizer
+
+    (finished / MODEL_MANIFEST).unlink()
+    tokenizer = AutoTokenizer.from_pretrained(str(finished))
+    vocabulary = json.loads(tokenizer.backend_tokenizer.to_str())
+    words = vocabulary["model"]["vocab"]
+    first, second = sorted(words, key=words.get)[-2:]  # two ordinary words trade ids
+    words[first], words[second] = words[second], words[first]
+    (finished / "tokenizer.json").write_text(json.dumps(vocabulary))
+    code, err = run(["evaluate", "--model_name_or_path", finished,
+                     "--validation_file", small_data[1]], capsys)  # fmt: skip
+    assert code == 2 and "whose tokens have other ids than in training" in err
+
+
+def test_a_config_json_with_a_broken_task_entry_is_one_clear_error(finished, small_data, capsys):
+    config = read_json(finished / "config.json")
+    config["id2label"]["0"] = "B-XYZ"
+    (finished / "config.json").write_text(json.dumps(config))
+    code, err = run(["evaluate", "--model_name_or_path", finished,
+                     "--validation_file", small_data[1]], capsys)  # fmt: skip
+    assert code == 2 and "it is damaged: config.json has" in err  # before the labels are read
+    (finished / MODEL_MANIFEST).unlink()
+    for entry, message in (("x", "has no accel_trainer task"), ({"task": "re"}, "incomplete")):
+        config["accel_trainer"] = entry
+        (finished / "config.json").write_text(json.dumps(config))
+        code, err = run(["evaluate", "--model_name_or_path", finished,
+                         "--validation_file", small_data[1]], capsys)  # fmt: skip
+        assert code == 2 and message in err
+
+
+def test_evaluate_checks_its_output_dir_before_evaluating(
+    finished, small_data, tmp_path, capsys, no_model_building
+):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    for output_dir, message in ((a_file, "is a file, not a folder"),
+                                (a_file / "sub", "cannot be written")):  # fmt: skip
+        code, err = run(["evaluate", "--model_name_or_path", finished, "--validation_file",
+                         small_data[1], "--output_dir", output_dir], capsys)  # fmt: skip
+        assert code == 2 and message in err
+    assert a_file.read_text() == "mine"
+
+
+def test_a_folder_where_the_log_should_be_is_one_clear_error(small_data, stopped, capsys):
+    os.unlink(stopped / "log_history.jsonl")
+    (stopped / "log_history.jsonl").mkdir()
+    code, err = run(train_flags(small_data, stopped, "--resume_from_checkpoint", "auto"), capsys)
+    assert code == 2 and "log_history.jsonl is not a file" in err
+
+
+def test_resume_accepts_the_same_data_under_another_spelling_of_its_path(
+    small_data, stopped, capsys, monkeypatch
+):
+    monkeypatch.chdir(os.path.dirname(small_data[0]))
+    spelled = ("./" + os.path.basename(small_data[0]), os.path.basename(small_data[1]))
+    code, err = run(train_flags(spelled, stopped, "--resume_from_checkpoint", "auto"), capsys)
+    assert code == 0, err
+    assert read_json(stopped / "all_results.json")["global_step"] == 8
