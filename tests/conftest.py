@@ -35,6 +35,23 @@ def fresh_accelerate_state():
     reset_accelerate()
 
 
+@pytest.fixture
+def no_model_building(monkeypatch):
+    """Bad input must be refused before any model is built (the heavy work)."""
+    from accel_trainer import commands
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built despite bad input")
+
+    for name in (
+        "build_tiny_bert",
+        "load_pretrained",
+        "build_model_and_trainer",
+        "load_saved_model",
+    ):
+        monkeypatch.setattr(commands, name, refuse)
+
+
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> tuple[str, str]:
     """The demo corpus as the no-argument run writes it: (train.conll, dev.conll)."""

@@ -78,17 +78,6 @@ def test_help_answers_and_lists_the_flags():
     assert main(["fly"]) == 2
 
 
-@pytest.fixture
-def no_model_building(monkeypatch):
-    """Bad input must be refused before any model is built."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was built despite bad input")
-
-    monkeypatch.setattr(commands, "build_tiny_bert", refuse)
-    monkeypatch.setattr(commands, "load_pretrained", refuse)
-
-
 def run_bad(argv, capsys) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err

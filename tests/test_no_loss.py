@@ -87,17 +87,6 @@ def finished(finished_run, tmp_path):
     return copy
 
 
-@pytest.fixture
-def no_model_building(monkeypatch):
-    """Fail the test if the command gets as far as building the model (the heavy work)."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("built the model before refusing")
-
-    monkeypatch.setattr(commands, "build_model_and_trainer", refuse)
-    monkeypatch.setattr(commands, "load_saved_model", refuse)
-
-
 # 1. Start-up deletes nothing it did not write; unverified checkpoints are skipped or refused.
 
 
