@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import stat
+import tempfile
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,14 +47,40 @@ def file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
+BOOKKEEPING = (MANIFEST, TEMP_MARKER)  # at the top of a folder, never listed in its manifest
+
+
 def folder_files(folder: str) -> list[str]:
-    """Every file below `folder`, relative to it, sorted."""
+    """Every file (and link) below `folder`, relative to it, sorted; not the bookkeeping."""
     return sorted(
-        os.path.relpath(os.path.join(root, name), folder)
-        for root, _, names in os.walk(folder)
-        for name in names
-        if name not in (MANIFEST, TEMP_MARKER)
+        relative
+        for root, directories, names in os.walk(folder)
+        for name in names + [d for d in directories if os.path.islink(os.path.join(root, d))]
+        for relative in [os.path.relpath(os.path.join(root, name), folder)]
+        if relative not in BOOKKEEPING
     )
+
+
+def unexpected_entries(folder: str, listed: set[str]) -> list[str]:
+    """What lies in `folder` beyond its listed files: other files, links (the bookkeeping
+    files too, when they are links), and folders that hold no listed file."""
+    found = [name for name in folder_files(folder) if name not in listed]
+    found += [name for name in BOOKKEEPING if os.path.islink(os.path.join(folder, name))]
+    parents = {os.path.dirname(name) for name in listed}
+    parents |= {os.path.dirname(parent) for parent in parents}
+    for root, directories, _ in os.walk(folder):
+        for name in directories:
+            relative = os.path.relpath(os.path.join(root, name), folder)
+            if not any(p == relative or p.startswith(relative + os.sep) for p in parents):
+                found.append(relative + os.sep)
+    return sorted(found)
+
+
+def touch(path: str) -> None:
+    """Create an empty marker file at `path`; a link there is replaced, never followed."""
+    if os.path.islink(path):
+        os.unlink(path)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
 
 
 def write_manifest(folder: str, step: int, world_size: int) -> None:
@@ -153,8 +180,8 @@ def checkpoint_problem(folder: str, verify_checksums: bool = False) -> str | Non
         manifest = load_manifest(folder)
         if TRAINER_STATE not in manifest["files"]:
             raise InvalidCheckpoint(f"its {MANIFEST} does not list {TRAINER_STATE}")
-        unlisted = sorted(set(folder_files(folder)) - set(manifest["files"]))
-        if unlisted:  # loading would read files nothing vouches for
+        unlisted = unexpected_entries(folder, set(manifest["files"]))
+        if unlisted:  # loading could read what nothing vouches for
             raise InvalidCheckpoint(f"it holds {unlisted[0]}, which its {MANIFEST} does not list")
         verify_files(folder, manifest["files"], verify_checksums)
     except InvalidCheckpoint as problem:
@@ -189,16 +216,19 @@ def committed_checkpoints(output_dir: str) -> list[tuple[int, str]]:
 
 def make_temporary(path: str) -> None:
     """A fresh temporary folder of ours, marked so that cleanup never touches anything else."""
+    if os.path.islink(path):
+        os.unlink(path)  # a link in our place: removed, its target untouched
     remove_temporary(path)
     os.makedirs(path)
-    open(os.path.join(path, TEMP_MARKER), "w").close()
+    touch(os.path.join(path, TEMP_MARKER))
 
 
 def remove_temporary(path: str) -> bool:
     """Delete `path` if it is one of our temporary folders (marked, or empty); else keep it."""
     if not os.path.isdir(path) or os.path.islink(path):
         return False
-    if os.listdir(path) and not os.path.isfile(os.path.join(path, TEMP_MARKER)):
+    marker = os.path.join(path, TEMP_MARKER)
+    if os.listdir(path) and not (os.path.isfile(marker) and not os.path.islink(marker)):
         return False
     remove_marked(path)
     return True
@@ -313,7 +343,7 @@ def discard(folder: str) -> None:
     (removed by the next start), never a torn checkpoint-<step>."""
     parent, name = os.path.split(folder)
     doomed = os.path.join(parent, f"{TEMP_PREFIX}deleting-{name}")
-    open(os.path.join(folder, TEMP_MARKER), "w").close()
+    touch(os.path.join(folder, TEMP_MARKER))
     os.rename(folder, doomed)
     remove_temporary(doomed)
 
@@ -375,15 +405,22 @@ def write_atomically(path: str, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it over `path`; a full disk
     leaves `path` as it was and raises OutputError saying what was needed."""
     data = text.encode("utf-8")
-    partial = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.partial")
+    partial = None
     try:
-        with open(partial, "wb") as handle:
+        # A new file of our own (O_EXCL, no link followed), renamed over `path` when whole.
+        descriptor, partial = tempfile.mkstemp(
+            dir=os.path.dirname(path) or ".",
+            prefix=f".{os.path.basename(path)}.",
+            suffix=".partial",
+        )
+        with open(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(partial, 0o644)
         os.replace(partial, path)
     except OSError as error:
-        if os.path.exists(partial):
+        if partial is not None and os.path.lexists(partial):
             os.unlink(partial)
         error.filename = path
         raise OutputError(describe_write_error(error, path, len(data))) from None
@@ -563,8 +600,8 @@ def finish_final_model(output_dir: str) -> bool:
     """Move a complete final model from its temporary folder into place (again, after an
     interruption: each move is idempotent); remove an incomplete one. True when one moved."""
     temporary = os.path.join(output_dir, MODEL_TEMP)
-    if not os.path.isdir(temporary):
-        return False
+    if not os.path.isdir(temporary) or os.path.islink(temporary):
+        return False  # nothing pending, or a link that is not ours to follow
     pending = model_manifest(temporary, check_files=False)  # some files may be moved already
     if pending is None:  # the save never finished: the previous model is still whole
         remove_temporary(temporary)
@@ -591,8 +628,11 @@ def finish_final_model(output_dir: str) -> bool:
 def model_manifest(folder: str, check_files: bool = True) -> dict | None:
     """The final-model manifest of `folder` when it (and, with `check_files`, the sizes of its
     files) check out."""
+    path = os.path.join(folder, MODEL_MANIFEST)
+    if os.path.islink(folder) or os.path.islink(path):
+        return None
     try:
-        with open(os.path.join(folder, MODEL_MANIFEST), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             manifest = json.load(handle)
         files = manifest["files"]
         if type(manifest["step"]) is not int or not isinstance(files, dict):

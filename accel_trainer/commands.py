@@ -21,6 +21,7 @@ from accel_trainer.checkpoint import (
     model_files_present,
     model_manifest,
     release_output_dir,
+    touch,
     write_atomically,
 )
 from accel_trainer.config import (
@@ -31,7 +32,7 @@ from accel_trainer.config import (
     TrainConfig,
     validate,
 )
-from accel_trainer.errors import ConfigError, DataError
+from accel_trainer.errors import ConfigError, DataError, OutputError
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import (
     TOKENIZER_FILES,
@@ -46,7 +47,7 @@ from accel_trainer.models import (
     vocabulary_digest,
 )
 from accel_trainer.preprocessing import tokenize_once_per_node
-from accel_trainer.resume import plan_resume
+from accel_trainer.resume import on_main_then_share, plan_resume
 
 logger = logging.getLogger("accel_trainer")
 DEMO_MARKER = ".accel_trainer_demo"  # in output folders written by demo runs
@@ -107,6 +108,8 @@ def build_trainer(config: TrainConfig):
     output_dir = config.resolved_output_dir()
     output_lock = lock_output_dir(output_dir) if accelerator.is_main_process else None
     try:
+        # Again, now that no other run can change the folder: one may have finished meanwhile.
+        on_main_then_share(accelerator, lambda: check_output_dir(output_dir, config))
         finish_interrupted_save(accelerator, output_dir)
         if accelerator.is_main_process:
             mark_output_dir(output_dir, config.is_demo)
@@ -156,7 +159,7 @@ def finish_interrupted_save(accelerator, output_dir: str) -> None:
 def mark_output_dir(output_dir: str, is_demo: bool) -> None:
     """Say that this program writes into output_dir (so its files are ours to replace on a
     rerun), and whether a later demo run may replace them."""
-    open(os.path.join(output_dir, RUN_MARKER), "a").close()
+    touch(os.path.join(output_dir, RUN_MARKER))
     demo_marker = os.path.join(output_dir, DEMO_MARKER)
     if not is_demo and os.path.lexists(demo_marker):
         os.unlink(demo_marker)  # your run's folder now: a later demo run must not replace it
@@ -356,8 +359,8 @@ def evaluate(config: EvalConfig) -> dict:
     )
     metrics = {**trainer.evaluate(), **stats}
     if accelerator.is_main_process:
-        path = write_eval_results(run_config.output_dir, config, metrics)
         print(json.dumps(metrics, indent=2))  # stdout stays one JSON document
+        path = write_eval_results(run_config.output_dir, config, metrics)
         logger.info("wrote %s", path)
     accelerator.wait_for_everyone()
     return metrics
@@ -379,7 +382,13 @@ def write_eval_results(output_dir: str, config: EvalConfig, metrics: dict) -> st
         **metrics,
     }
     path = os.path.join(output_dir, EVAL_RESULTS)
-    os.makedirs(output_dir, exist_ok=True)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise OutputError(
+            f"--output_dir cannot be created: got {output_dir!r} ({error.strerror}). Choose a "
+            "folder you can write to; the metrics are printed above."
+        ) from None
     write_atomically(path, json.dumps(record, indent=2) + "\n")
     return path
 
@@ -494,6 +503,12 @@ def check_writable_folder(output_dir: str) -> None:
     """Refuse an output folder (or the nearest existing folder above it) that cannot be
     written, before any work."""
     existing = os.path.abspath(output_dir)
+    too_long = [part for part in existing.split(os.sep) if len(os.fsencode(part)) > 255]
+    if too_long:
+        raise ConfigError(
+            f"--output_dir has a name longer than 255 bytes: got {too_long[0][:40]!r}... "
+            "Choose a shorter name."
+        )
     while not os.path.isdir(existing):
         if os.path.lexists(existing):
             raise ConfigError(
@@ -545,7 +560,7 @@ def read_train_and_eval(config: TrainConfig, task, accelerator):
             if accelerator.is_local_main_process:
                 # Marked first: an interrupted demo run's folder stays one a demo may rewrite.
                 os.makedirs(output_dir, exist_ok=True)
-                open(os.path.join(output_dir, DEMO_MARKER), "a").close()
+                touch(os.path.join(output_dir, DEMO_MARKER))
                 write(folder)
         demo_train, demo_eval = demo_paths(folder, task.name)
         logger.info("No data given: training on the demo corpus written to %s", folder)

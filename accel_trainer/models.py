@@ -49,6 +49,11 @@ def saved_config(model_dir: str) -> tuple[list[str], dict | None]:
             config = json.load(handle)
         id2label = config.get("id2label") or {}
         labels = [id2label[key] for key in sorted(id2label, key=int)]
+        if sorted(map(int, id2label)) != list(range(len(labels))):
+            raise ValueError(f"id2label ids are {sorted(map(int, id2label))}, not 0 to n-1")
+        label2id = config.get("label2id")
+        if label2id is not None and label2id != {label: i for i, label in enumerate(labels)}:
+            raise ValueError("label2id is not the inverse of id2label")
     except (OSError, ValueError, AttributeError, TypeError) as error:
         raise ConfigError(
             f"--model_name_or_path has a config.json that cannot be read: got {path!r} "
@@ -174,6 +179,13 @@ def load_saved_model(auto_model_class_name: str, model_dir: str, task_name: str)
             f"--model_name_or_path lacks trained weights: got {model_dir!r}, whose weight file "
             f"has no (or other-sized) {', '.join(map(str, not_loaded[:5]))}. They would be "
             "random: give the folder that `accel-trainer train` saved, unchanged."
+        )
+    unused = sorted(info["unexpected_keys"])
+    if unused:
+        raise ConfigError(
+            f"--model_name_or_path has trained weights its config.json has no place for: got "
+            f"{model_dir!r}, with {', '.join(map(str, unused[:5]))} unused. Its config.json "
+            "does not describe these weights: give the folder that `accel-trainer train` saved."
         )
     check_vocabulary(tokenizer, model, model_dir)
     return model, tokenizer

@@ -68,24 +68,33 @@ def options_hash(config: TrainConfig) -> str:
     return config_hash(asdict(config), RESUME_INSENSITIVE | set(TOPOLOGY))
 
 
-def choose_checkpoint(accelerator: Accelerator, output_dir: str, request: str | None):
-    """The checkpoint to resume from (None: start fresh), chosen on the main process, which
-    hashes the files once, and told to every process; the same ConfigError on all of them."""
-    choice: list = [None, None]  # path, error
+def on_main_then_share(accelerator: Accelerator, decide):
+    """`decide()` on the main process, its answer (or its ConfigError) on every process."""
+    answer: list = [None, None]  # result, error
     if accelerator.is_main_process:
-        for name in remove_torn(output_dir):
-            logger.warning("removed %s: a temporary folder of an interrupted save", name)
         try:
-            choice[0] = resolve_resume(output_dir, request, warn=logger.warning)
+            answer[0] = decide()
         except ConfigError as error:
-            choice[1] = str(error)
+            answer[1] = str(error)
     if accelerator.num_processes > 1:
         from accelerate.utils import broadcast_object_list
 
-        choice = broadcast_object_list(choice)
-    if choice[1] is not None:
-        raise ConfigError(choice[1])
-    return choice[0]
+        answer = broadcast_object_list(answer)
+    if answer[1] is not None:
+        raise ConfigError(answer[1])
+    return answer[0]
+
+
+def choose_checkpoint(accelerator: Accelerator, output_dir: str, request: str | None):
+    """The checkpoint to resume from (None: start fresh), chosen on the main process, which
+    hashes the files once."""
+
+    def choose():
+        for name in remove_torn(output_dir):
+            logger.warning("removed %s: a temporary folder of an interrupted save", name)
+        return resolve_resume(output_dir, request, warn=logger.warning)
+
+    return on_main_then_share(accelerator, choose)
 
 
 def plan_resume(

@@ -685,13 +685,22 @@ def test_a_tokenizer_of_the_same_size_with_other_ids_is_refused(finished, small_
 
 def test_a_config_json_with_a_broken_task_entry_is_one_clear_error(finished, small_data, capsys):
     config = read_json(finished / "config.json")
-    config["id2label"]["0"] = "B-XYZ"
-    (finished / "config.json").write_text(json.dumps(config))
+    edited = {**config, "id2label": {**config["id2label"], "0": "B-XYZ"}}
+    (finished / "config.json").write_text(json.dumps(edited))
     code, err = run(["evaluate", "--model_name_or_path", finished,
                      "--validation_file", small_data[1]], capsys)  # fmt: skip
     assert code == 2 and "it is damaged: config.json has" in err  # before the labels are read
     (finished / MODEL_MANIFEST).unlink()
-    for entry, message in (("x", "has no accel_trainer task"), ({"task": "re"}, "incomplete")):
+    assert (
+        run(
+            ["evaluate", "--model_name_or_path", finished, "--validation_file", small_data[1]],
+            capsys,
+        )[1].count("not the inverse")
+        == 1
+    )
+    entries = (("x", "has no accel_trainer task"), ({"task": "re"}, "incomplete"),
+               ({"task": "ner", "tag_scheme": "xyz"}, "lacks a valid 'tag_scheme'"))  # fmt: skip
+    for entry, message in entries:
         config["accel_trainer"] = entry
         (finished / "config.json").write_text(json.dumps(config))
         code, err = run(["evaluate", "--model_name_or_path", finished,
@@ -727,3 +736,101 @@ def test_resume_accepts_the_same_data_under_another_spelling_of_its_path(
     code, err = run(train_flags(spelled, stopped, "--resume_from_checkpoint", "auto"), capsys)
     assert code == 0, err
     assert read_json(stopped / "all_results.json")["global_step"] == 8
+
+
+# Found by a second adversarial pass.
+
+
+def test_a_link_in_place_of_the_temporary_model_folder_is_not_followed(
+    small_data, stopped, tmp_path, capsys
+):
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    (other / MODEL_MANIFEST).write_text(json.dumps({"step": 8, "files": {}, "replaces": []}))
+    before = snapshot(other)
+    os.symlink(other, stopped / MODEL_TEMP)
+    code, _ = run(train_flags(small_data, stopped, "--resume_from_checkpoint", "auto"), capsys)
+    assert code == 0 and snapshot(other) == before
+
+
+def test_a_linked_marker_in_a_checkpoint_is_never_written_through(
+    small_data, stopped, tmp_path, capsys
+):
+    victim = tmp_path / "victim"
+    victim.write_text("DATA")
+    os.symlink(victim, stopped / "checkpoint-1" / ".accel_trainer_temporary")
+    code, _ = run(train_flags(small_data, stopped, "--resume_from_checkpoint", "auto",
+                              "--save_total_limit", "1"), capsys)  # fmt: skip
+    assert code == 0 and victim.read_text() == "DATA"
+
+
+def test_a_planted_partial_file_never_redirects_a_write(finished, small_data, tmp_path, capsys):
+    data = tmp_path / "in.conll"
+    shutil.copy(small_data[1], data)
+    before = data.read_bytes()
+    os.symlink(data, tmp_path / ".out.conll.partial")
+    os.link(finished / "model.safetensors", tmp_path / ".out.conll.partial2")
+    code, _ = predict(finished, data, tmp_path / "out.conll", capsys)
+    assert code == 0 and data.read_bytes() == before
+    assert not os.path.islink(tmp_path / "out.conll")
+    assert run(["evaluate", "--model_name_or_path", finished, "--validation_file", data,
+                "--output_dir", tmp_path / "eval"], capsys)[0] == 0  # fmt: skip
+
+
+def test_a_model_finished_while_waiting_for_the_lock_is_not_replaced(
+    small_data, finished, tmp_path, capsys, monkeypatch
+):
+    import accel_trainer.checkpoint as checkpoint_module
+
+    out = tmp_path / "race"
+    original = commands.lock_output_dir
+
+    def another_run_finishes_first(path):
+        shutil.copytree(finished, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("check*"))
+        return original(path)
+
+    monkeypatch.setattr(commands, "lock_output_dir", another_run_finishes_first)
+    code, err = run(train_flags(small_data, out, "--max_train_steps", "2"), capsys)
+    assert code == 2 and "--output_dir already holds a model" in err
+    assert checkpoint_module.final_model_problem(str(out)) is None  # the other run's, whole
+
+
+@pytest.mark.parametrize("extra", ["sub/manifest.json", "empty/", "linked/"])
+def test_anything_a_checkpoint_manifest_does_not_list_makes_it_invalid(
+    small_data, stopped, capsys, extra
+):
+    folder = stopped / "checkpoint-3"
+    if extra == "linked/":
+        os.symlink("/etc", folder / "linked")
+    elif extra.endswith("/"):
+        (folder / extra).mkdir()
+    else:
+        (folder / "sub").mkdir()
+        shutil.copy(folder / "manifest.json", folder / extra)
+    code, err = run(train_flags(small_data, stopped, "--resume_from_checkpoint", folder), capsys)
+    assert code == 2 and "which its manifest.json does not list" in err
+
+
+def test_a_config_json_that_drops_trained_weights_is_refused(finished, small_data, capsys):
+    (finished / MODEL_MANIFEST).unlink()
+    config = read_json(finished / "config.json")
+    config["num_hidden_layers"] = 1
+    (finished / "config.json").write_text(json.dumps(config))
+    code, err = run(["evaluate", "--model_name_or_path", finished,
+                     "--validation_file", small_data[1]], capsys)  # fmt: skip
+    assert code == 2 and "has trained weights its config.json has no place for" in err
+    config["num_hidden_layers"] = 2
+    config["id2label"] = {str(int(i) + 1): label for i, label in config["id2label"].items()}
+    (finished / "config.json").write_text(json.dumps(config))
+    code, err = run(["evaluate", "--model_name_or_path", finished,
+                     "--validation_file", small_data[1]], capsys)  # fmt: skip
+    assert code == 2 and "id2label ids are [1," in err
+
+
+def test_evaluate_refuses_an_output_dir_that_cannot_exist_before_evaluating(
+    finished, small_data, capsys, no_model_building
+):
+    code, err = run(["evaluate", "--model_name_or_path", finished, "--validation_file",
+                     small_data[1], "--output_dir", "a" * 300], capsys)  # fmt: skip
+    assert code == 2 and "has a name longer than 255 bytes" in err

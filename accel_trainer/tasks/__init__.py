@@ -1,5 +1,6 @@
 """Tasks turn files into tensors and predictions into metrics; they know nothing of ranks."""
 
+from accel_trainer.config import TAG_SCHEMES
 from accel_trainer.errors import ConfigError
 from accel_trainer.tasks.base import Task
 from accel_trainer.tasks.ner import NerTask
@@ -19,7 +20,10 @@ def task_from_settings(settings: dict | None, model_dir: str) -> Task:
     name = settings.get("task")
     try:
         if name == "ner":
-            return NerTask(tag_scheme=settings.get("tag_scheme", "bio"))
+            scheme = settings.get("tag_scheme", "bio")
+            if scheme not in TAG_SCHEMES:
+                raise KeyError("tag_scheme")
+            return NerTask(tag_scheme=scheme)
         if name == "re":
             markers = settings["entity_markers"]
             if not (isinstance(markers, list) and len(markers) == 4):
