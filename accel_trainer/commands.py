@@ -561,6 +561,8 @@ def read_train_and_eval(config: TrainConfig, task, accelerator):
                 # Marked first: an interrupted demo run's folder stays one a demo may rewrite.
                 os.makedirs(output_dir, exist_ok=True)
                 touch(os.path.join(output_dir, DEMO_MARKER))
+                if os.path.islink(folder):
+                    os.unlink(folder)  # the demo's own data/ is a folder here, never a link
                 write(folder)
         demo_train, demo_eval = demo_paths(folder, task.name)
         logger.info("No data given: training on the demo corpus written to %s", folder)

@@ -834,3 +834,16 @@ def test_evaluate_refuses_an_output_dir_that_cannot_exist_before_evaluating(
     code, err = run(["evaluate", "--model_name_or_path", finished, "--validation_file",
                      small_data[1], "--output_dir", "a" * 300], capsys)  # fmt: skip
     assert code == 2 and "has a name longer than 255 bytes" in err
+
+
+def test_a_demo_rerun_never_writes_through_links_in_its_data_folder(tmp_path, capsys):
+    folder, elsewhere = tmp_path / "demo", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "train.conll").write_text("mine\tO\n")
+    folder.mkdir()
+    (folder / commands.DEMO_MARKER).write_text("")
+    os.symlink(elsewhere, folder / "data")
+    code, _ = run(["train", "--output_dir", folder, "--max_train_steps", "1"], capsys)
+    assert code == 0
+    assert (elsewhere / "train.conll").read_text() == "mine\tO\n"
+    assert (folder / "data").is_dir() and not (folder / "data").is_symlink()

@@ -116,12 +116,13 @@ def demo_corpus(num_sentences: int, seed: int) -> list[tuple[list[str], list[str
 
 def write_conll(path: str, sentences: list[tuple[list[str], list[str]]]) -> None:
     """Write atomically, so that a reader on another process never sees half a file."""
-    partial = f"{path}.{os.getpid()}.tmp"
-    with open(partial, "w", encoding="utf-8") as handle:
-        for tokens, tags in sentences:
-            handle.writelines(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags, strict=True))
-            handle.write("\n")
-    os.replace(partial, path)
+    from accel_trainer.checkpoint import write_atomically
+
+    lines = []
+    for tokens, tags in sentences:
+        lines.extend(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags, strict=True))
+        lines.append("\n")
+    write_atomically(path, "".join(lines))
 
 
 def write_demo_corpus(folder: str, num_train: int = 600, num_dev: int = 150) -> tuple[str, str]:
@@ -172,15 +173,13 @@ def write_demo_re_corpus(folder: str, num_train: int = 1600, num_dev: int = 200)
     """Write train.jsonl and dev.jsonl (inline <e1>/<e2> markers) into `folder`."""
     import json
 
+    from accel_trainer.checkpoint import write_atomically
+
     os.makedirs(folder, exist_ok=True)
     paths = []
     for name, count, seed in (("train.jsonl", num_train, 3), ("dev.jsonl", num_dev, 4)):
         rng = random.Random(seed)
         path = os.path.join(folder, name)
-        partial = f"{path}.{os.getpid()}.tmp"
-        with open(partial, "w", encoding="utf-8") as handle:
-            for _ in range(count):
-                handle.write(json.dumps(demo_relation(rng)) + "\n")
-        os.replace(partial, path)
+        write_atomically(path, "".join(json.dumps(demo_relation(rng)) + "\n" for _ in range(count)))
         paths.append(path)
     return paths[0], paths[1]
