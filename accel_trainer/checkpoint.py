@@ -426,6 +426,16 @@ def write_atomically(path: str, text: str) -> None:
         raise OutputError(describe_write_error(error, path, len(data))) from None
 
 
+def why_unwritable(folder: str) -> str | None:
+    """Why nothing can be written into the existing `folder` (a read-only file system, no
+    permission), or None."""
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return f"{folder} is on a read-only file system"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {folder}"
+    return None
+
+
 def free_bytes(folder: str) -> int | None:
     while folder and not os.path.isdir(folder):
         folder = os.path.dirname(folder)

@@ -22,6 +22,7 @@ from accel_trainer.checkpoint import (
     model_manifest,
     release_output_dir,
     touch,
+    why_unwritable,
     write_atomically,
 )
 from accel_trainer.config import (
@@ -516,11 +517,8 @@ def check_writable_folder(output_dir: str) -> None:
                 "a folder). Choose another folder."
             )
         existing = os.path.dirname(existing)
-    if os.statvfs(existing).f_flag & os.ST_RDONLY:
-        why = f"{existing} is on a read-only file system"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        why = f"no permission to write in {existing}"
-    else:
+    why = why_unwritable(existing)
+    if why is None:
         return
     raise ConfigError(
         f"--output_dir cannot be written: got {output_dir!r} ({why}). Choose a folder you can "

@@ -7,7 +7,7 @@ import io
 import json
 import os
 
-from accel_trainer.checkpoint import file_digest, write_atomically
+from accel_trainer.checkpoint import file_digest, why_unwritable, write_atomically
 from accel_trainer.errors import ConfigError
 from accel_trainer.tasks.files import json_lines
 from accel_trainer.tasks.ner import resolve_format
@@ -80,15 +80,12 @@ def check_output_file(config) -> None:
             f"--output_file already exists and is not an earlier prediction output: got "
             f"{path!r}. Name another file, or pass --overwrite_output_file to replace it."
         )
-    if not os.access(folder, os.W_OK) or is_read_only(folder):
+    why = why_unwritable(folder)
+    if why is not None:
         raise ConfigError(
-            f"--output_file cannot be written: got {path!r} (its folder is read-only). Choose "
-            "a folder you can write to."
+            f"--output_file cannot be written: got {path!r} ({why}). Choose a folder you can "
+            "write to."
         )
-
-
-def is_read_only(folder: str) -> bool:
-    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
 
 
 def write_ner(task, raw, rows: dict, id2label: dict, config, handle) -> None:

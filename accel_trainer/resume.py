@@ -184,8 +184,8 @@ def topology(saved: dict) -> tuple[int, int, int]:
     )
 
 
-def rng_files(saved_world_size: int) -> list[str]:
-    return [f"random_states_{rank}.pkl" for rank in range(saved_world_size)]
+def rng_files(world_size: int) -> list[str]:
+    return [f"random_states_{rank}.pkl" for rank in range(world_size)]
 
 
 def check_topology(path: str, saved: dict, now: tuple, allow_change: bool) -> None:
