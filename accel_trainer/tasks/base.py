@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -16,6 +17,15 @@ IGNORE_INDEX = -100
 # Row bookkeeping that travels beside the model inputs and is gathered with the predictions:
 # the row's place in its dataset, the example it belongs to, and per sub-token word positions.
 META_KEYS = ("row_id", "example_id", "word_index")
+
+
+@dataclass
+class TaskOptions:
+    """The options a task owns (flags of its own on the command line); none by default."""
+
+    def problems(self) -> list[str]:
+        """Every invalid option, as one message each."""
+        return []
 
 
 class Task(Protocol):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
-from accel_trainer.tasks.base import IGNORE_INDEX, MetaCollator
+from accel_trainer.tasks.base import IGNORE_INDEX, MetaCollator, TaskOptions
 from accel_trainer.tasks.files import (
     SEMEVAL_ID_LINE,
     check_readable,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
+TAG_SCHEMES = ("bio", "iobes", "none")
 TAG_PATTERNS = {
     "bio": re.compile(r"^(O|[BI]-.+)$"),
     "iobes": re.compile(r"^(O|[BIES]-.+)$"),
@@ -238,6 +240,27 @@ def align_labels(
             labels.append(IGNORE_INDEX)
         previous = word_id
     return labels
+
+
+@dataclass
+class NerOptions(TaskOptions):
+    """Options of --task ner."""
+
+    tag_scheme: str = field(
+        default="bio",
+        metadata={
+            "help": "Check every tag against this scheme: bio (O, B-X, I-X), iobes (also E-X, "
+            "S-X), or none.",
+            "choices": list(TAG_SCHEMES),
+        },
+    )
+    label_all_tokens: bool = field(
+        default=False,
+        metadata={
+            "help": "Train on every sub-token (B- continues as I-), not only the first of a "
+            "word. Evaluation always scores words."
+        },
+    )
 
 
 class NerTask:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
-from accel_trainer.tasks.base import MetaCollator
+from accel_trainer.tasks.base import MetaCollator, TaskOptions
 from accel_trainer.tasks.files import SEMEVAL_ID_LINE, check_readable, json_lines, utf8_problem
 from accel_trainer.tasks.windows import special_affixes, window_around
 
@@ -267,6 +268,61 @@ def typed(marker: str, entity_type: str) -> str:
     if marker[-1] in ">]":
         return f"{marker[:-1]}:{entity_type}{marker[-1]}"
     return f"{marker}:{entity_type}"
+
+
+DEFAULT_MARKERS = ",".join(SEMEVAL_MARKERS)
+# Special tokens of BERT and RoBERTa tokenizers: an entity marker must not be one of them.
+RESERVED_MARKERS = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>")
+
+
+@dataclass
+class ReOptions(TaskOptions):
+    """Options of --task re."""
+
+    entity_markers: str = field(
+        default=DEFAULT_MARKERS,
+        metadata={
+            "help": "Head start, head end, tail start, tail end markers, comma separated; they "
+            "mark entities in `text` inputs and are inserted for `tokens`+`head`/`tail` inputs. "
+            'ChemProt style: "<<,>>,[[,]]".'
+        },
+    )
+    typed_markers: bool = field(
+        default=False,
+        metadata={"help": "Put the entity type in the markers, e.g. <e1:PER> (needs head.type)."},
+    )
+    negative_label: str | None = field(
+        default=None,
+        metadata={
+            "help": "The label meaning 'no relation' (e.g. Other, no_relation), left out of the "
+            "micro and macro scores. Default: none (the RE demo: no_relation); evaluate: the "
+            "trained model's."
+        },
+    )
+
+    def markers(self) -> list[str]:
+        return [marker.strip() for marker in self.entity_markers.split(",")]
+
+    def problems(self) -> list[str]:
+        found = []
+        markers = self.markers()
+        if len(markers) != 4 or not all(markers) or len(set(markers)) != 4:
+            found.append(
+                f"--entity_markers must be 4 different, non-empty strings separated by commas: "
+                f'got {self.entity_markers!r}. E.g. "<e1>,</e1>,<e2>,</e2>".'
+            )
+        elif reserved := [marker for marker in markers if marker in RESERVED_MARKERS]:
+            found.append(
+                f"--entity_markers cannot be special tokens of a tokenizer: got {reserved[0]!r}. "
+                'Use markers of their own, e.g. "<e1>,</e1>,<e2>,</e2>".'
+            )
+        negative = self.negative_label
+        if negative is not None and not negative.strip():
+            found.append(
+                f"--negative_label is empty: got {negative!r}. Name the 'no relation' label "
+                "(e.g. Other), or leave the option out."
+            )
+        return found
 
 
 class ReTask:
