@@ -9,7 +9,7 @@ __all__ = ["AccelerateTrainer", "EvalConfig", "TrainConfig"]
 def __getattr__(name: str):
     # Heavy imports (torch, transformers) only when the trainer is asked for.
     if name == "AccelerateTrainer":
-        from accel_trainer.trainer import AccelerateTrainer
+        from accel_trainer.train import AccelerateTrainer
 
         return AccelerateTrainer
     if name in ("TrainConfig", "EvalConfig"):

@@ -1,11 +1,10 @@
-"""Crash-safe checkpoints: write into a temporary folder, commit with a manifest and a rename,
-find the newest committed one, and load it back with its RNG states."""
+"""The on-disk commit protocol of checkpoints and the final model: temporary folders, manifests
+with sha256, atomic renames, rotation, the output-folder lock; no process groups here."""
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -15,15 +14,12 @@ import shutil
 import socket
 import stat
 import tempfile
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from accel_trainer.errors import ConfigError, OutputError, first_line
-
-if TYPE_CHECKING:
-    from accelerate import Accelerator
+from accel_trainer.hashing import file_digest
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TEMP_PREFIX = ".tmp-checkpoint-"
@@ -37,14 +33,6 @@ logger = logging.getLogger(__name__)
 
 def checkpoint_name(step: int) -> str:
     return f"checkpoint-{step}"
-
-
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 BOOKKEEPING = (MANIFEST, TEMP_MARKER)  # at the top of a folder, never listed in its manifest
@@ -283,42 +271,6 @@ def resolve_resume(output_dir: str, request: str | None, warn=None) -> str | Non
     return None
 
 
-def save_checkpoint(
-    accelerator: Accelerator, output_dir: str, step: int, trainer_state: dict, estimate: int = 0
-) -> str:
-    """Save the full training state as checkpoint-<step>, committed atomically: every rank
-    writes into a temporary folder, then the main process adds the manifest and renames it.
-    A failed write (a full disk, say) stops every process with OutputError and leaves the
-    committed checkpoints as they were; `estimate` is the expected size, for the message."""
-    final = os.path.join(output_dir, checkpoint_name(step))
-    temporary = os.path.join(output_dir, f"{TEMP_PREFIX}{step}")
-    failure = None
-    if accelerator.is_main_process:
-        failure = attempt(lambda: make_temporary(temporary), temporary, estimate)
-    raise_if_any_failed(accelerator, failure, temporary)
-
-    def write_state() -> None:
-        accelerator.save_state(temporary)
-        if accelerator.is_main_process:
-            write_json_durably(os.path.join(temporary, TRAINER_STATE), trainer_state)
-
-    failure = attempt(write_state, temporary, estimate)
-    raise_if_any_failed(accelerator, failure, temporary)  # every rank's files are written
-    if accelerator.is_main_process:
-
-        def commit() -> None:
-            write_manifest(temporary, step, accelerator.num_processes)
-            if os.path.isdir(final):
-                set_aside(final)
-            os.rename(temporary, final)
-            sync_folder(output_dir)
-            os.unlink(os.path.join(final, TEMP_MARKER))
-
-        failure = attempt(commit, temporary, estimate)
-    raise_if_any_failed(accelerator, failure, temporary)
-    return final
-
-
 def set_aside(folder: str) -> None:
     """Make room for a new checkpoint of the same step: an older committed save of ours is
     deleted (a rerun from an earlier checkpoint replaces it); anything else is renamed, never
@@ -445,20 +397,6 @@ def free_bytes(folder: str) -> int | None:
         return None
 
 
-def raise_if_any_failed(accelerator: Accelerator, failure: str | None, target: str) -> None:
-    """Every process learns whether any failed (one tiny all-reduce), and all raise."""
-    if accelerator.num_processes > 1:
-        import torch
-
-        flag = torch.tensor(float(failure is not None), device=accelerator.device)
-        if accelerator.reduce(flag, reduction="max").item() == 0:
-            return
-        if failure is None:
-            failure = f"another process could not write into {target}"
-    if failure is not None:
-        raise OutputError(failure)
-
-
 def sync_folder(path: str) -> None:
     """Make a rename inside `path` durable."""
     descriptor = os.open(path, os.O_RDONLY)
@@ -564,12 +502,6 @@ def restore_rng(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states:
         torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def config_hash(config_values: dict, ignored: set[str]) -> str:
-    """A short hash of the options that change what training computes."""
-    kept = {key: value for key, value in sorted(config_values.items()) if key not in ignored}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # The final model lies at the top of the output folder (from_pretrained loads it there); it is

@@ -34,7 +34,6 @@ from accel_trainer.config import (
     validate,
 )
 from accel_trainer.errors import ConfigError, DataError, OutputError
-from accel_trainer.model_card import write_model_card
 from accel_trainer.models import (
     TOKENIZER_FILES,
     add_marker_tokens,
@@ -45,10 +44,9 @@ from accel_trainer.models import (
     load_pretrained,
     load_saved_model,
     saved_config,
-    vocabulary_digest,
 )
 from accel_trainer.preprocessing import tokenize_once_per_node
-from accel_trainer.resume import on_main_then_share, plan_resume
+from accel_trainer.runtime import on_main_then_share, share_from_main
 
 logger = logging.getLogger("accel_trainer")
 DEMO_MARKER = ".accel_trainer_demo"  # in output folders written by demo runs
@@ -86,8 +84,9 @@ def build_trainer(config: TrainConfig):
     check_output_dir(config.resolved_output_dir(), config)
     if not config.is_tiny_bert:
         check_model_source(config.model_name_or_path)
+    from accel_trainer.runtime import check_same_on_every_process, create_accelerator
     from accel_trainer.tasks import task_for_training
-    from accel_trainer.trainer import check_same_on_every_process, create_accelerator
+    from accel_trainer.train.resume import plan_resume
 
     accelerator = create_accelerator(config)
     quiet_other_ranks(accelerator.is_main_process)
@@ -143,11 +142,7 @@ def finish_interrupted_save(accelerator, output_dir: str) -> None:
     """Complete a final save that was interrupted while its files moved into place (the main
     process moves them); SaveFinished when that leaves nothing to train."""
     moved = accelerator.is_main_process and finish_final_model(output_dir)
-    accelerator.wait_for_everyone()
-    if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-
-        [moved] = broadcast_object_list([moved])
+    moved = share_from_main(accelerator, moved)
     if not moved:
         return
     logger.warning("moved the final model of an interrupted save into place in %s", output_dir)
@@ -183,11 +178,10 @@ def build_model_and_trainer(
     config: TrainConfig, accelerator, task, labels, train_raw, eval_raw, resume, identity
 ):
     """Tokenizer, model and tokenized data (cached, once per machine), then the trainer."""
-    from accelerate.utils import set_seed
+    from accel_trainer.runtime import seed_everything
+    from accel_trainer.train import AccelerateTrainer
 
-    from accel_trainer.trainer import AccelerateTrainer
-
-    set_seed(config.seed)  # before the model: its new head (or all of tiny-bert) is random
+    seed_everything(config.seed)  # before the model: its new head (or all of tiny-bert) is random
     if config.is_tiny_bert:
         tokenizer = build_wordpiece_tokenizer(
             task.words(train_raw), model_max_length=max(512, config.max_seq_length)
@@ -202,11 +196,6 @@ def build_model_and_trainer(
     check_sequence_length(config.max_seq_length, model, tokenizer)
     if task.name == "re":
         add_marker_tokens(tokenizer, model, task.marker_tokens())
-    model.config.accel_trainer = {
-        **task.settings(),
-        "tokenizer_size": len(tokenizer),
-        "tokenizer_vocab": vocabulary_digest(tokenizer),  # checked by evaluate and predict
-    }
     label2id = model.config.label2id
     parts = tokenization_parts(config, task, tokenizer, label2id)
 
@@ -226,9 +215,6 @@ def build_model_and_trainer(
     eval_data = tokenized(eval_raw, "eval") if eval_raw is not None else None
     data_stats = report_lengths(task, config.max_seq_length, len(train_raw), eval_raw)
 
-    def write_card(folder: str, results: dict) -> None:
-        write_model_card(folder, config, results, labels, data_files(config))
-
     return AccelerateTrainer(
         model,
         tokenizer,
@@ -240,7 +226,7 @@ def build_model_and_trainer(
         extra_results={"train_samples": len(train_raw), **data_stats},
         resume=resume,
         identity=identity,
-        write_extras=write_card,
+        data_files=data_files(config),
     )
 
 
@@ -295,8 +281,8 @@ def check_labels(config: TrainConfig, task, labels: list[str], train_raw, eval_r
 
 def load_saved(config: RunConfig):
     """Accelerator, task, model and tokenizer of a folder saved by `train`."""
+    from accel_trainer.runtime import create_accelerator
     from accel_trainer.tasks import task_from_settings
-    from accel_trainer.trainer import create_accelerator
 
     model_dir = config.model_name_or_path
     if os.path.isdir(model_dir):  # an interrupted or damaged save, before reading any of it
@@ -353,12 +339,10 @@ def evaluate(config: EvalConfig) -> dict:
     # Only the evaluation's own counts: a saved run's train_* fields are not this command's.
     stats = report_lengths(task, config.max_seq_length, 0, eval_raw)
     stats = {key: value for key, value in stats.items() if key.startswith("eval_")}
-    from accel_trainer.trainer import AccelerateTrainer
+    from accel_trainer.train.inference import Inference
 
-    trainer = AccelerateTrainer(
-        model, tokenizer, run_config, task, eval_data=eval_data, accelerator=accelerator
-    )
-    metrics = {**trainer.evaluate(), **stats}
+    inference = Inference(accelerator, model, tokenizer, task, config.per_device_eval_batch_size)
+    metrics = {**inference.evaluate(inference.loader(eval_data)), **stats}
     if accelerator.is_main_process:
         print(json.dumps(metrics, indent=2))  # stdout stays one JSON document
         path = write_eval_results(run_config.output_dir, config, metrics)
@@ -427,10 +411,10 @@ def predict(config: PredictConfig) -> int:
         config.overwrite_cache,
     )
     from accel_trainer.predictions import write_predictions
-    from accel_trainer.trainer import AccelerateTrainer
+    from accel_trainer.train.inference import Inference
 
-    trainer = AccelerateTrainer(model, tokenizer, run_config, task, accelerator=accelerator)
-    rows = trainer.predict(data)
+    inference = Inference(accelerator, model, tokenizer, task, config.per_device_eval_batch_size)
+    rows = inference.predict(data)
     if accelerator.is_main_process:
         write_predictions(task, raw, rows, model.config.id2label, config)
         print(f"Wrote {len(raw)} predictions to {config.output_file}")

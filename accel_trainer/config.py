@@ -502,6 +502,14 @@ class TrainConfig(DataConfig):
     def markers(self) -> list[str]:
         return [marker.strip() for marker in self.entity_markers.split(",")]
 
+    @property
+    def checkpoint_every(self):  # merge shim: the config stream types this
+        from types import SimpleNamespace
+
+        every = self.checkpointing_steps
+        steps = int(every) if every.isascii() and every.isdigit() else None
+        return SimpleNamespace(every_steps=steps, every_epoch=every == "epoch")
+
     def problems(self) -> list[str]:
         found = super().problems()
         positive = {

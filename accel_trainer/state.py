@@ -4,24 +4,52 @@ state read back from disk is checked field by field before anything uses it."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import astuple, dataclass, field, fields
+
+TOTALS_FIELDS = ("loss_sum", "loss_count", "real_tokens", "padded_tokens")
+
+
+@dataclass
+class Totals:
+    """Sums over all processes: the logged loss and its count (labelled positions, or batches
+    for --loss_normalization batch), and the real (non-pad) and padded tokens computed."""
+
+    loss_sum: float = 0.0
+    loss_count: float = 0.0
+    real_tokens: float = 0.0
+    padded_tokens: float = 0.0
+
+    def add(self, values: list[float]) -> None:
+        """Add sums given in TOTALS_FIELDS order (as one all-reduced tensor holds them)."""
+        for name, value in zip(TOTALS_FIELDS, values, strict=True):
+            setattr(self, name, getattr(self, name) + value)
+
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.loss_count, 1)
+
+    def padding_efficiency(self) -> float:
+        return round(self.real_tokens / max(self.padded_tokens, 1), 4)
+
+    def as_list(self) -> list[float]:
+        return list(astuple(self))
 
 
 @dataclass
 class TrainState:
     """Everything about training progress that a checkpoint must carry (saved as JSON).
-    `step` counts optimizer steps; `micro_step` forward/backward passes; micro_step_in_epoch
-    the micro-batches this process has consumed in the current epoch."""
+    `step` is the position in the schedule of optimizer steps, applied or skipped (see
+    nonfinite_steps); `micro_step` counts forward/backward passes; `epoch_index` is the epoch
+    being trained (0-based; logs show the fractional epoch); micro_step_in_epoch the
+    micro-batches this process has consumed in it."""
 
     step: int = 0
-    epoch: int = 0
+    epoch_index: int = 0
     micro_step: int = 0
     micro_step_in_epoch: int = 0
     samples_seen: int = 0
     last_eval_step: int = -1
-    # Over all processes: loss sum, its count, real (non-pad) tokens, padded tokens computed.
-    run_totals: list = field(default_factory=lambda: [0.0] * 4)  # over the run
-    pending_totals: list = field(default_factory=lambda: [0.0] * 4)  # since the last log record
+    run_totals: Totals = field(default_factory=Totals)  # over the run
+    pending_totals: Totals = field(default_factory=Totals)  # since the last log record
     world_size: int = 1
     per_device_train_batch_size: int = 0
     gradient_accumulation_steps: int = 0
@@ -29,7 +57,7 @@ class TrainState:
     options: dict = field(default_factory=dict)  # those options themselves, to name changes
     identity: dict = field(default_factory=dict)  # labels and data digests of the run
     log_records: int = 0  # records in log_history.jsonl when the state was saved
-    nonfinite_steps: int = 0  # optimizer steps skipped for a NaN/inf loss or gradient
+    nonfinite_steps: int = 0  # steps skipped (no update) for a NaN/inf loss or gradient
     consecutive_nonfinite: int = 0
     best_metric: float | None = None  # of --metric_for_best_model
     best_step: int = -1
@@ -51,13 +79,18 @@ class TrainState:
             problem = field_problem(option.name, value)
             if problem:
                 raise ValueError(f"{option.name!r} {problem}: got {value!r:.60}")
-            values[option.name] = value
+            values[option.name] = Totals(**value) if option.type == "Totals" else value
         return cls(**values)
+
+    @property
+    def optimizer_steps(self) -> int:
+        """Steps that updated the weights: the schedule's position less the skipped ones."""
+        return self.step - self.nonfinite_steps
 
 
 COUNTS = {
     "step",
-    "epoch",
+    "epoch_index",
     "micro_step",
     "micro_step_in_epoch",
     "samples_seen",
@@ -83,8 +116,9 @@ def field_problem(name: str, value: object) -> str | None:
     if name in ("last_eval_step", "best_step"):
         return None if type(value) is int and value >= -1 else "is not a step (or -1)"
     if name in ("run_totals", "pending_totals"):
-        ok = isinstance(value, list) and len(value) == 4 and all(map(is_number, value))
-        return None if ok else "is not a list of 4 numbers"
+        ok = isinstance(value, dict) and sorted(value) == sorted(TOTALS_FIELDS)
+        ok = ok and all(map(is_number, value.values()))
+        return None if ok else f"is not a record of {', '.join(TOTALS_FIELDS)}"
     if name == "best_metric":
         return None if value is None or is_number(value) else "is not a number"
     if name == "seconds":

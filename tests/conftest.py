@@ -139,13 +139,15 @@ def inject_nan(trainer, micro_steps) -> None:
 def trace_consumed_rows(trainer, record) -> None:
     """Call record(micro_step, step, row_ids) for every micro-batch the trainer trains on;
     micro_step and step count from the start of the run, across resumes."""
-    micro_step = trainer._micro_step
+    from accel_trainer.train import Observer
 
-    def traced(batch, *args):
-        record(trainer.state.micro_step, trainer.state.step, batch["row_id"].tolist())
-        return micro_step(batch, *args)
+    class RowTracer(Observer):
+        def on_step_begin(self, trainer, micro_batches):
+            for offset, batch in enumerate(micro_batches):
+                micro_step = trainer.state.micro_step + offset
+                record(micro_step, trainer.state.step, batch["row_id"].tolist())
 
-    trainer._micro_step = traced
+    trainer.add_observer(RowTracer())
 
 
 def start(command, env, cwd, log_path):

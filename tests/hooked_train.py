@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from accel_trainer import commands  # noqa: E402
 from accel_trainer.cli import main  # noqa: E402
+from accel_trainer.train import Observer  # noqa: E402
 from tests.conftest import inject_nan, trace_consumed_rows, without_dropout  # noqa: E402
 
 
@@ -40,13 +41,12 @@ def hooked_build_trainer(config):
         without_dropout(trainer)
     delay = float(os.environ.get("STEP_DELAY_S", "0"))
     if delay:
-        finish = trainer._finish_optimizer_step
 
-        def slow_finish(*args):
-            finish(*args)
-            time.sleep(delay)
+        class SlowSteps(Observer):
+            def on_step_end(self, trainer, outcome):
+                time.sleep(delay)
 
-        trainer._finish_optimizer_step = slow_finish
+        trainer.add_observer(SlowSteps())
     return trainer
 
 

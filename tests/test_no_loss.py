@@ -327,7 +327,9 @@ def test_a_run_killed_while_writing_its_final_model_resumes_with_auto(
     def die(*args, **kwargs):
         raise KeyboardInterrupt  # stands for a kill after config.json was written
 
-    monkeypatch.setattr(commands, "write_model_card", die)
+    from accel_trainer.train import export
+
+    monkeypatch.setattr(export, "write_model_card", die)
     with pytest.raises(KeyboardInterrupt):
         main([str(arg) for arg in train_flags(small_data, out, "--max_train_steps", "3")])
     reset_accelerate()
@@ -496,7 +498,7 @@ def filled_before(monkeypatch, module, name: str, disk, leave_bytes: int = 64 * 
 def test_a_full_disk_during_a_checkpoint_keeps_the_committed_ones(
     small_data, small_disk, capsys, monkeypatch
 ):
-    import accel_trainer.trainer as trainer_module
+    import accel_trainer.train.checkpointer as trainer_module
 
     out = small_disk / "out"
     calls = {"n": 0}
@@ -519,7 +521,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_committed_ones(
 def test_a_full_disk_during_the_final_save_keeps_the_previous_model(
     small_data, small_disk, capsys, monkeypatch
 ):
-    import accel_trainer.trainer as trainer_module
+    import accel_trainer.train.export as trainer_module
 
     out = small_disk / "out"
     flags = train_flags(small_data, out, "--checkpointing_steps", "no")
@@ -542,7 +544,7 @@ def test_a_full_disk_during_the_final_save_keeps_the_previous_model(
 def test_a_fresh_run_whose_final_save_failed_can_be_rerun(
     small_data, small_disk, capsys, monkeypatch
 ):
-    import accel_trainer.trainer as trainer_module
+    import accel_trainer.train.export as trainer_module
 
     out = small_disk / "out"
     flags = train_flags(small_data, out, "--checkpointing_steps", "no", "--max_train_steps", "2")
@@ -651,7 +653,11 @@ def test_a_checkpoint_file_its_manifest_does_not_list_makes_it_invalid(small_dat
     [
         ("seconds", "abc", "'seconds' is not a mapping of seconds"),
         ("log_records", "x", "'log_records' is not a whole number >= 0"),
-        ("pending_totals", [1], "'pending_totals' is not a list of 4 numbers"),
+        (
+            "pending_totals",
+            [1],
+            "'pending_totals' is not a record of loss_sum, loss_count, real_tokens, padded_tokens",
+        ),
         ("step", -5, "'step' is not a whole number >= 0"),
         ("best_step", "x", "'best_step' is not a step"),
         ("world_size", 2, "for step 3 on 2 process(es), the manifest for step 3 on 1"),

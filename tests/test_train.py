@@ -12,6 +12,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, pipelin
 
 from accel_trainer import AccelerateTrainer, TrainConfig, commands
 from accel_trainer.cli import main
+from accel_trainer.train import Observer
 from tests.conftest import (
     evaluate_saved,
     inject_nan,
@@ -154,15 +155,12 @@ def test_tensorboard_and_bf16_pass_through(small_data, tmp_path):
     assert any(f.startswith("events.out.tfevents") for f in events)
 
 
-def test_label_key_detection():
-    from accel_trainer.errors import InputError
-    from accel_trainer.trainer import label_key, model_inputs
+def test_model_inputs_leave_out_bookkeeping_and_optionally_the_labels():
+    from accel_trainer.train.step import model_inputs
 
-    assert label_key({"input_ids": 1, "labels": 2}) == "labels"
-    assert label_key({"input_ids": 1, "label": 2}) == "label"
-    assert model_inputs({"input_ids": 1, "label": 2}) == {"input_ids": 1, "labels": 2}
-    with pytest.raises(InputError, match="neither 'labels' nor 'label': got keys"):
-        label_key({"input_ids": 1})
+    batch = {"input_ids": 1, "labels": 2, "row_id": 3, "example_id": 4, "word_index": 5}
+    assert model_inputs(batch) == {"input_ids": 1, "labels": 2}
+    assert model_inputs(batch, with_labels=False) == {"input_ids": 1}
 
 
 def test_trainer_rejects_a_dataset_without_labels(demo_run):
@@ -174,7 +172,7 @@ def test_trainer_rejects_a_dataset_without_labels(demo_run):
     trainer, _, _ = demo_run
     unlabeled = Dataset.from_dict({"input_ids": [[1, 2, 3]]})
     model = trainer.accelerator.unwrap_model(trainer.model)
-    with pytest.raises(InputError, match="neither 'labels' nor 'label'"):
+    with pytest.raises(InputError, match="the dataset has no 'labels' column: got columns"):
         AccelerateTrainer(
             model,
             trainer.tokenizer,
@@ -189,7 +187,7 @@ def test_world_size_mismatch_is_an_error(monkeypatch):
     from types import SimpleNamespace
 
     from accel_trainer.errors import ConfigError
-    from accel_trainer.trainer import check_world_size
+    from accel_trainer.runtime import check_world_size
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="has 1 process.*WORLD_SIZE=2: each process would train"):
@@ -235,7 +233,7 @@ def test_dataset_name_reads_a_datasets_folder_with_class_label_tags(small_data, 
 def test_mixed_precision_comes_from_the_accelerate_config_unless_the_flag_is_given(
     monkeypatch, tmp_path
 ):
-    from accel_trainer.trainer import create_accelerator
+    from accel_trainer.runtime import create_accelerator
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch` sets
     assert create_accelerator(TrainConfig(output_dir=str(tmp_path))).mixed_precision == "bf16"
@@ -265,8 +263,8 @@ def test_same_seed_same_model(small_data, tmp_path):
 def test_trainer_takes_ready_made_dataloaders(demo_run, small_data, tmp_path):
     from torch.utils.data import DataLoader
 
+    from accel_trainer.runtime import create_accelerator
     from accel_trainer.tasks import NerTask
-    from accel_trainer.trainer import create_accelerator
 
     demo_trainer, _, output_dir = demo_run
     model = AutoModelForTokenClassification.from_pretrained(output_dir)
@@ -407,7 +405,7 @@ def test_clipping_happens_once_per_optimizer_step_and_groups_come_from_the_confi
 def test_create_accelerator_checks_the_world_size(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
-    from accel_trainer import trainer as trainer_module
+    from accel_trainer import runtime as trainer_module
     from accel_trainer.errors import ConfigError
 
     monkeypatch.setattr(
@@ -466,19 +464,18 @@ def test_a_nan_loss_skips_that_step_entirely(small_data, tmp_path):
     trainer = commands.build_trainer(config)
     inject_nan(trainer, {3})
     snapshots = []
-    finish = trainer._finish_optimizer_step
 
-    def record(*args):
-        finish(*args)
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        snapshots.append(
-            (
-                {k: v.clone() for k, v in model.state_dict().items()},
-                trainer.lr_scheduler.get_last_lr()[0],
+    class Snapshots(Observer):
+        def on_step_end(self, trainer, outcome):
+            model = trainer.accelerator.unwrap_model(trainer.model)
+            snapshots.append(
+                (
+                    {k: v.clone() for k, v in model.state_dict().items()},
+                    trainer.lr_scheduler.get_last_lr()[0],
+                )
             )
-        )
 
-    trainer._finish_optimizer_step = record
+    trainer.add_observer(Snapshots())
     trainer.fit()
     (before, lr_before), (after, lr_after) = snapshots[1], snapshots[2]
     assert all(torch.equal(before[k], after[k]) for k in before)  # step 3 changed nothing

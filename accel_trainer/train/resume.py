@@ -1,30 +1,28 @@
-"""Which checkpoint a run resumes from, and whether it fits this run: chosen and verified file by
-file on the main process, then checked against the options, data, labels and topology before
-any model is built."""
+"""Resuming: which checkpoint (verified file by file on the main process), whether it fits this
+run (options, data, labels, topology; checked before any model is built), and restoring the
+state, data position and RNG streams from it."""
 
 from __future__ import annotations
 
-import logging
+import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from accel_trainer.checkpoint import (
-    config_hash,
-    load_manifest,
-    load_trainer_state,
-    remove_torn,
-    resolve_resume,
-)
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import load
+
+from accel_trainer.checkpoint import capture_rng, load_manifest, load_trainer_state, resolve_resume
 from accel_trainer.errors import ConfigError, first_line
+from accel_trainer.hashing import json_digest
+from accel_trainer.runtime import on_main_then_share, seed_everything
 from accel_trainer.state import TrainState
 
 if TYPE_CHECKING:
-    from accelerate import Accelerator
-
     from accel_trainer.config import TrainConfig
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 # Options that may differ between a run and its resumption.
 RESUME_INSENSITIVE = {
     "resume_from_checkpoint",
@@ -61,28 +59,12 @@ class ResumePoint:
 def training_options(config: TrainConfig) -> dict:
     """The options that change what training computes, less how the global batch is split."""
     ignored = RESUME_INSENSITIVE | set(TOPOLOGY)
-    return {key: value for key, value in asdict(config).items() if key not in ignored}
+    return {key: value for key, value in config.to_dict().items() if key not in ignored}
 
 
 def options_hash(config: TrainConfig) -> str:
-    return config_hash(asdict(config), RESUME_INSENSITIVE | set(TOPOLOGY))
-
-
-def on_main_then_share(accelerator: Accelerator, decide):
-    """`decide()` on the main process, its answer (or its ConfigError) on every process."""
-    answer: list = [None, None]  # result, error
-    if accelerator.is_main_process:
-        try:
-            answer[0] = decide()
-        except ConfigError as error:
-            answer[1] = str(error)
-    if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-
-        answer = broadcast_object_list(answer)
-    if answer[1] is not None:
-        raise ConfigError(answer[1])
-    return answer[0]
+    """A short hash of training_options, for checkpoints that predate their listing."""
+    return json_digest(training_options(config), 16)
 
 
 def choose_checkpoint(accelerator: Accelerator, output_dir: str, request: str | None):
@@ -90,8 +72,6 @@ def choose_checkpoint(accelerator: Accelerator, output_dir: str, request: str | 
     hashes the files once."""
 
     def choose():
-        for name in remove_torn(output_dir):
-            logger.warning("removed %s: a temporary folder of an interrupted save", name)
         return resolve_resume(output_dir, request, warn=logger.warning)
 
     return on_main_then_share(accelerator, choose)
@@ -123,7 +103,7 @@ def plan_resume(
     now = (
         accelerator.num_processes,
         config.per_device_train_batch_size,
-        accelerator.gradient_accumulation_steps,
+        config.resolved_accumulation_steps(accelerator.num_processes),
     )
     check_options(path, saved, config)
     check_identity(path, saved, identity)
@@ -231,8 +211,6 @@ def check_topology(path: str, saved: dict, now: tuple, allow_change: bool) -> No
 def load_rng_state(path: str, rank: int) -> dict | None:
     """This process's RNG state in the checkpoint (None when the checkpoint has none for it);
     ConfigError when the file is there but cannot be read: Accelerate would only log that."""
-    from accelerate.utils import load
-
     file = os.path.join(path, f"random_states_{rank}.pkl")
     if not os.path.exists(file):
         return None
@@ -247,3 +225,88 @@ def load_rng_state(path: str, rank: int) -> dict | None:
             "another checkpoint."
         ) from None
     return states
+
+
+@dataclass
+class Position:
+    """Where training stands in the data, and how the global batch is split now."""
+
+    batches_per_epoch: int  # this process's micro-batches in one epoch
+    examples: int  # in the training set
+    total_steps: int
+    num_epochs: int
+    topology: tuple[int, int, int]  # processes, per-device batch, accumulation
+
+
+def restore(accelerator: Accelerator, point: ResumePoint, position: Position, seed: int):
+    """Load the checkpoint into the prepared model, optimizer and scheduler; return its
+    TrainState moved to this run's topology, and the RNG state the next batch must see (None
+    when the data iterator may draw first)."""
+    path, saved = point.path, point.saved
+    has_rng = load_rng_state(path, accelerator.process_index) is not None
+    try:
+        accelerator.load_state(path)
+    except (RuntimeError, ValueError, KeyError, OSError) as error:
+        raise ConfigError(
+            f"--resume_from_checkpoint {path} does not fit this model: "
+            f"{state_dict_problem(error)}. Resume with the model and data of that run."
+        ) from None
+    state = TrainState.from_saved(saved)  # checked by plan_resume
+    if topology(saved) != position.topology:
+        move_to_topology(state, topology(saved), position)
+    if not has_rng:
+        # A process the checkpoint did not have: a fresh, reproducible stream of its own.
+        seed_everything((seed + 1_000_003 * state.step) % (2**32 - 2**16), per_process=True)
+    check_position(path, state, position)
+    batches = position.batches_per_epoch
+    if state.micro_step_in_epoch >= batches and state.last_eval_step == saved["step"]:
+        state.epoch_index, state.micro_step_in_epoch = state.epoch_index + 1, 0
+    rng = capture_rng() if 0 < state.micro_step_in_epoch < batches else None
+    logger.info(
+        "resumed from %s at step %d (epoch %d, micro-batch %d)",
+        path,
+        state.step,
+        state.epoch_index,
+        state.micro_step_in_epoch,
+    )
+    return state, rng
+
+
+def move_to_topology(state: TrainState, saved: tuple[int, int, int], position: Position) -> None:
+    """Keep the data position, in examples, when the global batch is split differently.
+    Checkpoints fall on optimizer steps, so the position is a whole number of global
+    batches, or the end of the epoch."""
+    world_size, batch, accumulation = saved
+    saved_batches = math.ceil(math.ceil(position.examples / batch) / world_size)
+    if state.micro_step_in_epoch >= saved_batches:
+        state.micro_step_in_epoch = position.batches_per_epoch
+    else:
+        steps_into_epoch = state.micro_step_in_epoch // accumulation
+        state.micro_step_in_epoch = steps_into_epoch * position.topology[2]
+    (
+        state.world_size,
+        state.per_device_train_batch_size,
+        state.gradient_accumulation_steps,
+    ) = position.topology
+
+
+def check_position(path: str, state: TrainState, position: Position) -> None:
+    """Refuse a saved position this run cannot have reached (a damaged or edited state)."""
+    if (
+        state.step > position.total_steps
+        or state.epoch_index > position.num_epochs
+        or state.micro_step_in_epoch > position.batches_per_epoch
+    ):
+        raise ConfigError(
+            f"--resume_from_checkpoint {path} has a position this run never reaches: step "
+            f"{state.step} of {position.total_steps}, epoch {state.epoch_index} of "
+            f"{position.num_epochs}, micro-batch {state.micro_step_in_epoch} of "
+            f"{position.batches_per_epoch}. Give another checkpoint."
+        )
+
+
+def state_dict_problem(error: Exception) -> str:
+    """The tensors a state-dict load names (size mismatches, missing keys), or its first line."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    named = [line for line in lines if "size mismatch" in line or "Missing key" in line]
+    return "; ".join(named[:4]) if named else first_line(error)

@@ -1,0 +1,231 @@
+"""The process world: Accelerator creation, launcher and world-size checks, agreement between
+processes (shared decisions, failures, hashes) and preemption signals."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    InitProcessGroupKwargs,
+    broadcast_object_list,
+    set_seed,
+)
+
+from accel_trainer.errors import ConfigError, OutputError
+from accel_trainer.hashing import json_digest
+
+if TYPE_CHECKING:
+    from accel_trainer.config import RunConfig
+
+logger = get_logger(__name__)
+# How gloo and NCCL report a peer that is gone or silent.
+LOST_PEER_MARKERS = (
+    "connection closed by peer",
+    "connection reset by peer",
+    "timed out",
+    "nccl communicator was aborted",
+    "broken pipe",
+)
+
+
+def create_accelerator(config: RunConfig) -> Accelerator:
+    """An Accelerator on CUDA when present, else CPU, that really spans the launched world."""
+    # CPU whenever CUDA is absent: without cpu=True a multi-process launch on a CPU-only machine
+    # starts N separate world-size-1 runs instead of one gloo process group.
+    use_cpu = config.cpu or not torch.cuda.is_available()
+    check_launcher()
+    try:
+        accelerator = new_accelerator(config, use_cpu)
+    except ValueError as error:  # Accelerate's checks of the launcher's environment and options
+        if launched_world_size() > 1:
+            raise ConfigError(
+                f"the distributed environment is incomplete: {error}. Start multi-process runs "
+                "with `accelerate launch` or torchrun, which set RANK, WORLD_SIZE, MASTER_ADDR "
+                "and MASTER_PORT."
+            ) from None
+        raise ConfigError(f"Accelerate refused the settings: {error}") from None
+    check_world_size(accelerator)
+    sharding = [name for name in ("FSDP", "DEEPSPEED") if env_flag(f"ACCELERATE_USE_{name}")]
+    if sharding and accelerator.distributed_type.value not in sharding:
+        logger.warning(
+            "the accelerate config asks for %s, which needs GPUs: running plain data parallel "
+            "(%s) on the CPU instead",
+            sharding[0],
+            accelerator.distributed_type.value,
+        )
+    return accelerator
+
+
+def new_accelerator(config: RunConfig, use_cpu: bool) -> Accelerator:
+    report_to = getattr(config, "report_to", "none")
+    return Accelerator(
+        cpu=use_cpu,
+        mixed_precision=config.mixed_precision,
+        # Accumulation is the step's own (train/step.py, with no_sync): Accelerate's counter
+        # stays at one micro-batch per step, so backward() never rescales the loss.
+        # We step the scheduler ourselves, once per optimizer step: Accelerate would otherwise
+        # step it once per process, decaying the learning rate N times too fast.
+        step_scheduler_with_optimizer=False,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=config.ddp_timeout))],
+        log_with=None if report_to == "none" else report_to,
+        project_dir=config.resolved_output_dir(),
+    )
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "y", "on")
+
+
+def launched_world_size() -> int:
+    """The number of processes the launcher started (WORLD_SIZE), before any process group."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_launcher() -> None:
+    """Stop when `accelerate launch` was asked for several processes but started one."""
+    # Its simple launcher (--cpu or a MULTI_CPU config) sets the rendezvous address for
+    # --num_processes > 1 but starts a single process, without RANK or WORLD_SIZE.
+    simple_launcher = "ACCELERATE_MIXED_PRECISION" in os.environ and "KMP_BLOCKTIME" in os.environ
+    if simple_launcher and "MASTER_PORT" in os.environ and "WORLD_SIZE" not in os.environ:
+        raise ConfigError(
+            "`accelerate launch` was asked for several processes but started only this one: "
+            "with --cpu or a MULTI_CPU config it starts one process (more need mpirun). Use "
+            "`accelerate launch --multi_gpu --num_processes N` (the trainer runs on the CPU when "
+            "there is no GPU) or accelerate_configs/cpu_2proc.yaml; for one process, drop "
+            "--num_processes or unset MASTER_PORT."
+        )
+
+
+def check_world_size(accelerator: Accelerator) -> None:
+    """Stop when the launcher meant more processes than joined the process group."""
+    launched = launched_world_size()
+    if accelerator.num_processes != launched:
+        raise ConfigError(
+            f"the process group has {accelerator.num_processes} process(es) but the launcher "
+            f"started WORLD_SIZE={launched}: each process would train alone. Launch with "
+            "`accelerate launch --multi_gpu --num_processes N` (on CPU too) or torchrun, and do "
+            "not set WORLD_SIZE by hand."
+        )
+
+
+def seed_everything(seed: int, per_process: bool = False) -> None:
+    """Seed Python, NumPy and torch (and CUDA); `per_process` offsets the seed by rank."""
+    set_seed(seed, device_specific=per_process)
+
+
+def short_hash(value: Any) -> int:
+    """A signed 64-bit hash of a JSON-able value, the same in every process."""
+    return int.from_bytes(bytes.fromhex(json_digest(value, 16)), "big", signed=True)
+
+
+def check_same_on_every_process(accelerator: Accelerator, parts: dict[str, Any]) -> None:
+    """Stop every process, with one message, when they disagree on any of `parts` (options,
+    labels, data): one all-gather of a short hash of each."""
+    if accelerator.num_processes == 1:
+        return
+    digests = [short_hash(value) for value in parts.values()]
+    local = torch.tensor(digests, dtype=torch.int64, device=accelerator.device)
+    everyone = accelerator.gather(local).view(accelerator.num_processes, len(parts)).tolist()
+    disagreements = []
+    for column, name in enumerate(parts):
+        others = [rank for rank, row in enumerate(everyone) if row[column] != everyone[0][column]]
+        if others:
+            disagreements.append(f"process(es) {others} see other {name} than process 0")
+    if disagreements:
+        accelerator.wait_for_everyone()  # every process has seen the others' hashes
+        raise ConfigError(
+            "the processes of this run disagree: "
+            + "; ".join(disagreements)
+            + ". Give every process the same command line and config file, and the same data "
+            "files (on a file system every node sees, with the same contents)."
+        )
+
+
+def share_from_main(accelerator: Accelerator, value: Any) -> Any:
+    """The main process's `value` (any picklable object), on every process."""
+    if accelerator.num_processes == 1:
+        return value
+    return broadcast_object_list([value])[0]
+
+
+def on_main_then_share(accelerator: Accelerator, decide):
+    """`decide()` on the main process, its answer (or its ConfigError) on every process."""
+    answer: list = [None, None]  # result, error
+    if accelerator.is_main_process:
+        try:
+            answer[0] = decide()
+        except ConfigError as error:
+            answer[1] = str(error)
+    answer = share_from_main(accelerator, answer)
+    if answer[1] is not None:
+        raise ConfigError(answer[1])
+    return answer[0]
+
+
+def raise_if_any_failed(accelerator: Accelerator, failure: str | None, target: str) -> None:
+    """Every process learns whether any failed (one tiny all-reduce), and all raise."""
+    if accelerator.num_processes > 1:
+        flag = torch.tensor(float(failure is not None), device=accelerator.device)
+        if accelerator.reduce(flag, reduction="max").item() == 0:
+            return
+        if failure is None:
+            failure = f"another process could not write into {target}"
+    if failure is not None:
+        raise OutputError(failure)
+
+
+def is_lost_peer(error: RuntimeError) -> bool:
+    """Whether a collective failed because another process is gone or silent."""
+    if isinstance(error, torch.distributed.DistError):
+        return True
+    message = str(error).lower()
+    return any(marker in message for marker in LOST_PEER_MARKERS)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: allocated GPU memory, or resident memory on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class Preemption:
+    """SIGTERM (sent by torchrun and schedulers) and SIGUSR1 (SLURM's --signal) ask the run to
+    stop at the next optimizer step, after a committed checkpoint; every process gets the same
+    answer through Accelerate's trigger, so all stop at the same step."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, accelerator: Accelerator):
+        self.accelerator = accelerator
+        self.requested = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> Preemption:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._request) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+
+    def agreed(self) -> bool:
+        """Whether any process was asked to stop (one tiny all-reduce per call)."""
+        if self.requested:
+            self.accelerator.set_trigger()
+        return self.accelerator.check_trigger()

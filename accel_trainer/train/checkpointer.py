@@ -1,0 +1,123 @@
+"""When and how the run's full training state is committed as checkpoint-<step> (every process
+writes, the main process commits and rotates) and how a fresh run clears what it replaces."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+
+from accel_trainer.checkpoint import (
+    TEMP_MARKER,
+    TEMP_PREFIX,
+    TRAINER_STATE,
+    attempt,
+    checkpoint_name,
+    committed_checkpoints,
+    discard,
+    make_temporary,
+    read_manifest,
+    remove_torn,
+    rotate,
+    set_aside,
+    sync_folder,
+    write_json_durably,
+    write_manifest,
+)
+from accel_trainer.runtime import raise_if_any_failed
+from accel_trainer.state import TrainState
+
+logger = get_logger(__name__)
+
+
+class Checkpointer:
+    """Decides when a checkpoint is due and commits it; `every_steps`/`every_epoch` come from
+    --checkpointing_steps, `keep` from --save_total_limit."""
+
+    def __init__(self, accelerator: Accelerator, output_dir: str, every, keep: int):
+        self.accelerator = accelerator
+        self.output_dir = output_dir
+        self.every = every  # CheckpointEvery
+        self.keep = keep
+        self.last_step = -1  # the step of the newest checkpoint this run has (saved or loaded)
+
+    def due(self, moment: str, state: TrainState, best_must_be_saved: bool) -> bool:
+        """Whether to checkpoint now; `moment`: "step" (after an optimizer step) or "epoch"."""
+        if self.last_step == state.step:
+            return False
+        if best_must_be_saved:
+            return True
+        if moment == "epoch":
+            return self.every.every_epoch
+        return bool(self.every.every_steps) and state.step % self.every.every_steps == 0
+
+    def save(self, state: TrainState, protect: set[str], estimate: int) -> str:
+        """Commit `state` with the model, optimizer, scheduler and RNG as checkpoint-<step>,
+        then rotate (never `protect`); every process takes part."""
+        started = time.perf_counter()
+        path = save_checkpoint(
+            self.accelerator, self.output_dir, state.step, asdict(state), estimate
+        )
+        self.last_step = state.step
+        if self.accelerator.is_main_process:
+            rotate(self.output_dir, self.keep, protect={path, *protect})
+            size = sum(f["size"] for f in read_manifest(path)["files"].values())
+            logger.info(
+                "step %d: committed %s (%.1f MB) in %.2f s",
+                state.step,
+                path,
+                size / 1e6,
+                time.perf_counter() - started,
+            )
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def start_fresh(self, replace_earlier: bool) -> None:
+        """Before step 0: remove our own interrupted temporary folders and, with
+        --overwrite_output_dir, the earlier run's checkpoints."""
+        if self.accelerator.is_main_process:
+            for name in remove_torn(self.output_dir):
+                logger.warning("removed %s: a temporary folder of an interrupted save", name)
+            if replace_earlier:
+                for _, stale in committed_checkpoints(self.output_dir):
+                    discard(stale)
+        self.accelerator.wait_for_everyone()
+
+
+def save_checkpoint(
+    accelerator: Accelerator, output_dir: str, step: int, trainer_state: dict, estimate: int = 0
+) -> str:
+    """Save the full training state as checkpoint-<step>, committed atomically: every rank
+    writes into a temporary folder, then the main process adds the manifest and renames it.
+    A failed write (a full disk, say) stops every process with OutputError and leaves the
+    committed checkpoints as they were; `estimate` is the expected size, for the message."""
+    final = os.path.join(output_dir, checkpoint_name(step))
+    temporary = os.path.join(output_dir, f"{TEMP_PREFIX}{step}")
+    failure = None
+    if accelerator.is_main_process:
+        failure = attempt(lambda: make_temporary(temporary), temporary, estimate)
+    raise_if_any_failed(accelerator, failure, temporary)
+
+    def write_state() -> None:
+        accelerator.save_state(temporary)
+        if accelerator.is_main_process:
+            write_json_durably(os.path.join(temporary, TRAINER_STATE), trainer_state)
+
+    failure = attempt(write_state, temporary, estimate)
+    raise_if_any_failed(accelerator, failure, temporary)  # every rank's files are written
+    if accelerator.is_main_process:
+
+        def commit() -> None:
+            write_manifest(temporary, step, accelerator.num_processes)
+            if os.path.isdir(final):
+                set_aside(final)
+            os.rename(temporary, final)
+            sync_folder(output_dir)
+            os.unlink(os.path.join(final, TEMP_MARKER))
+
+        failure = attempt(commit, temporary, estimate)
+    raise_if_any_failed(accelerator, failure, temporary)
+    return final

@@ -1,0 +1,90 @@
+"""The final model folder, committed atomically: weights, tokenizer, the `accel_trainer` entry
+of config.json, the options, the results and the model card, so that `from_pretrained`,
+`pipeline`, `accel-trainer evaluate` and `predict` all load it."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+from accelerate import Accelerator
+
+from accel_trainer.checkpoint import commit_final_model
+from accel_trainer.errors import OutputError
+from accel_trainer.model_card import write_model_card
+from accel_trainer.models import vocabulary_digest
+from accel_trainer.runtime import raise_if_any_failed
+
+if TYPE_CHECKING:
+    from accel_trainer.config import TrainConfig
+    from accel_trainer.tasks.base import Task
+
+RESULTS_FILE = "all_results.json"
+OPTIONS_FILE = "training_config.json"
+
+
+def data_sources(config: TrainConfig) -> dict[str, str | None]:
+    """Where the training and evaluation data came from, for the model card."""
+    if config.dataset_name is not None:
+        name = " ".join(filter(None, [config.dataset_name, config.dataset_config_name]))
+        return {"train and eval": name}
+    return {"train": config.train_file, "eval": config.validation_file}
+
+
+def task_entry(task: Task, tokenizer) -> dict:
+    """The `accel_trainer` entry of config.json: the task's settings and the tokenizer that
+    evaluate and predict must find beside the weights."""
+    return {
+        **task.settings(),
+        "tokenizer_size": len(tokenizer),
+        "tokenizer_vocab": vocabulary_digest(tokenizer),
+    }
+
+
+def save_final_model(
+    accelerator: Accelerator,
+    model,
+    tokenizer,
+    task: Task,
+    config: TrainConfig,
+    output_dir: str,
+    results: dict | None,
+    step: int,
+    data_files: dict[str, str | None],
+) -> None:
+    """Save the full, unwrapped model (safetensors) with everything that describes it, from the
+    main process, as one atomic commit: a failed save leaves the previous model whole."""
+    accelerator.wait_for_everyone()
+    # Every process takes part: under FSDP/DeepSpeed this gathers the sharded weights.
+    state_dict = accelerator.get_state_dict(model)
+    failure = None
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.config.accel_trainer = task_entry(task, tokenizer)
+        labels = [unwrapped.config.id2label[i] for i in sorted(unwrapped.config.id2label)]
+
+        def write(folder: str) -> None:
+            unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
+            tokenizer.save_pretrained(folder)
+            options = {
+                **config.to_dict(),
+                "learning_rate": config.resolved_learning_rate(),
+                "output_dir": output_dir,
+            }
+            write_json(os.path.join(folder, OPTIONS_FILE), options)
+            if results is not None:
+                write_json(os.path.join(folder, RESULTS_FILE), results)
+                write_model_card(folder, config, results, labels, data_files)
+
+        weights = sum(p.numel() * p.element_size() for p in unwrapped.parameters())
+        try:
+            commit_final_model(output_dir, write, step, estimate=weights)
+        except OutputError as error:
+            failure = str(error)
+    raise_if_any_failed(accelerator, failure, output_dir)
+
+
+def write_json(path: str, value: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2)

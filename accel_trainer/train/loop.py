@@ -1,0 +1,468 @@
+"""AccelerateTrainer: the training loop, a table of contents over the components (step,
+batching, resume, checkpointer, best model, run log, inference, export)."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from tqdm.auto import tqdm
+
+from accel_trainer.checkpoint import lock_output_dir, release_output_dir, restore_rng
+from accel_trainer.errors import ConfigError, Diverged, PeerLost, Preempted, first_line
+from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
+from accel_trainer.runtime import (
+    Preemption,
+    create_accelerator,
+    is_lost_peer,
+    peak_memory_mb,
+    seed_everything,
+)
+from accel_trainer.state import TrainState
+from accel_trainer.train.batching import TrainBatches, check_label_column, step_groups
+from accel_trainer.train.best import BestModel
+from accel_trainer.train.checkpointer import Checkpointer
+from accel_trainer.train.export import data_sources, save_final_model
+from accel_trainer.train.hooks import Observer, Observers
+from accel_trainer.train.inference import Inference, format_metrics
+from accel_trainer.train.resume import (
+    Position,
+    ResumePoint,
+    plan_resume,
+    restore,
+    training_options,
+)
+from accel_trainer.train.run_log import RunLog
+from accel_trainer.train.step import OptimizerStep
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from accel_trainer.config import TrainConfig
+    from accel_trainer.tasks.base import Task
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class TrainPlan:
+    """How long training runs, in optimizer steps, after sharding and accumulation."""
+
+    steps_per_epoch: int
+    total_steps: int
+    num_epochs: int
+    warmup_steps: int
+
+
+class AccelerateTrainer:
+    """Fine-tunes a transformers model for a task, through one `accelerate.Accelerator`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        config: TrainConfig,
+        task: Task,
+        train_data: Dataset | None = None,
+        eval_data: Dataset | None = None,
+        accelerator: Accelerator | None = None,
+        extra_results: dict | None = None,
+        resume: ResumePoint | None = None,
+        identity: dict | None = None,
+        observers: list[Observer] = (),
+        data_files: dict[str, str | None] | None = None,
+    ):
+        """`resume`: the checkpoint plan_resume chose (else fit() chooses); `identity`: what a
+        resumed run must share with this one (default: the labels); `data_files`: the data's
+        provenance for the model card (default: the config's data options)."""
+        for data in (train_data, eval_data):
+            check_label_column(data, task.label_key)
+        self.config, self.task, self.tokenizer = config, task, tokenizer
+        self.output_dir = config.resolved_output_dir()
+        self.accelerator = accelerator or create_accelerator(config)
+        if self.accelerator.gradient_accumulation_steps != 1:
+            raise ConfigError(
+                "the Accelerator accumulates gradients itself (gradient_accumulation_steps "
+                f"{self.accelerator.gradient_accumulation_steps}), which would rescale the "
+                "trainer's loss: build it with create_accelerator(config) and give "
+                "--gradient_accumulation_steps to the trainer."
+            )
+        self.accumulation_steps = config.resolved_accumulation_steps(self.accelerator.num_processes)
+        self.extra_results = extra_results or {}
+        self.state = TrainState()
+        labels = model.config.id2label
+        self.identity = identity or {"labels": [labels[i] for i in sorted(labels)]}
+        self.resume_point = resume
+        self.data_files = data_files if data_files is not None else data_sources(config)
+        self.observers = Observers(observers)
+        seed_everything(config.seed)
+        self.batches = None
+        if train_data is not None:
+            self.batches = TrainBatches(
+                train_data, task.collator(tokenizer), config, self.accelerator.num_processes,
+                self.accumulation_steps, self.accelerator.device.type == "cuda",
+            )  # fmt: skip
+        train_loader = self.batches.loader if self.batches else None
+        self.model, self.train_dataloader = self.accelerator.prepare(model, train_loader)
+        self.inference = Inference(
+            self.accelerator, self.model, tokenizer, task, config.per_device_eval_batch_size,
+            prepared=True,
+        )  # fmt: skip
+        self.eval_dataloader = None if eval_data is None else self.inference.loader(eval_data)
+        self.best = BestModel(
+            config.metric_for_best_model,
+            config.early_stopping_patience,
+            config.load_best_model_at_end,
+            self.output_dir,
+        )
+        self.checkpointer = Checkpointer(
+            self.accelerator, self.output_dir, config.checkpoint_every, config.save_total_limit
+        )
+        self.run_log = RunLog(self.accelerator, self.output_dir, config.report_to)
+        self.step_runner: OptimizerStep | None = None
+        self.output_lock = None  # held by the main process while it owns output_dir
+        self._rng_to_restore: dict | None = None
+
+    def add_observer(self, observer: Observer) -> None:
+        self.observers.attached.append(observer)
+
+    @property
+    def log_history(self) -> list[dict]:
+        return self.run_log.records
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return self.inference.id2label
+
+    @property
+    def optimizer(self):
+        return None if self.step_runner is None else self.step_runner.optimizer
+
+    @property
+    def lr_scheduler(self):
+        return None if self.step_runner is None else self.step_runner.scheduler
+
+    def fit(self) -> dict:
+        """Train, evaluate at each epoch end (and every eval_steps), checkpoint, save the final
+        model folder; return the results."""
+        with self._running() as (preemption, progress):
+            plan = self._plan()
+            self._build_optimizer_and_step(plan)
+            self._start(plan, progress)
+            self.observers.notify("on_train_begin", self)
+            for epoch in range(self.state.epoch_index, plan.num_epochs):
+                for micro_batches in self._steps_of_epoch(epoch, plan):
+                    self.observers.notify("on_step_begin", self, micro_batches)
+                    outcome = self.step_runner.run(micro_batches)
+                    self._finish_step(outcome, plan, progress)
+                    if self.config.eval_steps and self.state.step % self.config.eval_steps == 0:
+                        self._evaluate_and_log()
+                    stop = preemption.agreed()
+                    if stop or self._checkpoint_due("step"):
+                        self.save_checkpoint()
+                    if stop:
+                        raise Preempted(self.state.step)
+                    if self._finished(plan):
+                        break
+                if self.state.last_eval_step != self.state.step:
+                    self._evaluate_and_log()
+                if self._checkpoint_due("epoch"):
+                    self.save_checkpoint()
+                if self._finished(plan):
+                    break
+            progress.close()
+            self.run_log.clock.stop()
+            results = self._results(self._final_metrics())
+            self.save_model(self.output_dir, results)
+            self.accelerator.end_training()
+            self.observers.notify("on_train_end", self, results)
+            return results
+
+    @contextmanager
+    def _running(self):
+        """The output folder locked, preemption signals heard, a progress bar on the main
+        process; a lost peer reported as such; all released at the end."""
+        if self.train_dataloader is None:
+            raise ConfigError("fit() needs training data: got train_data=None. Pass a dataset.")
+        if self.output_lock is None and self.accelerator.is_main_process:
+            self.output_lock = lock_output_dir(self.output_dir)
+        progress = tqdm(desc="train", unit="step", disable=not self.accelerator.is_main_process)
+        try:
+            with Preemption(self.accelerator) as preemption:
+                yield preemption, progress
+        except RuntimeError as error:
+            if self.accelerator.num_processes > 1 and is_lost_peer(error):
+                raise PeerLost(
+                    f"lost contact with another process of this run: {first_line(error)}. A "
+                    f"process or node died or hung; the others stop within --ddp_timeout "
+                    f"({self.config.ddp_timeout} s). Committed checkpoints in {self.output_dir} "
+                    "are intact: resume with --resume_from_checkpoint auto."
+                ) from error
+            raise
+        finally:
+            progress.close()  # so that an error message starts on a line of its own
+            release_output_dir(self.output_lock)
+            self.output_lock = None
+
+    def _plan(self) -> TrainPlan:
+        config = self.config
+        steps_per_epoch = math.ceil(len(self.train_dataloader) / self.accumulation_steps)
+        if config.max_train_steps > 0:
+            total_steps = config.max_train_steps
+        else:
+            total_steps = max(1, math.ceil(config.num_train_epochs * steps_per_epoch))
+        num_epochs = math.ceil(total_steps / steps_per_epoch)
+        warmup = warmup_steps(total_steps, config.warmup_ratio, config.num_warmup_steps)
+        return TrainPlan(steps_per_epoch, total_steps, num_epochs, warmup)
+
+    def _build_optimizer_and_step(self, plan: TrainPlan) -> None:
+        config = self.config
+        optimizer = build_optimizer(
+            self.accelerator.unwrap_model(self.model),
+            config.resolved_learning_rate(),
+            config.weight_decay,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon,
+        )
+        scheduler = build_scheduler(
+            optimizer, config.lr_scheduler_type, plan.total_steps, plan.warmup_steps
+        )
+        optimizer, scheduler = self.accelerator.prepare(optimizer, scheduler)
+        self.step_runner = OptimizerStep(
+            self.accelerator,
+            self.model,
+            optimizer,
+            scheduler,
+            self.accumulation_steps,
+            config.loss_normalization,
+            config.max_grad_norm,
+        )
+        self._log_setup(plan)
+
+    def _start(self, plan: TrainPlan, progress: tqdm) -> None:
+        """Resume from the planned checkpoint, or start fresh; then the log and the clock."""
+        if self.resume_point is None and self.config.resume_from_checkpoint:
+            self.resume_point = plan_resume(self.accelerator, self.config, self.identity)
+        resumed = self.resume_point is not None
+        if resumed:
+            position = Position(
+                len(self.train_dataloader),
+                len(self.train_dataloader.dataset),
+                plan.total_steps,
+                plan.num_epochs,
+                self._topology(),
+            )
+            self.state, self._rng_to_restore = restore(
+                self.accelerator, self.resume_point, position, self.config.seed
+            )
+            self.checkpointer.last_step = self.state.step
+        else:
+            self.checkpointer.start_fresh(replace_earlier=self.config.overwrite_output_dir)
+        (
+            self.state.world_size,
+            self.state.per_device_train_batch_size,
+            self.state.gradient_accumulation_steps,
+        ) = self._topology()
+        self.state.options, self.state.identity = training_options(self.config), self.identity
+        self.run_log.start(self.state, resumed, self.config.to_dict())
+        progress.reset(total=plan.total_steps)
+        progress.update(self.state.step)
+        self.model.train()
+
+    def _topology(self) -> tuple[int, int, int]:
+        return (
+            self.accelerator.num_processes,
+            self.config.per_device_train_batch_size,
+            self.accumulation_steps,
+        )
+
+    def _steps_of_epoch(self, epoch: int, plan: TrainPlan):
+        """This epoch's optimizer steps, as lists of micro-batches, less the micro-batches a
+        checkpoint says were consumed; the saved RNG stream continues on the first."""
+        if epoch != self.state.epoch_index:  # a new epoch, not the one a checkpoint left off in
+            self.state.epoch_index, self.state.micro_step_in_epoch = epoch, 0
+        self.train_dataloader.set_epoch(epoch)
+        if self.batches.sampler is not None:
+            self.batches.sampler.set_epoch(epoch)
+        skip = self.state.micro_step_in_epoch
+        if self._finished(plan) or skip >= len(self.train_dataloader):
+            return  # resumed at the last step or the end of this epoch
+        batches = self.train_dataloader
+        if skip:
+            batches = self.accelerator.skip_first_batches(self.train_dataloader, skip)
+        for micro_batches in step_groups(batches, self.accumulation_steps):
+            if self._rng_to_restore is not None:  # resumed: continue the saved RNG stream
+                restore_rng(self._rng_to_restore)
+                self._rng_to_restore = None
+            yield micro_batches
+
+    def _finish_step(self, outcome, plan: TrainPlan, progress: tqdm) -> None:
+        """Count the step, guard against divergence, log every --logging_steps."""
+        state = self.state
+        state.micro_step += outcome.micro_batches
+        state.micro_step_in_epoch += outcome.micro_batches
+        state.samples_seen += outcome.examples
+        if outcome.skipped:
+            self._count_nonfinite_step(outcome.grad_norm)
+        elif outcome.updated:
+            state.consecutive_nonfinite = 0
+        state.step += 1
+        progress.update(1)
+        if state.step % self.config.logging_steps == 0 or state.step == plan.total_steps:
+            self.run_log.add_totals(state, self.step_runner.take_totals())
+            record = {
+                "step": state.step,
+                "epoch": round(self._epoch_progress(), 4),
+                **self.run_log.take_pending(state),
+                "learning_rate": outcome.learning_rate,
+                "grad_norm": outcome.grad_norm,
+                "peak_memory_mb": round(peak_memory_mb(self.accelerator.device), 1),
+            }
+            self._log(record)
+            progress.set_postfix(
+                epoch=f"{record['epoch']:.2f}",
+                loss=f"{record['loss']:.4f}",
+                lr=f"{outcome.learning_rate:.2e}",
+            )
+        self.observers.notify("on_step_end", self, outcome)
+
+    def _count_nonfinite_step(self, grad_norm: float) -> None:
+        """A skipped step (NaN/inf loss or gradient): count it, log it, stop when they repeat."""
+        state = self.state
+        state.nonfinite_steps += 1
+        state.consecutive_nonfinite += 1
+        step = state.step + 1
+        logger.warning(
+            "step %d skipped: non-finite gradient norm %s (%d skipped in all, %d in a row); "
+            "weights, optimizer and learning rate unchanged",
+            step,
+            grad_norm,
+            state.nonfinite_steps,
+            state.consecutive_nonfinite,
+        )
+        self._log({"step": step, "nonfinite_steps": state.nonfinite_steps})
+        if state.consecutive_nonfinite > self.config.max_nonfinite_steps:
+            raise Diverged(
+                f"training diverged: {state.consecutive_nonfinite} optimizer steps in a row "
+                f"up to step {step} had a NaN or inf loss or gradient (--max_nonfinite_steps "
+                f"{self.config.max_nonfinite_steps}). The last committed checkpoint in "
+                f"{self.output_dir} is intact: lower the learning rate or check the data."
+            )
+
+    def _log(self, record: dict) -> None:
+        self.run_log.log(record)
+        self.observers.notify("on_log", self, record)
+
+    def _log_setup(self, plan: TrainPlan) -> None:
+        accelerator = self.accelerator
+        logger.info(
+            "world size %d, device %s, distributed type %s, mixed precision %s",
+            accelerator.num_processes,
+            accelerator.device,
+            accelerator.distributed_type.value,
+            accelerator.mixed_precision,
+        )
+        global_batch = (
+            self.config.per_device_train_batch_size
+            * self.accumulation_steps
+            * accelerator.num_processes
+        )
+        logger.info(
+            "%d optimizer steps (%d per epoch, %d epoch(s)), global batch %d, warmup %d steps, "
+            "peak learning rate %g",
+            plan.total_steps,
+            plan.steps_per_epoch,
+            plan.num_epochs,
+            global_batch,
+            plan.warmup_steps,
+            self.config.resolved_learning_rate(),
+        )
+
+    def _epoch_progress(self) -> float:
+        """The fractional epoch, as logs show it."""
+        state = self.state
+        return state.epoch_index + state.micro_step_in_epoch / len(self.train_dataloader)
+
+    def _finished(self, plan: TrainPlan) -> bool:
+        """All optimizer steps done, or early stopping's patience ran out."""
+        return self.state.step >= plan.total_steps or self.best.stopped_early(self.state)
+
+    def _checkpoint_due(self, moment: str) -> bool:
+        return self.checkpointer.due(moment, self.state, self.best.must_checkpoint(self.state))
+
+    def save_checkpoint(self) -> str:
+        """Commit the full training state as OUTPUT_DIR/checkpoint-<step>, then rotate."""
+        with self.run_log.clock.paused("checkpoint"):
+            # So that the state holds every loss seen so far.
+            self.run_log.add_totals(self.state, self.step_runner.take_totals())
+            self.state.log_records = len(self.log_history)
+            model = self.accelerator.unwrap_model(self.model)
+            estimate = 3 * sum(p.numel() * 4 for p in model.parameters())  # weights + AdamW
+            best = {self.best.checkpoint_path(self.state)}
+            path = self.checkpointer.save(self.state, protect=best, estimate=estimate)
+        self.observers.notify("on_checkpoint", self, path)
+        return path
+
+    def _evaluate_and_log(self) -> dict:
+        with self.run_log.clock.paused("eval"):
+            metrics = self.evaluate()
+        self.state.last_eval_step = self.state.step
+        if metrics:
+            self.best.track(self.state, metrics)
+            self._log(
+                {"step": self.state.step, "epoch": round(self._epoch_progress(), 4), **metrics}
+            )
+            logger.info("step %d: %s", self.state.step, format_metrics(metrics))
+            self.observers.notify("on_evaluate", self, metrics)
+        self.model.train()
+        return metrics
+
+    def _final_metrics(self) -> dict:
+        """The metrics of the model being saved: the last evaluation's, or the best one's."""
+        records = [r for r in self.log_history if r["step"] == self.state.last_eval_step]
+        metrics = {k: v for r in records for k, v in r.items() if k.startswith("eval_")}
+        if not metrics and self.eval_dataloader is not None:
+            metrics = self.evaluate()  # evaluated before the checkpoint this run resumed
+        if self.best.load_at_end:
+            metrics = self.best.load(
+                self.accelerator, self.state, self.log_history, self.evaluate, metrics
+            )
+        return metrics
+
+    def evaluate(self) -> dict:
+        """Metrics over every eval example exactly once, whatever the number of processes."""
+        if self.eval_dataloader is None:
+            return {}
+        return self.inference.evaluate(self.eval_dataloader)
+
+    def predict(self, data: Dataset) -> dict[str, list]:
+        """Per-row predictions, confidences and bookkeeping columns, in dataset order, on every
+        process."""
+        return self.inference.predict(data)
+
+    def _results(self, eval_metrics: dict) -> dict:
+        self.run_log.add_totals(self.state, self.step_runner.take_totals())
+        samples = self.accelerator.reduce(
+            torch.tensor(self.state.samples_seen, device=self.accelerator.device), "sum"
+        ).item()
+        return {
+            **self.run_log.results(self.state, samples, peak_memory_mb(self.accelerator.device)),
+            "epoch": round(self._epoch_progress(), 4),
+            "num_processes": self.accelerator.num_processes,
+            **self.best.results(self.state),
+            **eval_metrics,
+            **self.extra_results,
+        }
+
+    def save_model(self, output_dir: str, results: dict | None = None) -> None:
+        """Save the final model folder (weights, tokenizer, config.json's accel_trainer entry,
+        options, `results` and model card) atomically from the main process."""
+        save_final_model(
+            self.accelerator, self.model, self.tokenizer, self.task, self.config, output_dir,
+            results, self.state.step, self.data_files,
+        )  # fmt: skip

@@ -1,0 +1,129 @@
+"""One optimizer step: forward/backward over its micro-batches (gradients synchronised on the
+last only), the loss scaled for --loss_normalization, clipping, and the non-finite guard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+
+from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS
+
+
+@dataclass
+class StepOutcome:
+    """What one optimizer step did."""
+
+    grad_norm: float
+    skipped: bool  # a NaN/inf gradient: no update on any process
+    updated: bool  # the weights changed (not skipped, and no fp16 overflow)
+    learning_rate: float  # the rate this step used
+    micro_batches: int  # of this process
+    examples: int  # consumed by this process
+
+
+# The batch key of the gold labels: transformers' collators rename a dataset's `label` to it.
+LABELS = "labels"
+
+
+def model_inputs(batch: dict, with_labels: bool = True) -> dict:
+    """The batch as model keyword arguments; without the labels the model skips its own
+    (per-batch mean) loss."""
+    skipped = META_KEYS if with_labels else (*META_KEYS, LABELS)
+    return {key: value for key, value in batch.items() if key not in skipped}
+
+
+def summed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over the labelled positions (tokens or examples), in float32."""
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
+class OptimizerStep:
+    """Runs optimizer steps on a prepared model, optimizer and scheduler; keeps this process's
+    loss and token sums on the device until `take_totals` (one all-reduce per log record)."""
+
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        model,
+        optimizer,
+        scheduler,
+        accumulation_steps: int,
+        loss_normalization: str,
+        max_grad_norm: float,
+    ):
+        self.accelerator = accelerator
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.accumulation_steps = accumulation_steps
+        self.normalize_globally = loss_normalization != "batch"
+        self.max_grad_norm = max_grad_norm or float("inf")  # 0: only measure the norm
+        self._totals = torch.zeros(4, device=accelerator.device)  # TOTALS_FIELDS, this process
+
+    def run(self, micro_batches: list[dict]) -> StepOutcome:
+        """Forward and backward over the step's micro-batches, then clip and update, unless
+        the gradient is not finite."""
+        learning_rate = self.optimizer.param_groups[0]["lr"]
+        labelled = [(batch[LABELS] != IGNORE_INDEX).sum() for batch in micro_batches]
+        step_labelled = None
+        if self.normalize_globally:
+            # Counted before the first backward: every process must divide by the same total.
+            step_labelled = self.accelerator.reduce(torch.stack(labelled).sum(), "sum")
+        last = len(micro_batches) - 1
+        for index, (batch, count) in enumerate(zip(micro_batches, labelled, strict=True)):
+            if index < last:
+                with self.accelerator.no_sync(self.model):
+                    self._forward_backward(batch, count, step_labelled)
+            else:  # gradients are averaged over processes on this backward
+                self._forward_backward(batch, count, step_labelled)
+        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        # Averaged over processes by now, so every process sees the same norm: a NaN or inf on
+        # any of them skips this step on all. (fp16's gradient scaler handles its overflows.)
+        skipped = not bool(torch.isfinite(grad_norm)) and self.accelerator.scaler is None
+        updated = False
+        if not skipped:
+            self.optimizer.step()
+            updated = not self.accelerator.optimizer_step_was_skipped  # an fp16 overflow
+            if updated:
+                self.scheduler.step()
+        self.optimizer.zero_grad()
+        examples = sum(batch[LABELS].shape[0] for batch in micro_batches)
+        return StepOutcome(
+            float(grad_norm), skipped, updated, learning_rate, len(micro_batches), examples
+        )
+
+    def _forward_backward(self, batch: dict, labelled, step_labelled) -> None:
+        logits = self.model(**model_inputs(batch, with_labels=False)).logits
+        loss_sum = summed_cross_entropy(logits, batch[LABELS])
+        self.accelerator.backward(self._scaled(loss_sum, labelled, step_labelled))
+        if step_labelled is None:  # logged: the batch mean and 1, or the sum and its count
+            logged = (loss_sum.detach() / labelled.clamp(min=1), 1.0)
+        else:
+            logged = (loss_sum.detach(), labelled.float())
+        mask = batch.get("attention_mask")
+        if mask is None:
+            mask = torch.ones_like(batch["input_ids"])
+        values = (*logged, mask.sum(), mask.numel())
+        self._totals += torch.stack(
+            [torch.as_tensor(v, dtype=torch.float32, device=self._totals.device) for v in values]
+        )
+
+    def _scaled(self, loss_sum, labelled, step_labelled) -> torch.Tensor:
+        """The loss to back-propagate so that the accumulated, process-averaged gradient is the
+        one --loss_normalization asks for."""
+        if step_labelled is None:  # batch: the mean of each micro-batch's mean, as HF does
+            return loss_sum / labelled.clamp(min=1) / self.accumulation_steps
+        # global: data parallelism averages over processes; undo it so that the gradient is the
+        # sum over the global batch divided by its labelled count.
+        return loss_sum * self.accelerator.num_processes / step_labelled.clamp(min=1)
+
+    def take_totals(self) -> list[float]:
+        """This step's and earlier sums since the last call, added over all processes."""
+        totals = self.accelerator.reduce(self._totals, reduction="sum").tolist()
+        self._totals.zero_()
+        return totals
