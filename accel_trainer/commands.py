@@ -8,21 +8,9 @@ import os
 from dataclasses import fields
 
 from accel_trainer.checkpoint import (
-    LOCK_FILE,
-    MODEL_MANIFEST,
-    MODEL_TEMP,
-    RUN_MARKER,
-    committed_checkpoints,
     file_digest,
     final_model_problem,
-    final_model_step,
-    finish_final_model,
-    lock_output_dir,
-    model_files_present,
-    model_manifest,
-    release_output_dir,
     touch,
-    why_unwritable,
     write_atomically,
 )
 from accel_trainer.config import (
@@ -35,7 +23,6 @@ from accel_trainer.config import (
 )
 from accel_trainer.errors import ConfigError, DataError, OutputError
 from accel_trainer.models import (
-    TOKENIZER_FILES,
     add_marker_tokens,
     build_tiny_bert,
     build_wordpiece_tokenizer,
@@ -45,22 +32,19 @@ from accel_trainer.models import (
     load_saved_model,
     saved_config,
 )
+from accel_trainer.output_folder import (
+    DEMO_MARKER,
+    OutputLock,
+    SaveFinished,
+    check_output_dir,
+    check_writable_folder,
+    finish_interrupted_save,
+    mark_output_dir,
+)
 from accel_trainer.preprocessing import tokenize_once_per_node
-from accel_trainer.runtime import on_main_then_share, share_from_main
+from accel_trainer.runtime import on_main_then_share
 
 logger = logging.getLogger("accel_trainer")
-DEMO_MARKER = ".accel_trainer_demo"  # in output folders written by demo runs
-# What a run writes at the top of its output folder, besides the model and its checkpoints.
-RUN_OUTPUTS = (
-    *TOKENIZER_FILES,
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "README.md",
-    "training_config.json",
-    "log_history.jsonl",
-    MODEL_MANIFEST,
-    "runs",
-)
 DEMO_NEGATIVE_LABEL = "no_relation"
 
 
@@ -106,7 +90,8 @@ def build_trainer(config: TrainConfig):
 
     # Before the heavy work: a second run on the same folder stops here.
     output_dir = config.resolved_output_dir()
-    output_lock = lock_output_dir(output_dir) if accelerator.is_main_process else None
+    output_lock = OutputLock(output_dir, accelerator.is_main_process)
+    output_lock.acquire()
     try:
         # Again, now that no other run can change the folder: one may have finished meanwhile.
         on_main_then_share(accelerator, lambda: check_output_dir(output_dir, config))
@@ -114,51 +99,12 @@ def build_trainer(config: TrainConfig):
         if accelerator.is_main_process:
             mark_output_dir(output_dir, config.is_demo)
         resume = plan_resume(accelerator, config, identity)
-        trainer = build_model_and_trainer(
-            config, accelerator, task, labels, train_raw, eval_raw, resume, identity
+        return build_model_and_trainer(
+            config, accelerator, task, labels, train_raw, eval_raw, resume, identity, output_lock
         )
     except BaseException:
-        release_output_dir(output_lock)
+        output_lock.release()
         raise
-    trainer.output_lock = output_lock
-    return trainer
-
-
-class SaveFinished(Exception):
-    """A run whose final save was interrupted while moving into place, now finished: nothing
-    is left to train."""
-
-    def __init__(self, output_dir: str, step: int):
-        super().__init__(
-            f"Finished the interrupted final save of step {step}: {output_dir} holds the model, "
-            "and no checkpoint is newer. Nothing is left to train."
-        )
-        path = os.path.join(output_dir, "all_results.json")
-        with open(path, encoding="utf-8") as handle:
-            self.results = json.load(handle)
-
-
-def finish_interrupted_save(accelerator, output_dir: str) -> None:
-    """Complete a final save that was interrupted while its files moved into place (the main
-    process moves them); SaveFinished when that leaves nothing to train."""
-    moved = accelerator.is_main_process and finish_final_model(output_dir)
-    moved = share_from_main(accelerator, moved)
-    if not moved:
-        return
-    logger.warning("moved the final model of an interrupted save into place in %s", output_dir)
-    step = final_model_step(output_dir)
-    newest = max((found for found, _ in committed_checkpoints(output_dir)), default=-1)
-    if step is not None and newest <= step:
-        raise SaveFinished(output_dir, step)
-
-
-def mark_output_dir(output_dir: str, is_demo: bool) -> None:
-    """Say that this program writes into output_dir (so its files are ours to replace on a
-    rerun), and whether a later demo run may replace them."""
-    touch(os.path.join(output_dir, RUN_MARKER))
-    demo_marker = os.path.join(output_dir, DEMO_MARKER)
-    if not is_demo and os.path.lexists(demo_marker):
-        os.unlink(demo_marker)  # your run's folder now: a later demo run must not replace it
 
 
 def check_metric_name(config: TrainConfig, task, labels: list[str]) -> None:
@@ -175,7 +121,7 @@ def check_metric_name(config: TrainConfig, task, labels: list[str]) -> None:
 
 
 def build_model_and_trainer(
-    config: TrainConfig, accelerator, task, labels, train_raw, eval_raw, resume, identity
+    config: TrainConfig, accelerator, task, labels, train_raw, eval_raw, resume, identity, lock
 ):
     """Tokenizer, model and tokenized data (cached, once per machine), then the trainer."""
     from accel_trainer.runtime import seed_everything
@@ -227,6 +173,7 @@ def build_model_and_trainer(
         resume=resume,
         identity=identity,
         data_files=data_files(config),
+        output_lock=lock,
     )
 
 
@@ -420,114 +367,6 @@ def predict(config: PredictConfig) -> int:
         print(f"Wrote {len(raw)} predictions to {config.output_file}")
     accelerator.wait_for_everyone()
     return len(raw)
-
-
-def check_output_dir(output_dir: str, config: TrainConfig) -> None:
-    """Refuse a folder this run must not write into: a file, a read-only folder, someone else's
-    folder for the demo, or a saved model or checkpoints that the options do not say to
-    replace or continue."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ConfigError(
-            f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
-        )
-    check_writable_folder(output_dir)
-    if os.path.isdir(output_dir) and not config.overwrite_output_dir:
-        check_saved_run(output_dir, config)
-    if config.is_demo:
-        check_demo_folder(output_dir)
-
-
-def check_saved_run(output_dir: str, config: TrainConfig) -> None:
-    """Refuse to replace a saved model or checkpoints unless told to continue the run, and
-    refuse to continue a run that is finished."""
-    checkpoints = committed_checkpoints(output_dir)
-    newest = checkpoints[-1][0] if checkpoints else None
-    finished = final_model_step(output_dir)
-    present = model_files_present(output_dir)
-    interrupted = os.path.isdir(os.path.join(output_dir, MODEL_TEMP))
-    if model_manifest(os.path.join(output_dir, MODEL_TEMP), check_files=False) is not None:
-        return  # a complete final model whose move into place was interrupted: finished later
-    if config.resume_from_checkpoint:
-        if finished is not None and (newest is None or newest <= finished):
-            raise ConfigError(
-                f"--output_dir already holds the finished model of this run: got {output_dir!r} "
-                f"(saved at step {finished}; no checkpoint is newer), so there is nothing to "
-                "resume. Choose another folder, or pass --overwrite_output_dir to train again."
-            )
-        if finished is None and present and not (checkpoints or interrupted):
-            raise ConfigError(
-                f"--output_dir already holds a model and no checkpoints: got {output_dir!r} "
-                f"(has {', '.join(present)}), so there is nothing to resume. Choose another "
-                "folder, or pass --overwrite_output_dir to replace it."
-            )
-        return
-    if checkpoints:
-        raise ConfigError(
-            f"--output_dir holds checkpoints of an earlier run: got {output_dir!r} (newest "
-            f"{os.path.basename(checkpoints[-1][1])}). Pass --resume_from_checkpoint auto to "
-            "continue it, or --overwrite_output_dir to start over (its checkpoints are deleted)."
-        )
-    if config.is_demo and is_demo_output(output_dir):
-        return
-    if present:
-        raise ConfigError(
-            f"--output_dir already holds a model: got {output_dir!r} (has {', '.join(present)}). "
-            "Choose another folder, or pass --overwrite_output_dir to replace it. (A run that was "
-            "interrupted continues from its checkpoints with --resume_from_checkpoint auto.)"
-        )
-    written = [name for name in RUN_OUTPUTS if os.path.lexists(os.path.join(output_dir, name))]
-    if written and not os.path.isfile(os.path.join(output_dir, RUN_MARKER)):
-        raise ConfigError(
-            f"--output_dir already holds files that a run writes: got {output_dir!r} (has "
-            f"{', '.join(written)}). Choose another folder (e.g. a subfolder), or pass "
-            "--overwrite_output_dir to replace them."
-        )
-
-
-def check_writable_folder(output_dir: str) -> None:
-    """Refuse an output folder (or the nearest existing folder above it) that cannot be
-    written, before any work."""
-    existing = os.path.abspath(output_dir)
-    too_long = [part for part in existing.split(os.sep) if len(os.fsencode(part)) > 255]
-    if too_long:
-        raise ConfigError(
-            f"--output_dir has a name longer than 255 bytes: got {too_long[0][:40]!r}... "
-            "Choose a shorter name."
-        )
-    while not os.path.isdir(existing):
-        if os.path.lexists(existing):
-            raise ConfigError(
-                f"--output_dir cannot be written: got {output_dir!r} ({existing} is a file, not "
-                "a folder). Choose another folder."
-            )
-        existing = os.path.dirname(existing)
-    why = why_unwritable(existing)
-    if why is None:
-        return
-    raise ConfigError(
-        f"--output_dir cannot be written: got {output_dir!r} ({why}). Choose a folder you can "
-        "write to."
-    )
-
-
-def check_demo_folder(output_dir: str) -> None:
-    """The demo writes its corpus into OUTPUT_DIR/data: only into a new or empty folder, or
-    one an earlier demo run wrote."""
-    if not os.path.isdir(output_dir) or is_demo_output(output_dir):
-        return
-    entries = sorted(set(os.listdir(output_dir)) - {LOCK_FILE})
-    if entries:
-        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-        raise ConfigError(
-            f"--output_dir is not empty and not an earlier demo run's: got {output_dir!r} (has "
-            f"{shown}). With no data options, accel-trainer trains on its demo corpus and writes "
-            "it into OUTPUT_DIR/data: give a new or empty folder, or your data with --train_file."
-        )
-
-
-def is_demo_output(output_dir: str) -> bool:
-    """Whether output_dir was written by an earlier demo run (on the built-in corpus)."""
-    return os.path.isfile(os.path.join(output_dir, DEMO_MARKER))
 
 
 def read_train_and_eval(config: TrainConfig, task, accelerator):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from accel_trainer import commands
+from accel_trainer import output_folder
 from accel_trainer.cli import main, parse_config
 from accel_trainer.config import TrainConfig
 from tests.conftest import REPO_ROOT, reset_accelerate, write_jsonl
@@ -211,7 +211,7 @@ def saved_model_dir(tmp_path, demo: bool):
     folder.mkdir()
     (folder / "config.json").write_text('{"keep": "me"}')
     if demo:
-        (folder / commands.DEMO_MARKER).write_text("")
+        (folder / output_folder.DEMO_MARKER).write_text("")
     return folder
 
 
@@ -231,22 +231,22 @@ def test_only_a_demo_may_replace_a_demo_output(tmp_path):
     from accel_trainer.errors import ConfigError
 
     demo_folder = saved_model_dir(tmp_path, demo=True)
-    commands.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
+    output_folder.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
     user_config = TrainConfig(train_file="a.conll", output_dir=str(demo_folder))
     with pytest.raises(ConfigError, match="already holds a model"):
-        commands.check_output_dir(str(demo_folder), user_config)
+        output_folder.check_output_dir(str(demo_folder), user_config)
     user_config.overwrite_output_dir = True
-    commands.check_output_dir(str(demo_folder), user_config)
-    (demo_folder / commands.DEMO_MARKER).unlink()
+    output_folder.check_output_dir(str(demo_folder), user_config)
+    (demo_folder / output_folder.DEMO_MARKER).unlink()
     with pytest.raises(ConfigError, match="already holds a model"):
-        commands.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
+        output_folder.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
 
 
 def test_the_no_argument_demo_reruns_over_its_own_output(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--max_train_steps", "2"]) == 0
     first = (tmp_path / "outputs" / "demo-ner" / "model.safetensors").stat().st_mtime_ns
-    assert (tmp_path / "outputs" / "demo-ner" / commands.DEMO_MARKER).exists()
+    assert (tmp_path / "outputs" / "demo-ner" / output_folder.DEMO_MARKER).exists()
     reset_accelerate()
     assert main(["train", "--max_train_steps", "2"]) == 0
     assert (tmp_path / "outputs" / "demo-ner" / "model.safetensors").stat().st_mtime_ns > first

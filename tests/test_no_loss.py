@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from accel_trainer import commands
+from accel_trainer import output_folder
 from accel_trainer.checkpoint import MODEL_MANIFEST, MODEL_TEMP, committed_checkpoints
 from accel_trainer.cli import main
 from tests.conftest import read_json, reset_accelerate
@@ -604,9 +604,9 @@ def test_a_demo_run_never_replaces_a_real_model_trained_in_a_former_demo_folder(
 ):
     folder = tmp_path / "out"
     folder.mkdir()
-    (folder / commands.DEMO_MARKER).write_text("")  # a demo ran here once
+    (folder / output_folder.DEMO_MARKER).write_text("")  # a demo ran here once
     (folder / "config.json").write_text("{}")
-    commands.mark_output_dir(str(folder), is_demo=False)  # then a real run, over it
+    output_folder.mark_output_dir(str(folder), is_demo=False)  # then a real run, over it
     code, err = run(["train", "--output_dir", folder, "--max_train_steps", "1"], capsys)
     assert code == 2 and "--output_dir already holds a model" in err
 
@@ -790,13 +790,13 @@ def test_a_model_finished_while_waiting_for_the_lock_is_not_replaced(
     import accel_trainer.checkpoint as checkpoint_module
 
     out = tmp_path / "race"
-    original = commands.lock_output_dir
+    original = output_folder.lock_output_dir
 
     def another_run_finishes_first(path):
         shutil.copytree(finished, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("check*"))
         return original(path)
 
-    monkeypatch.setattr(commands, "lock_output_dir", another_run_finishes_first)
+    monkeypatch.setattr(output_folder, "lock_output_dir", another_run_finishes_first)
     code, err = run(train_flags(small_data, out, "--max_train_steps", "2"), capsys)
     assert code == 2 and "--output_dir already holds a model" in err
     assert checkpoint_module.final_model_problem(str(out)) is None  # the other run's, whole
@@ -847,7 +847,7 @@ def test_a_demo_rerun_never_writes_through_links_in_its_data_folder(tmp_path, ca
     elsewhere.mkdir()
     (elsewhere / "train.conll").write_text("mine\tO\n")
     folder.mkdir()
-    (folder / commands.DEMO_MARKER).write_text("")
+    (folder / output_folder.DEMO_MARKER).write_text("")
     os.symlink(elsewhere, folder / "data")
     code, _ = run(["train", "--output_dir", folder, "--max_train_steps", "1"], capsys)
     assert code == 0

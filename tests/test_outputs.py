@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from accel_trainer import commands
-from accel_trainer.checkpoint import release_output_dir
 from accel_trainer.cli import main
 from accel_trainer.config import TrainConfig
 from accel_trainer.models import build_tiny_bert, build_wordpiece_tokenizer, load_pretrained
@@ -72,7 +71,7 @@ def build(small_data, output_dir, **overrides):
     """Build a trainer (tokenizing its data) without training; free its output folder."""
     config = TrainConfig(train_file=small_data[0], output_dir=str(output_dir), **overrides)
     trainer = commands.build_trainer(config)
-    release_output_dir(trainer.output_lock)
+    trainer.output_lock.release()
     reset_accelerate()
     return trainer.train_dataloader.dataset
 

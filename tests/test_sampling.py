@@ -8,7 +8,6 @@ import torch
 from torch.utils.data import BatchSampler
 
 from accel_trainer import commands
-from accel_trainer.checkpoint import release_output_dir
 from accel_trainer.config import TrainConfig
 from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
 from tests.test_checkpoint import final_state, train
@@ -116,7 +115,7 @@ def test_token_budget_batches_reach_the_model_within_the_budget(tmp_path, small_
         train_file=small_data[0], output_dir=str(tmp_path), max_tokens_per_batch=100
     )
     trainer = commands.build_trainer(config)
-    release_output_dir(trainer.output_lock)
+    trainer.output_lock.release()
     shapes = [tuple(batch["input_ids"].shape) for batch in trainer.train_dataloader]
     assert all(rows * length <= 100 or rows == 1 for rows, length in shapes)
     assert sum(rows for rows, _ in shapes) == len(trainer.train_dataloader.dataset)

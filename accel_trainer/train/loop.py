@@ -13,9 +13,10 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
-from accel_trainer.checkpoint import lock_output_dir, release_output_dir, restore_rng
+from accel_trainer.checkpoint import restore_rng
 from accel_trainer.errors import ConfigError, Diverged, PeerLost, Preempted, first_line
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
+from accel_trainer.output_folder import OutputLock
 from accel_trainer.runtime import (
     Preemption,
     create_accelerator,
@@ -76,6 +77,7 @@ class AccelerateTrainer:
         identity: dict | None = None,
         observers: list[Observer] = (),
         data_files: dict[str, str | None] | None = None,
+        output_lock: OutputLock | None = None,
     ):
         """`resume`: the checkpoint plan_resume chose (else fit() chooses); `identity`: what a
         resumed run must share with this one (default: the labels); `data_files`: the data's
@@ -125,7 +127,10 @@ class AccelerateTrainer:
         )
         self.run_log = RunLog(self.accelerator, self.output_dir, config.report_to)
         self.step_runner: OptimizerStep | None = None
-        self.output_lock = None  # held by the main process while it owns output_dir
+        # Held by the main process while it owns output_dir: taken by preparation, else fit().
+        self.output_lock = output_lock or OutputLock(
+            self.output_dir, self.accelerator.is_main_process
+        )
         self._rng_to_restore: dict | None = None
 
     def add_observer(self, observer: Observer) -> None:
@@ -189,8 +194,7 @@ class AccelerateTrainer:
         process; a lost peer reported as such; all released at the end."""
         if self.train_dataloader is None:
             raise ConfigError("fit() needs training data: got train_data=None. Pass a dataset.")
-        if self.output_lock is None and self.accelerator.is_main_process:
-            self.output_lock = lock_output_dir(self.output_dir)
+        self.output_lock.acquire()
         progress = tqdm(desc="train", unit="step", disable=not self.accelerator.is_main_process)
         try:
             with Preemption(self.accelerator) as preemption:
@@ -206,8 +210,7 @@ class AccelerateTrainer:
             raise
         finally:
             progress.close()  # so that an error message starts on a line of its own
-            release_output_dir(self.output_lock)
-            self.output_lock = None
+            self.output_lock.release()
 
     def _plan(self) -> TrainPlan:
         config = self.config
