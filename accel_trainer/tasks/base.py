@@ -49,6 +49,7 @@ class Task(abc.ABC):
     pipeline_tag: ClassVar[str] = "text-classification"  # the transformers pipeline of the model
     options_class: ClassVar[type[TaskOptions]] = TaskOptions
     example_word: ClassVar[str] = "example"  # what one row is called in messages
+    data_formats: ClassVar[tuple[str, ...]] = ("auto",)  # the --data_format values read() takes
 
     # Configuration: for a training run, and for a saved model.
 

@@ -279,6 +279,7 @@ class NerTask(Task):
     auto_model_class_name = "AutoModelForTokenClassification"
     pipeline_tag = "token-classification"
     options_class = NerOptions
+    data_formats = ("auto", "conll", "jsonl")
     example_word = "sentence"
 
     def __init__(self, label_all_tokens: bool = False, tag_scheme: str = "bio"):

@@ -337,6 +337,7 @@ class ReTask(Task):
     auto_model_class_name = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
     options_class = ReOptions
+    data_formats = ("auto", "jsonl", "semeval2010")
 
     def __init__(
         self,
