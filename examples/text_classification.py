@@ -17,10 +17,10 @@ The saved folder loads in `transformers.pipeline("text-classification", model="o
 from __future__ import annotations
 
 import csv
-import json
 
 from accel_trainer import Task, register_task
 from accel_trainer.errors import DataError
+from accel_trainer.tasks.files import json_lines  # JSON lines with file-and-line errors
 
 CSV_COLUMNS = ("text", "label")
 
@@ -133,22 +133,7 @@ def read_csv(path: str, what: str, labelled: bool) -> list[dict]:
 
 def read_jsonl(path: str, what: str, labelled: bool) -> list[dict]:
     """One {"text": ..., "label": ...} object per non-blank line."""
-    examples = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{what} line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    f"{where} is not valid JSON: got {line.strip()[:80]!r} ({error.msg}). Write "
-                    'one {"text": ..., "label": ...} object per line.'
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where} is not a JSON object: got {line.strip()[:80]!r}.")
-            examples.append(
-                example(record.get("text"), record.get("label"), where, labelled, number)
-            )
-    return examples
+    return [
+        example(record.get("text"), record.get("label"), where, labelled, number)
+        for number, where, record in json_lines(path, what)
+    ]

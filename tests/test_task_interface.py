@@ -145,6 +145,22 @@ def test_re_settings_round_trip(tmp_path):
     }
 
 
+def test_re_decides_its_negative_label_for_the_demo_evaluate_and_the_label_check():
+    task = ReTask()
+    task.demo_defaults()
+    assert task.negative_label == "no_relation"
+    given = ReTask(negative_label="Other")
+    given.demo_defaults()
+    assert given.negative_label == "Other"
+    given.apply_run_options(ReOptions(negative_label="none"))
+    assert given.negative_label == "none"
+    given.apply_run_options(ReOptions())  # not given: the saved model's stays
+    assert given.negative_label == "none"
+    with pytest.raises(ConfigError, match="--negative_label is not among the labels: got 'none'"):
+        given.check_label_options(["Other", "works_for"])
+    NerTask().check_label_options(["O"])  # NER has no option naming a label
+
+
 def test_saved_settings_of_an_unregistered_task_say_to_register_it(tmp_path):
     with pytest.raises(ConfigError, match="task is 'sentiment'. Register it with"):
         task_from_settings({"task": "sentiment"}, str(tmp_path))
