@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["AccelerateTrainer", "EvalConfig", "TrainConfig"]
+__all__ = ["AccelerateTrainer", "EvalConfig", "Task", "TrainConfig", "register_task"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from accel_trainer import config
 
         return getattr(config, name)
+    if name in ("Task", "register_task"):
+        from accel_trainer import tasks
+
+        return getattr(tasks, name)
     raise AttributeError(f"module 'accel_trainer' has no attribute {name!r}")

@@ -23,7 +23,6 @@ from accel_trainer.config import (
 )
 from accel_trainer.errors import ConfigError, DataError, OutputError
 from accel_trainer.models import (
-    add_marker_tokens,
     build_tiny_bert,
     build_wordpiece_tokenizer,
     check_model_source,
@@ -45,7 +44,6 @@ from accel_trainer.preprocessing import tokenize_once_per_node
 from accel_trainer.runtime import on_main_then_share
 
 logger = logging.getLogger("accel_trainer")
-DEMO_NEGATIVE_LABEL = "no_relation"
 
 
 def train(config: TrainConfig) -> dict:
@@ -69,20 +67,19 @@ def build_trainer(config: TrainConfig):
     if not config.is_tiny_bert:
         check_model_source(config.model_name_or_path)
     from accel_trainer.runtime import check_same_on_every_process, create_accelerator
-    from accel_trainer.tasks import task_for_training
+    from accel_trainer.tasks import task_for_training, task_options_of
     from accel_trainer.train.resume import plan_resume
 
     accelerator = create_accelerator(config)
     quiet_other_ranks(accelerator.is_main_process)
-    task = task_for_training(config)
-    if config.is_demo and task.name == "re" and task.negative_label is None:
-        task.negative_label = DEMO_NEGATIVE_LABEL
+    task = task_for_training(config.task, task_options_of(config))
+    if config.is_demo:
+        task.demo_defaults()
     train_raw, eval_raw = read_train_and_eval(config, task, accelerator)
     labels = config.label_names or task.label_list(train_raw)
     check_labels(config, task, labels, train_raw, eval_raw)
     check_metric_name(config, task, labels)
-    if task.name == "re":
-        task.find_entity_types(train_raw)
+    task.learn_from_training_data(train_raw)
     # What a resumed run must share with the run it continues, and every process with the rest.
     identity = {"labels": labels, "data files": data_digests(config)}
     if accelerator.num_processes > 1:
@@ -137,11 +134,10 @@ def build_model_and_trainer(
         )
     else:
         model, tokenizer = load_pretrained(
-            task.auto_model_class_name, config.model_name_or_path, labels, task.name
+            task.auto_model_class_name, config.model_name_or_path, labels, task.tokenizer_options
         )
     check_sequence_length(config.max_seq_length, model, tokenizer)
-    if task.name == "re":
-        add_marker_tokens(tokenizer, model, task.marker_tokens())
+    task.prepare_model(model, tokenizer)
     label2id = model.config.label2id
     parts = tokenization_parts(config, task, tokenizer, label2id)
 
@@ -159,7 +155,7 @@ def build_model_and_trainer(
 
     train_data = tokenized(train_raw, "train")
     eval_data = tokenized(eval_raw, "eval") if eval_raw is not None else None
-    data_stats = report_lengths(task, config.max_seq_length, len(train_raw), eval_raw)
+    data_stats = task.length_report(config.max_seq_length, len(train_raw), eval_raw)
 
     return AccelerateTrainer(
         model,
@@ -172,7 +168,7 @@ def build_model_and_trainer(
         extra_results={"train_samples": len(train_raw), **data_stats},
         resume=resume,
         identity=identity,
-        data_files=data_files(config),
+        data_files=data_files(config, task),
         output_lock=lock,
     )
 
@@ -189,11 +185,11 @@ def tokenization_parts(config: RunConfig, task, tokenizer, label2id: dict | None
     }
 
 
-def data_files(config: TrainConfig) -> dict[str, str | None]:
+def data_files(config: TrainConfig, task) -> dict[str, str | None]:
     """Where the training and evaluation data came from, for the model card."""
     if config.is_demo:
         folder = os.path.join(config.resolved_output_dir(), "data")
-        train_path, eval_path = demo_paths(folder, config.task)
+        train_path, eval_path = task.demo_files(folder)
         return {"train (demo corpus)": train_path, "eval (demo corpus)": eval_path}
     if config.dataset_name is not None:
         name = " ".join(filter(None, [config.dataset_name, config.dataset_config_name]))
@@ -218,12 +214,7 @@ def check_labels(config: TrainConfig, task, labels: list[str], train_raw, eval_r
         task.check_labels(train_raw, labels, train_source(config), "not in --label_names")
     if eval_raw is not None:
         task.check_labels(eval_raw, labels, eval_source(config))
-    negative = getattr(task, "negative_label", None)
-    if negative is not None and negative not in labels:
-        raise ConfigError(
-            f"--negative_label is not among the labels: got {negative!r}, labels {labels}. "
-            "Give one of them (e.g. Other or no_relation), or leave it out."
-        )
+    task.check_label_options(labels)
 
 
 def load_saved(config: RunConfig):
@@ -239,8 +230,7 @@ def load_saved(config: RunConfig):
     check_model_source(model_dir, saved_by_us=True)
     labels, settings = saved_config(model_dir)
     task = task_from_settings(settings, model_dir)
-    if getattr(config, "negative_label", None) is not None:
-        task.negative_label = config.negative_label
+    task.apply_run_options(config)
     run_config = TrainConfig(**{f.name: getattr(config, f.name) for f in fields(RunConfig)})
     if isinstance(config, EvalConfig):
         run_config.output_dir = config.resolved_output_dir()
@@ -263,13 +253,9 @@ def evaluate(config: EvalConfig) -> dict:
     run_config, accelerator, task, labels = load_saved(config)
     eval_raw = read_split(config, task, "validation")
     task.check_labels(eval_raw, labels, eval_source(config))
-    if getattr(task, "negative_label", None) not in (None, *labels):
-        raise ConfigError(
-            f"--negative_label is not among the model's labels: got {task.negative_label!r}, "
-            f"labels {labels}."
-        )
+    task.check_label_options(labels)
     model, tokenizer = load_saved_model(
-        task.auto_model_class_name, config.model_name_or_path, task.name
+        task.auto_model_class_name, config.model_name_or_path, task.tokenizer_options
     )
     check_sequence_length(config.max_seq_length, model, tokenizer)
     label2id = model.config.label2id
@@ -284,7 +270,7 @@ def evaluate(config: EvalConfig) -> dict:
         config.overwrite_cache,
     )
     # Only the evaluation's own counts: a saved run's train_* fields are not this command's.
-    stats = report_lengths(task, config.max_seq_length, 0, eval_raw)
+    stats = task.length_report(config.max_seq_length, 0, eval_raw)
     stats = {key: value for key, value in stats.items() if key.startswith("eval_")}
     from accel_trainer.train.inference import Inference
 
@@ -340,19 +326,13 @@ def predict(config: PredictConfig) -> int:
             "--input_file in a format of that task."
         ) from None
     model, tokenizer = load_saved_model(
-        task.auto_model_class_name, config.model_name_or_path, task.name
+        task.auto_model_class_name, config.model_name_or_path, task.tokenizer_options
     )
     check_sequence_length(config.max_seq_length, model, tokenizer)
-
-    def encode(options: dict):
-        if task.name == "ner":
-            return task.encode_windows(raw, tokenizer, config.max_seq_length, None, options)
-        return task.tokenize(raw, tokenizer, None, config.max_seq_length, False, options)
-
     data = tokenize_once_per_node(
         accelerator,
         "predict",
-        encode,
+        lambda options: task.encode_for_prediction(raw, tokenizer, config.max_seq_length, options),
         {**tokenization_parts(config, task, tokenizer, None), "data": raw._fingerprint},
         config.preprocessing_num_workers,
         config.overwrite_cache,
@@ -372,11 +352,8 @@ def predict(config: PredictConfig) -> int:
 def read_train_and_eval(config: TrainConfig, task, accelerator):
     """The raw train and eval splits; the demo corpus is written first when no data is given."""
     if config.is_demo:
-        from accel_trainer.tasks.demo import write_demo_corpus, write_demo_re_corpus
-
         output_dir = config.resolved_output_dir()
         folder = os.path.join(output_dir, "data")
-        write = write_demo_re_corpus if task.name == "re" else write_demo_corpus
         with accelerator.main_process_first():
             if accelerator.is_local_main_process:
                 # Marked first: an interrupted demo run's folder stays one a demo may rewrite.
@@ -384,8 +361,8 @@ def read_train_and_eval(config: TrainConfig, task, accelerator):
                 touch(os.path.join(output_dir, DEMO_MARKER))
                 if os.path.islink(folder):
                     os.unlink(folder)  # the demo's own data/ is a folder here, never a link
-                write(folder)
-        demo_train, demo_eval = demo_paths(folder, task.name)
+                task.write_demo_corpus(folder)
+        demo_train, demo_eval = task.demo_files(folder)
         logger.info("No data given: training on the demo corpus written to %s", folder)
         train_raw = task.read(demo_train, "demo train file", "auto")
         eval_raw = task.read(demo_eval, "demo validation file", "auto")
@@ -397,18 +374,8 @@ def read_train_and_eval(config: TrainConfig, task, accelerator):
     return train_raw, eval_raw
 
 
-def demo_paths(folder: str, task_name: str) -> tuple[str, str]:
-    suffix = "jsonl" if task_name == "re" else "conll"
-    return os.path.join(folder, f"train.{suffix}"), os.path.join(folder, f"dev.{suffix}")
-
-
 def read_split(config: DataConfig, task, split: str):
     if config.dataset_name is not None:
-        if task.name != "ner":
-            raise ConfigError(
-                "--dataset_name is supported for --task ner only: give --train_file and "
-                "--validation_file for relation extraction."
-            )
         return task.read_hub(config.dataset_name, config.dataset_config_name, split)
     if split == "train":
         return task.read(config.train_file, "--train_file", config.data_format)
@@ -427,42 +394,6 @@ def eval_source(config: DataConfig) -> str:
     if config.validation_file:
         return f"--validation_file {config.validation_file}"
     return "demo validation file"
-
-
-def report_lengths(task, max_seq_length: int, num_train: int, eval_raw) -> dict:
-    """Log and return how many examples did not fit in max_seq_length, and what became of
-    them: NER training truncates, NER evaluation windows, RE drops."""
-    num_eval = len(eval_raw) if eval_raw is not None else 0
-    if task.name == "ner":
-        stats = {
-            "train_truncated_sentences": task.truncated.get("train", 0),
-            "eval_windowed_sentences": task.long_sentences,
-        }
-        what = {
-            "train_truncated_sentences": f"of {num_train} training sentences were truncated",
-            "eval_windowed_sentences": f"of {num_eval} eval sentences are scored in sliding "
-            "windows, every word counted",
-        }
-    else:
-        stats = {
-            "train_dropped_examples": task.dropped.get("train", 0),
-            "eval_dropped_examples": task.dropped.get("eval", 0),
-        }
-        what = {
-            "train_dropped_examples": f"of {num_train} training examples were dropped: their "
-            "entities lie too far apart",
-            "eval_dropped_examples": f"of {num_eval} eval examples were dropped (and are not "
-            "scored): their entities lie too far apart",
-        }
-    for key, count in stats.items():
-        if count:
-            logger.warning(
-                "%d %s for --max_seq_length %d; raise it to keep them.",
-                count,
-                what[key],
-                max_seq_length,
-            )
-    return stats
 
 
 def quiet_other_ranks(is_main_process: bool) -> None:

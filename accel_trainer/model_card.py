@@ -8,10 +8,13 @@ import platform
 import shlex
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from accel_trainer.config import TINY_BERT, TrainConfig
 
-PIPELINE_TAGS = {"ner": "token-classification", "re": "text-classification"}
+if TYPE_CHECKING:
+    from accel_trainer.tasks.base import Task
+
 LIBRARIES = ("accel_trainer", "torch", "transformers", "accelerate", "datasets", "tokenizers")
 
 
@@ -50,7 +53,11 @@ def base_model_of(config: TrainConfig) -> str | None:
 
 
 def model_card_text(
-    config: TrainConfig, results: dict, labels: list[str], data_files: dict[str, str | None]
+    config: TrainConfig,
+    task: Task,
+    results: dict,
+    labels: list[str],
+    data_files: dict[str, str | None],
 ) -> str:
     from huggingface_hub import ModelCardData
 
@@ -58,8 +65,8 @@ def model_card_text(
     card_data = ModelCardData(
         base_model=base_model_of(config),
         library_name="transformers",
-        pipeline_tag=PIPELINE_TAGS[config.task],
-        tags=["accel_trainer", config.task],
+        pipeline_tag=task.pipeline_tag,
+        tags=["accel_trainer", task.name],
     )
     base = config.model_name_or_path
     if base == TINY_BERT:
@@ -72,8 +79,8 @@ def model_card_text(
         "",
         f"# {os.path.basename(os.path.abspath(config.resolved_output_dir()))}",
         "",
-        f"Fine-tuned with accel_trainer for {PIPELINE_TAGS[config.task]} "
-        f"(task `{config.task}`) from **{base}**, with {len(labels)} labels: "
+        f"Fine-tuned with accel_trainer for {task.pipeline_tag} "
+        f"(task `{task.name}`) from **{base}**, with {len(labels)} labels: "
         + ", ".join(f"`{label}`" for label in labels)
         + ".",
         "",
@@ -124,7 +131,7 @@ def model_card_text(
         "```python",
         "from transformers import pipeline",
         "",
-        f'model = pipeline("{PIPELINE_TAGS[config.task]}", model="PATH/TO/THIS/FOLDER")',
+        f'model = pipeline("{task.pipeline_tag}", model="PATH/TO/THIS/FOLDER")',
         "```",
         "",
     ]
@@ -134,6 +141,7 @@ def model_card_text(
 def write_model_card(
     output_dir: str,
     config: TrainConfig,
+    task: Task,
     results: dict,
     labels: list[str],
     data_files: dict[str, str | None],
@@ -142,5 +150,5 @@ def write_model_card(
     from huggingface_hub import ModelCard
 
     path = os.path.join(output_dir, "README.md")
-    ModelCard(model_card_text(config, results, labels, data_files)).save(path)
+    ModelCard(model_card_text(config, task, results, labels, data_files)).save(path)
     return path

@@ -6,11 +6,14 @@ import importlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from accel_trainer.errors import ConfigError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# A task's Task.tokenizer_options: keyword arguments to reload a loaded tokenizer with.
+TokenizerOptions = Callable[[Any], dict]
 # What a folder's tokenizer is saved as, by one tokenizer family or another.
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -127,13 +130,16 @@ def build_tiny_bert(
 
 
 def load_pretrained(
-    auto_model_class_name: str, name_or_path: str, labels: list[str], task_name: str = "ner"
+    auto_model_class_name: str,
+    name_or_path: str,
+    labels: list[str],
+    tokenizer_options: TokenizerOptions | None = None,
 ):
     """Model and fast tokenizer from the hub or a folder, with a head sized for `labels` (a
     new, randomly initialised one where the checkpoint's has other labels): for training."""
     import torch
 
-    tokenizer = load_tokenizer(name_or_path, task_name)
+    tokenizer = load_tokenizer(name_or_path, tokenizer_options)
     try:
         # float32 master weights whatever the checkpoint's dtype (transformers 5 would keep a
         # half-precision checkpoint in half precision); --mixed_precision casts the compute.
@@ -150,7 +156,9 @@ def load_pretrained(
     return model, tokenizer
 
 
-def load_saved_model(auto_model_class_name: str, model_dir: str, task_name: str):
+def load_saved_model(
+    auto_model_class_name: str, model_dir: str, tokenizer_options: TokenizerOptions | None = None
+):
     """A folder saved by `accel-trainer train`, for evaluate and predict: every weight must
     come from the folder (no new head, no size mismatch), and the tokenizer must be the one the
     model was trained with."""
@@ -161,7 +169,7 @@ def load_saved_model(auto_model_class_name: str, model_dir: str, task_name: str)
     problem = final_model_problem(model_dir)
     if problem is not None:
         raise ConfigError(f"--model_name_or_path cannot be used: got {model_dir!r}; {problem}.")
-    tokenizer = load_tokenizer(model_dir, task_name)
+    tokenizer = load_tokenizer(model_dir, tokenizer_options)
     model_class = auto_model_class(auto_model_class_name)
     try:
         model, info = model_class.from_pretrained(
@@ -215,8 +223,9 @@ def one_line(error: Exception) -> str:
     return " ".join(str(error).split())[:300] or type(error).__name__
 
 
-def load_tokenizer(name_or_path: str, task_name: str):
-    """The fast tokenizer of a hub model or a folder; a folder must hold tokenizer files."""
+def load_tokenizer(name_or_path: str, tokenizer_options: TokenizerOptions | None = None):
+    """The fast tokenizer of a hub model or a folder; a folder must hold tokenizer files.
+    `tokenizer_options(tokenizer)` (the task's) gives keyword arguments to reload it with."""
     from transformers import AutoTokenizer
 
     if os.path.isdir(name_or_path) and not any(
@@ -229,9 +238,9 @@ def load_tokenizer(name_or_path: str, task_name: str):
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        if task_name == "ner" and is_byte_level(tokenizer):
-            # Pre-split words must be encoded as if preceded by a space, as inside a sentence.
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, add_prefix_space=True)
+        options = tokenizer_options(tokenizer) if tokenizer_options and tokenizer.is_fast else {}
+        if options:
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, **options)
     except Exception as error:  # OSError, ValueError, JSON errors of damaged files
         raise ConfigError(
             f"--model_name_or_path has a tokenizer that cannot be loaded: got {name_or_path!r} "
@@ -286,12 +295,6 @@ def check_sequence_length(max_seq_length: int, model, tokenizer) -> None:
             f"model takes at most {limit} tokens. Use --max_seq_length {limit} or less; long "
             "NER sentences are evaluated and predicted in sliding windows anyway."
         )
-
-
-def is_byte_level(tokenizer) -> bool:
-    """Whether a fast tokenizer pre-tokenizes bytes (GPT-2/RoBERTa style BPE)."""
-    backend = json.loads(tokenizer.backend_tokenizer.to_str())
-    return "ByteLevel" in json.dumps(backend.get("pre_tokenizer"))
 
 
 def label_maps(labels: list[str]) -> dict:

@@ -37,13 +37,21 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def task_fingerprint(task: Any) -> dict:
-    """The task's settings and the source of its module: a code change invalidates the cache."""
-    source = inspect.getsource(sys.modules[type(task).__module__])
+    """What of the task shapes tokenized rows, and the source of its module: a code change
+    invalidates the cache."""
     return {
-        "settings": task.settings(),
-        "label_all_tokens": getattr(task, "label_all_tokens", None),
-        "code": hashlib.sha256(source.encode()).hexdigest(),
+        "settings": task.tokenization_settings(),
+        "code": hashlib.sha256(task_source(task).encode()).hexdigest(),
     }
+
+
+def task_source(task: Any) -> str:
+    """The source of the task's module; where there is none to read (a task defined in an
+    interactive session), its class's name and attribute names."""
+    try:
+        return inspect.getsource(sys.modules[type(task).__module__])
+    except (OSError, TypeError, KeyError):
+        return repr(sorted(vars(type(task)))) + type(task).__qualname__
 
 
 def fingerprint(parts: dict) -> str:

@@ -421,6 +421,7 @@ def test_byte_level_tokenizers_get_a_prefix_space_for_pre_split_words(tmp_path):
     from transformers import RobertaConfig, RobertaForTokenClassification, RobertaTokenizerFast
 
     from accel_trainer.models import load_pretrained
+    from accel_trainer.tasks.ner import NerTask
 
     backend = ByteLevelBPETokenizer()
     backend.train_from_iterator(
@@ -445,7 +446,9 @@ def test_byte_level_tokenizers_get_a_prefix_space_for_pre_split_words(tmp_path):
         num_labels=2,
     )
     RobertaForTokenClassification(config).save_pretrained(folder)
-    _, tokenizer = load_pretrained("AutoModelForTokenClassification", str(folder), ["O", "B-X"])
+    _, tokenizer = load_pretrained(
+        "AutoModelForTokenClassification", str(folder), ["O", "B-X"], NerTask().tokenizer_options
+    )
     encoded = tokenizer(["John", "lives"], is_split_into_words=True)
     # Without the prefix space "lives" would split as "liv", "es", unlike inside a sentence.
     assert tokenizer.convert_ids_to_tokens(encoded["input_ids"])[-2] == "Ġlives"

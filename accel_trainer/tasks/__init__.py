@@ -1,50 +1,72 @@
 """Tasks turn files into tensors and predictions into metrics; they know nothing of ranks."""
 
-from accel_trainer.config import TAG_SCHEMES
+from __future__ import annotations
+
+import dataclasses
+
 from accel_trainer.errors import ConfigError
-from accel_trainer.tasks.base import Task
+from accel_trainer.tasks.base import Task, TaskOptions
 from accel_trainer.tasks.ner import NerTask
 from accel_trainer.tasks.re import ReTask
+from accel_trainer.tasks.registry import get_task, register_task, task_names
 
 
-def task_for_training(config) -> Task:
-    """The task a `train` run asks for, configured from its options."""
-    if config.task == "re":
-        return ReTask(config.markers(), config.typed_markers, config.negative_label)
-    return NerTask(label_all_tokens=config.label_all_tokens, tag_scheme=config.tag_scheme)
+def task_for_training(name: str, options: TaskOptions | None = None) -> Task:
+    """The task `--task name` asks for, configured from its options (its options_class)."""
+    task_class = get_task(name)
+    return task_class.from_options(options if options is not None else task_class.options_class())
+
+
+def task_options_of(config) -> TaskOptions:
+    """A train config's options of its task: `config.task_options` where the config has them,
+    else the options_class fields read from the config's attributes of the same names."""
+    options = getattr(config, "task_options", None)
+    if options is not None:
+        return options
+    options_class = get_task(config.task).options_class
+    return options_class(
+        **{
+            option.name: getattr(config, option.name)
+            for option in dataclasses.fields(options_class)
+            if hasattr(config, option.name)
+        }
+    )
 
 
 def task_from_settings(settings: dict | None, model_dir: str) -> Task:
     """The task a saved model was trained for, from the `accel_trainer` entry of its config."""
     settings = settings if isinstance(settings, dict) else {}
     name = settings.get("task")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(
+            f"--model_name_or_path has no accel_trainer task in its config.json: got "
+            f"{model_dir!r}. Give a folder saved by `accel-trainer train`, or add "
+            '"accel_trainer": {"task": "ner"} to its config.json.'
+        )
+    if name not in task_names():
+        raise ConfigError(
+            f"--model_name_or_path was trained for a task that is not registered: got "
+            f"{model_dir!r}, whose task is {name!r}. Register it with "
+            f"accel_trainer.register_task before loading the model; registered: {task_names()}."
+        )
     try:
-        if name == "ner":
-            scheme = settings.get("tag_scheme", "bio")
-            if scheme not in TAG_SCHEMES:
-                raise KeyError("tag_scheme")
-            return NerTask(tag_scheme=scheme)
-        if name == "re":
-            markers = settings["entity_markers"]
-            if not (isinstance(markers, list) and len(markers) == 4):
-                raise KeyError("entity_markers")
-            return ReTask(
-                [str(marker) for marker in markers],
-                bool(settings.get("typed_markers", False)),
-                settings.get("negative_label"),
-                list(settings.get("entity_types") or []),
-            )
+        return get_task(name).from_settings(settings, model_dir)
     except (KeyError, TypeError) as error:
         raise ConfigError(
             f"--model_name_or_path has an incomplete accel_trainer entry in its config.json: got "
             f"{model_dir!r}, whose task {name!r} lacks a valid {error}. Give the folder that "
             "`accel-trainer train` saved, unchanged."
         ) from None
-    raise ConfigError(
-        f"--model_name_or_path has no accel_trainer task in its config.json: got {model_dir!r}. "
-        "Give a folder saved by `accel-trainer train`, or add "
-        '"accel_trainer": {"task": "ner"} to its config.json.'
-    )
 
 
-__all__ = ["NerTask", "ReTask", "Task", "task_for_training", "task_from_settings"]
+__all__ = [
+    "NerTask",
+    "ReTask",
+    "Task",
+    "TaskOptions",
+    "get_task",
+    "register_task",
+    "task_for_training",
+    "task_from_settings",
+    "task_names",
+]

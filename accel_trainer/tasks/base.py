@@ -1,11 +1,16 @@
-"""The Task protocol: everything the trainer and the commands need to know about one task."""
+"""The Task interface: everything a task decides, and nothing the trainer or commands decide."""
 
 from __future__ import annotations
 
+import abc
+import dataclasses
+import json
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-import torch
+from accel_trainer.errors import ConfigError, DataError
+from accel_trainer.tasks.files import check_readable, utf8_problem
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,6 +22,7 @@ IGNORE_INDEX = -100
 # Row bookkeeping that travels beside the model inputs and is gathered with the predictions:
 # the row's place in its dataset, the example it belongs to, and per sub-token word positions.
 META_KEYS = ("row_id", "example_id", "word_index")
+logger = logging.getLogger("accel_trainer")
 
 
 @dataclass
@@ -28,37 +34,168 @@ class TaskOptions:
         return []
 
 
-class Task(Protocol):
-    """A task plugs into the trainer by composition: the trainer only calls these."""
+BaseOptions = TaskOptions  # the name the interface documents for a task without options
 
-    name: str
-    label_key: str  # the batch key holding the gold labels: "labels" or "label"
-    auto_model_class_name: str  # e.g. "AutoModelForTokenClassification"
 
-    def read(self, path: str, what: str, data_format: str, tag_scheme: str) -> Dataset:
-        """Read one labelled split from a local file; `what` names it in errors."""
+class Task(abc.ABC):
+    """A task plugs into the trainer by composition: code outside tasks/ only calls these.
+
+    Datasets a task reads hold one example per row with a `line` column (where the example
+    starts in its file, for error messages) beside the task's own columns."""
+
+    name: ClassVar[str]  # the registry name: --task NAME
+    label_key: ClassVar[str] = "label"  # the batch key of the gold labels: "labels" or "label"
+    auto_model_class_name: ClassVar[str] = "AutoModelForSequenceClassification"
+    pipeline_tag: ClassVar[str] = "text-classification"  # the transformers pipeline of the model
+    options_class: ClassVar[type[TaskOptions]] = TaskOptions
+    example_word: ClassVar[str] = "example"  # what one row is called in messages
+    data_formats: ClassVar[tuple[str, ...]] = ("auto",)  # the --data_format values read() takes
+
+    # Configuration: for a training run, and for a saved model.
+
+    @classmethod
+    def from_options(cls, options: TaskOptions) -> Task:
+        """The task configured for a train run; by default the options' fields are the
+        constructor's keyword arguments."""
+        return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
+
+    @classmethod
+    def from_settings(cls, settings: dict, model_dir: str) -> Task:
+        """The task of a saved model, from the `accel_trainer` entry of its config.json (what
+        settings() returned); KeyError or TypeError name a missing or invalid entry."""
+        return cls()
+
+    def settings(self) -> dict:
+        """What a saved model needs to rebuild this task (stored in its config.json)."""
+        return {"task": self.name}
+
+    def apply_run_options(self, options: Any) -> None:
+        """Let options of an evaluate or predict run replace settings of the saved model (RE:
+        --negative_label); nothing by default."""
+        return None
+
+    def tokenization_settings(self) -> dict:
+        """Everything of the task that shapes tokenized rows: part of the tokenization cache key."""
+        return self.settings()
+
+    # Reading data.
+
+    def read(self, path: str, what: str, data_format: str, labelled: bool = True) -> Dataset:
+        """One split from a local file; `what` names it in errors (e.g. --train_file); an
+        unlabelled split (for predict) may lack labels."""
+        from datasets import Dataset
+
+        check_readable(path, what)
+        what = f"{what} {path}"
+        try:
+            examples = self.read_examples(path, what, data_format, labelled)
+        except UnicodeDecodeError:
+            raise utf8_problem(path, what) from None
+        if not examples:
+            word = self.example_word
+            raise DataError(
+                f"{what} is empty: got 0 {word}s. Give a file with at least one {word}."
+            )
+        return Dataset.from_list(examples)
+
+    @abc.abstractmethod
+    def read_examples(self, path: str, what: str, data_format: str, labelled: bool) -> list[dict]:
+        """The examples of a readable file, each with its `line`; DataError naming `what` and
+        the line for a bad one."""
+
+    def read_hub(self, name: str, config_name: str | None, split: str) -> Dataset:
+        """One split of a `datasets` dataset; by default the task reads local files only."""
+        raise ConfigError(
+            f"--dataset_name is not supported for --task {self.name}: got {name!r}. Give "
+            "--train_file and --validation_file."
+        )
+
+    @abc.abstractmethod
+    def example_labels(self, dataset: Dataset) -> list[list[str]]:
+        """The gold labels of each example (one for a sentence label, one per word for tags)."""
+
+    @abc.abstractmethod
+    def words(self, dataset: Dataset) -> list[list[str]]:
+        """The words of each example, for building a tokenizer vocabulary (tiny-bert)."""
+
+    # Labels.
 
     def label_list(self, train: Dataset) -> list[str]:
         """The sorted, stable label list of the training data."""
+        return sorted({label for labels in self.example_labels(train) for label in labels})
 
-    def check_labels(self, dataset: Dataset, labels: list[str], what: str) -> None:
-        """Raise DataError naming the first example whose label is not in `labels`."""
+    def check_labels(
+        self, dataset: Dataset, labels: list[str], what: str, problem: str = "unseen in training"
+    ) -> None:
+        """DataError naming the first example with a label not in `labels`."""
+        known = set(labels)
+        for example_labels, line in zip(self.example_labels(dataset), dataset["line"], strict=True):
+            unknown = [label for label in example_labels if label not in known]
+            if unknown:
+                raise DataError(
+                    f"{what} line {line} has a label {problem}: got {min(unknown)!r}. "
+                    f"Known labels: {labels}. Add it to the training data or to --label_names."
+                )
 
+    def check_label_options(self, labels: list[str]) -> None:
+        """ConfigError for a task option that names a label not in `labels`; none by default."""
+        return None
+
+    def learn_from_training_data(self, train: Dataset) -> None:
+        """Remember what the training data teaches the task beyond labels; nothing by default."""
+        return None
+
+    # Model and tokenizer.
+
+    def tokenizer_options(self, tokenizer: PreTrainedTokenizerBase) -> dict:
+        """Keyword arguments to reload this (fast) tokenizer with, for this task; none by
+        default."""
+        return {}
+
+    def prepare_model(self, model: Any, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Adapt a new model and its tokenizer to the task before training; nothing by default."""
+        return None
+
+    # Tokenization and batches.
+
+    @abc.abstractmethod
     def tokenize(
         self,
         dataset: Dataset,
         tokenizer: PreTrainedTokenizerBase,
-        label2id: dict[str, int],
+        label2id: dict[str, int] | None,
         max_seq_length: int,
         for_training: bool,
         map_options: dict | None = None,
     ) -> Dataset:
-        """Model inputs plus `label_key`; only model columns remain. `map_options` go to
-        `datasets.Dataset.map` (cache file, fingerprint, workers)."""
+        """Model inputs plus `label_key` (unless label2id is None); only model and META_KEYS
+        columns remain. `map_options` go to `datasets.Dataset.map` (cache file, fingerprint,
+        workers)."""
+
+    def encode_for_prediction(
+        self,
+        dataset: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        max_seq_length: int,
+        map_options: dict | None = None,
+    ) -> Dataset:
+        """Model inputs of unlabelled data, for predict; by default tokenize() without labels."""
+        return self.tokenize(dataset, tokenizer, None, max_seq_length, False, map_options)
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
-        """Pads a list of tokenized examples into a batch."""
+        """Pads a list of tokenized examples into a batch; by default one label per example."""
+        from transformers import DataCollatorWithPadding
 
+        return MetaCollator(DataCollatorWithPadding(tokenizer), tokenizer)
+
+    def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
+        """After tokenize(): counts of examples that did not fit max_seq_length, as train_* and
+        eval_* results (logged as warnings where not zero); none by default."""
+        return {}
+
+    # Metrics and predictions.
+
+    @abc.abstractmethod
     def compute_metrics(
         self,
         predictions: list[np.ndarray],
@@ -68,6 +205,65 @@ class Task(Protocol):
     ) -> dict[str, float]:
         """Metrics over all eval rows (-100 = ignore); rows sharing an example id are windows of
         one example, in order."""
+
+    @abc.abstractmethod
+    def metric_names(self, labels: list[str]) -> list[str]:
+        """Every metric compute_metrics returns for these labels, without the eval_ prefix."""
+
+    def write_predictions(
+        self, raw: Dataset, rows: dict, id2label: dict[int, str], handle: TextIO, options: Any
+    ) -> None:
+        """Write the predictions of every example of `raw`, in input order, to `handle`.
+        `options` are predict's (input_file, data_format, max_seq_length). By default one JSON
+        line per example: its columns, `predicted_label` and `probability` (null where the
+        example has no prediction)."""
+        predicted = example_predictions(rows, id2label)
+        for example_id in range(len(raw)):
+            label, probability = predicted.get(example_id, (None, None))
+            record = {**raw[example_id], "predicted_label": label, "probability": probability}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    # The demo corpus (`accel-trainer train` with no data).
+
+    def demo_files(self, folder: str) -> tuple[str, str]:
+        """Where write_demo_corpus puts its train and eval files in `folder`."""
+        raise ConfigError(
+            f"--train_file is required for --task {self.name}: it has no demo corpus. Give "
+            "--train_file (and --validation_file)."
+        )
+
+    def write_demo_corpus(self, folder: str) -> tuple[str, str]:
+        """Write the demo corpus into `folder`; return its train and eval paths."""
+        return self.demo_files(folder)
+
+    def demo_defaults(self) -> None:
+        """Set what training on the demo corpus needs that the options left unset; nothing by
+        default."""
+        return None
+
+
+def example_predictions(rows: dict, id2label: dict[int, str]) -> dict[int, tuple[str, float]]:
+    """Example id -> (predicted label, probability) of gathered rows with one prediction per
+    example."""
+    ids = rows.get("example_id", rows.get("row_id", []))
+    return {
+        int(example_id): (id2label[int(label)], float(confidence))
+        for example_id, label, confidence in zip(
+            ids, rows.get("predictions", []), rows.get("confidence", []), strict=True
+        )
+    }
+
+
+def log_length_report(stats: dict[str, int], what: dict[str, str], max_seq_length: int) -> None:
+    """Warn of each non-zero count of examples that did not fit; `what` says what became of them."""
+    for key, count in stats.items():
+        if count:
+            logger.warning(
+                "%d %s for --max_seq_length %d; raise it to keep them.",
+                count,
+                what[key],
+                max_seq_length,
+            )
 
 
 class MetaCollator:
@@ -79,6 +275,8 @@ class MetaCollator:
         self.pad_left = getattr(tokenizer, "padding_side", "right") == "left"
 
     def __call__(self, features: list[dict]) -> dict:
+        import torch
+
         meta = {key: [f[key] for f in features] for key in META_KEYS if key in features[0]}
         batch = self.collate([{k: v for k, v in f.items() if k not in meta} for f in features])
         length = batch["input_ids"].shape[1]

@@ -1,9 +1,13 @@
-"""A deterministic demo NER corpus, so that `accel-trainer train` works offline with no data."""
+"""Deterministic demo corpora (NER and RE), so that `accel-trainer train` works offline with no
+data."""
 
 from __future__ import annotations
 
 import os
 import random
+
+NER_DEMO_FILES = ("train.conll", "dev.conll")
+RE_DEMO_FILES = ("train.jsonl", "dev.jsonl")
 
 PEOPLE = [
     "Maria Lopez",
@@ -128,8 +132,7 @@ def write_conll(path: str, sentences: list[tuple[list[str], list[str]]]) -> None
 def write_demo_corpus(folder: str, num_train: int = 600, num_dev: int = 150) -> tuple[str, str]:
     """Write train.conll and dev.conll into `folder`; the same files on every call."""
     os.makedirs(folder, exist_ok=True)
-    train_path = os.path.join(folder, "train.conll")
-    dev_path = os.path.join(folder, "dev.conll")
+    train_path, dev_path = (os.path.join(folder, name) for name in NER_DEMO_FILES)
     write_conll(train_path, demo_corpus(num_train, seed=1))
     write_conll(dev_path, demo_corpus(num_dev, seed=2))
     return train_path, dev_path
@@ -177,7 +180,8 @@ def write_demo_re_corpus(folder: str, num_train: int = 1600, num_dev: int = 200)
 
     os.makedirs(folder, exist_ok=True)
     paths = []
-    for name, count, seed in (("train.jsonl", num_train, 3), ("dev.jsonl", num_dev, 4)):
+    train_name, dev_name = RE_DEMO_FILES
+    for name, count, seed in ((train_name, num_train, 3), (dev_name, num_dev, 4)):
         rng = random.Random(seed)
         path = os.path.join(folder, name)
         write_atomically(path, "".join(json.dumps(demo_relation(rng)) + "\n" for _ in range(count)))

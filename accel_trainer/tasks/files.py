@@ -77,3 +77,8 @@ def json_lines(path: str, what: str) -> Iterator[tuple[int, str, dict]]:
             if not isinstance(record, dict):
                 raise DataError(f"{where} is not a JSON object: got {line.strip()[:80]!r}.")
             yield number, where, record
+
+
+def records_by_line(path: str, what: str) -> dict[int, dict]:
+    """The JSON object on each non-blank line of a JSON lines file, by line number."""
+    return {number: record for number, _, record in json_lines(path, what)}

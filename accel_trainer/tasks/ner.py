@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from accel_trainer.errors import DataError
-from accel_trainer.tasks.base import IGNORE_INDEX, MetaCollator, TaskOptions
+from accel_trainer.tasks.base import (
+    IGNORE_INDEX,
+    MetaCollator,
+    Task,
+    TaskOptions,
+    log_length_report,
+)
+from accel_trainer.tasks.demo import NER_DEMO_FILES
 from accel_trainer.tasks.files import (
     SEMEVAL_ID_LINE,
-    check_readable,
     entity_markers_in,
     json_lines,
     json_object,
-    utf8_problem,
+    records_by_line,
 )
 from accel_trainer.tasks.windows import owning_window, sliding_windows, special_affixes
 
@@ -263,20 +271,16 @@ class NerOptions(TaskOptions):
     )
 
 
-class NerTask:
+class NerTask(Task):
     """Token classification with BIO/IOBES tags, scored at entity level by seqeval."""
 
     name = "ner"
     label_key = "labels"
     auto_model_class_name = "AutoModelForTokenClassification"
-
-    def settings(self) -> dict:
-        """What a saved model needs to rebuild this task (stored in its config.json)."""
-        return {"task": self.name, "tag_scheme": self.tag_scheme}
-
-    def words(self, dataset: Dataset) -> list[list[str]]:
-        """The pre-split words of each example, for building a tokenizer vocabulary."""
-        return dataset["tokens"]
+    pipeline_tag = "token-classification"
+    options_class = NerOptions
+    data_formats = ("auto", "conll", "jsonl")
+    example_word = "sentence"
 
     def __init__(self, label_all_tokens: bool = False, tag_scheme: str = "bio"):
         self.label_all_tokens = label_all_tokens
@@ -284,28 +288,35 @@ class NerTask:
         self.truncated: dict[str, int] = {}
         self.long_sentences = 0  # eval sentences over max_seq_length, scored in windows
 
-    def read(self, path: str, what: str, data_format: str, labelled: bool = True) -> Dataset:
-        from datasets import Dataset
+    @classmethod
+    def from_settings(cls, settings: dict, model_dir: str) -> NerTask:
+        scheme = settings.get("tag_scheme", "bio")
+        if scheme not in TAG_SCHEMES:
+            raise KeyError("tag_scheme")
+        return cls(tag_scheme=scheme)
 
-        check_readable(path, what)
-        what = f"{what} {path}"
+    def settings(self) -> dict:
+        return {"task": self.name, "tag_scheme": self.tag_scheme}
+
+    def tokenization_settings(self) -> dict:
+        return {**self.settings(), "label_all_tokens": self.label_all_tokens}
+
+    def words(self, dataset: Dataset) -> list[list[str]]:
+        """The pre-split words of each example, for building a tokenizer vocabulary."""
+        return dataset["tokens"]
+
+    def example_labels(self, dataset: Dataset) -> list[list[str]]:
+        return dataset["ner_tags"]
+
+    def read_examples(self, path: str, what: str, data_format: str, labelled: bool) -> list[dict]:
         file_format = resolve_format(path, data_format)
         if file_format == "semeval2010":
             raise DataError(
                 f"{what}: --data_format semeval2010 is for --task re. Use conll or jsonl for NER."
             )
-        try:
-            if file_format == "jsonl":
-                sentences = read_jsonl(path, what, self.tag_scheme, labelled)
-            else:
-                sentences = read_conll(path, what, self.tag_scheme, labelled)
-        except UnicodeDecodeError:
-            raise utf8_problem(path, what) from None
-        if not sentences:
-            raise DataError(
-                f"{what} is empty: got 0 sentences. Give a file with at least one sentence."
-            )
-        return Dataset.from_list(sentences)
+        if file_format == "jsonl":
+            return read_jsonl(path, what, self.tag_scheme, labelled)
+        return read_conll(path, what, self.tag_scheme, labelled)
 
     def read_hub(self, name: str, config_name: str | None, split: str) -> Dataset:
         """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags."""
@@ -360,20 +371,10 @@ class NerTask:
             raise DataError(f"{what} is empty: got 0 sentences. Use a split with data.")
         return dataset
 
-    def label_list(self, train: Dataset) -> list[str]:
-        return sorted({tag for tags in train["ner_tags"] for tag in tags})
-
-    def check_labels(
-        self, dataset: Dataset, labels: list[str], what: str, why: str = "unseen in training"
-    ) -> None:
-        known = set(labels)
-        for tags, line in zip(dataset["ner_tags"], dataset["line"], strict=True):
-            unknown = sorted(set(tags) - known)
-            if unknown:
-                raise DataError(
-                    f"{what} line {line} has a label {why}: got {unknown[0]!r}. "
-                    f"Known labels: {labels}. Add it to the training data or to --label_names."
-                )
+    def tokenizer_options(self, tokenizer: PreTrainedTokenizerBase) -> dict:
+        """Byte-level tokenizers must encode pre-split words as if preceded by a space, as
+        inside a sentence."""
+        return {"add_prefix_space": True} if is_byte_level(tokenizer) else {}
 
     def tokenize(
         self,
@@ -412,6 +413,15 @@ class NerTask:
         )
         self.truncated["train"] = sum(tokenized["truncated"])
         return tokenized.remove_columns("truncated")
+
+    def encode_for_prediction(
+        self,
+        dataset: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        max_seq_length: int,
+        map_options: dict | None = None,
+    ) -> Dataset:
+        return self.encode_windows(dataset, tokenizer, max_seq_length, None, map_options)
 
     def encode_windows(
         self,
@@ -497,6 +507,50 @@ class NerTask:
                     tags[int(example_id)][int(word)] = id2label[int(label_id)]
         return tags
 
+    def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
+        """Training truncates long sentences; evaluation scores them in sliding windows."""
+        num_eval = len(eval_raw) if eval_raw is not None else 0
+        stats = {
+            "train_truncated_sentences": self.truncated.get("train", 0),
+            "eval_windowed_sentences": self.long_sentences,
+        }
+        what = {
+            "train_truncated_sentences": f"of {num_train} training sentences were truncated",
+            "eval_windowed_sentences": f"of {num_eval} eval sentences are scored in sliding "
+            "windows, every word counted",
+        }
+        log_length_report(stats, what, max_seq_length)
+        return stats
+
+    def write_predictions(
+        self, raw: Dataset, rows: dict, id2label: dict[int, str], handle: TextIO, options: Any
+    ) -> None:
+        """CoNLL in, CoNLL out (token and tag); JSON lines in, the same records with
+        `ner_tags`."""
+        tokens = raw["tokens"]
+        tags = self.assemble_tags(rows, [len(words) for words in tokens], id2label)
+        if resolve_format(options.input_file, options.data_format) == "jsonl":
+            originals = records_by_line(options.input_file, "--input_file")
+            for line, words_tags in zip(raw["line"], tags, strict=True):
+                record = originals[line]
+                record["ner_tags"] = words_tags
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            return
+        for words, words_tags in zip(tokens, tags, strict=True):
+            handle.writelines(
+                f"{word}\t{tag}\n" for word, tag in zip(words, words_tags, strict=True)
+            )
+            handle.write("\n")
+
+    def demo_files(self, folder: str) -> tuple[str, str]:
+        train, dev = NER_DEMO_FILES
+        return os.path.join(folder, train), os.path.join(folder, dev)
+
+    def write_demo_corpus(self, folder: str) -> tuple[str, str]:
+        from accel_trainer.tasks.demo import write_demo_corpus
+
+        return write_demo_corpus(folder)
+
     def collator(self, tokenizer: PreTrainedTokenizerBase):
         from transformers import DataCollatorForTokenClassification
 
@@ -559,3 +613,9 @@ class NerTask:
         else:
             types = {get_entities([seqeval_tag(label)])[0][0] for label in labels if label != "O"}
         return ["precision", "recall", "f1", "accuracy", *(f"f1_{t}" for t in sorted(types))]
+
+
+def is_byte_level(tokenizer) -> bool:
+    """Whether a fast tokenizer pre-tokenizes bytes (GPT-2/RoBERTa style BPE)."""
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    return "ByteLevel" in json.dumps(backend.get("pre_tokenizer"))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
-from accel_trainer.errors import DataError
-from accel_trainer.tasks.base import MetaCollator, TaskOptions
-from accel_trainer.tasks.files import SEMEVAL_ID_LINE, check_readable, json_lines, utf8_problem
+from accel_trainer.errors import ConfigError, DataError
+from accel_trainer.tasks.base import Task, TaskOptions, example_predictions, log_length_report
+from accel_trainer.tasks.demo import RE_DEMO_FILES
+from accel_trainer.tasks.files import SEMEVAL_ID_LINE, json_lines, records_by_line
 from accel_trainer.tasks.windows import special_affixes, window_around
 
 if TYPE_CHECKING:
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
 SEMEVAL_MARKERS = ["<e1>", "</e1>", "<e2>", "</e2>"]
 SEMEVAL_COMMENT_LINE = re.compile(r"^comment(:|$)", re.IGNORECASE)
 RE_METRICS = ["precision", "recall", "f1", "macro_f1", "accuracy"]
+DEMO_NEGATIVE_LABEL = "no_relation"
 
 
 def occurrences(text: str, marker: str, after: int = 0) -> list[int]:
@@ -325,12 +329,15 @@ class ReOptions(TaskOptions):
         return found
 
 
-class ReTask:
+class ReTask(Task):
     """Sentence-level relation classification between two marked entities."""
 
     name = "re"
     label_key = "label"
     auto_model_class_name = "AutoModelForSequenceClassification"
+    pipeline_tag = "text-classification"
+    options_class = ReOptions
+    data_formats = ("auto", "jsonl", "semeval2010")
 
     def __init__(
         self,
@@ -345,8 +352,29 @@ class ReTask:
         self.entity_types = entity_types or []
         self.dropped: dict[str, int] = {}
 
+    @classmethod
+    def from_options(cls, options: ReOptions) -> ReTask:
+        return cls(options.markers(), options.typed_markers, options.negative_label)
+
+    @classmethod
+    def from_settings(cls, settings: dict, model_dir: str) -> ReTask:
+        markers = settings["entity_markers"]
+        if not (isinstance(markers, list) and len(markers) == 4):
+            raise KeyError("entity_markers")
+        return cls(
+            [str(marker) for marker in markers],
+            bool(settings.get("typed_markers", False)),
+            settings.get("negative_label"),
+            list(settings.get("entity_types") or []),
+        )
+
+    def apply_run_options(self, options: Any) -> None:
+        """--negative_label given to evaluate replaces the trained model's."""
+        negative = getattr(getattr(options, "task_options", options), "negative_label", None)
+        if negative is not None:
+            self.negative_label = negative
+
     def settings(self) -> dict:
-        """What a saved model needs to rebuild this task (stored in its config.json)."""
         return {
             "task": self.name,
             "entity_markers": self.markers,
@@ -359,29 +387,26 @@ class ReTask:
         """The whitespace-split words of each text, for building a tokenizer vocabulary."""
         return [text.split() for text in dataset["text"]]
 
+    def example_labels(self, dataset: Dataset) -> list[list[str]]:
+        return [[label] for label in dataset["label"]]
+
     def find_entity_types(self, dataset: Dataset) -> None:
         """Remember the training data's entity types, for typed markers."""
         self.entity_types = sorted((set(dataset["head_type"]) | set(dataset["tail_type"])) - {""})
 
-    def read(self, path: str, what: str, data_format: str, labelled: bool = True) -> Dataset:
-        from datasets import Dataset
+    def learn_from_training_data(self, train: Dataset) -> None:
+        self.find_entity_types(train)
 
-        check_readable(path, what)
-        what = f"{what} {path}"
+    def read_examples(self, path: str, what: str, data_format: str, labelled: bool) -> list[dict]:
         if data_format == "conll":
             raise DataError(
                 f"{what}: --data_format conll is for --task ner. Use jsonl or "
                 "semeval2010 for relation extraction."
             )
-        try:
-            if sniff_format(path, data_format) == "semeval2010":
-                examples = read_semeval(path, what, labelled)
-            else:
-                examples = read_re_jsonl(path, what, self.markers, labelled)
-        except UnicodeDecodeError:
-            raise utf8_problem(path, what) from None
-        if not examples:
-            raise DataError(f"{what} is empty: got 0 examples. Give a file with at least one.")
+        if sniff_format(path, data_format) == "semeval2010":
+            examples = read_semeval(path, what, labelled)
+        else:
+            examples = read_re_jsonl(path, what, self.markers, labelled)
         if self.typed_markers:
             for example in examples:
                 if not example["head_type"] or not example["tail_type"]:
@@ -390,21 +415,27 @@ class ReTask:
                         "--typed_markers needs: give head.type and tail.type, or drop "
                         "--typed_markers."
                     )
-        return Dataset.from_list(examples)
+        return examples
 
-    def label_list(self, train: Dataset) -> list[str]:
-        return sorted(set(train["label"]))
+    def read_hub(self, name: str, config_name: str | None, split: str) -> Dataset:
+        raise ConfigError(
+            "--dataset_name is supported for --task ner only: give --train_file and "
+            "--validation_file for relation extraction."
+        )
 
-    def check_labels(
-        self, dataset: Dataset, labels: list[str], what: str, why: str = "unseen in training"
-    ) -> None:
-        known = set(labels)
-        for label, line in zip(dataset["label"], dataset["line"], strict=True):
-            if label not in known:
-                raise DataError(
-                    f"{what} line {line} has a label {why}: got {label!r}. Known "
-                    f"labels: {labels}. Add it to the training data or to --label_names."
-                )
+    def check_label_options(self, labels: list[str]) -> None:
+        negative = self.negative_label
+        if negative is not None and negative not in labels:
+            raise ConfigError(
+                f"--negative_label is not among the labels: got {negative!r}, labels {labels}. "
+                "Give one of them (e.g. Other or no_relation), or leave it out."
+            )
+
+    def prepare_model(self, model: Any, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Keep the entity markers whole (special tokens), each with an embedding."""
+        from accel_trainer.models import add_marker_tokens
+
+        add_marker_tokens(tokenizer, model, self.marker_tokens())
 
     def marker_tokens(self) -> list[str]:
         """Every marker string the tokenizer must keep whole (typed ones per entity type)."""
@@ -485,10 +516,59 @@ class ReTask:
             encoded = encoded.remove_columns("label")
         return encoded
 
-    def collator(self, tokenizer: PreTrainedTokenizerBase):
-        from transformers import DataCollatorWithPadding
+    def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
+        """Examples whose entities lie too far apart for max_seq_length are dropped."""
+        num_eval = len(eval_raw) if eval_raw is not None else 0
+        stats = {
+            "train_dropped_examples": self.dropped.get("train", 0),
+            "eval_dropped_examples": self.dropped.get("eval", 0),
+        }
+        what = {
+            "train_dropped_examples": f"of {num_train} training examples were dropped: their "
+            "entities lie too far apart",
+            "eval_dropped_examples": f"of {num_eval} eval examples were dropped (and are not "
+            "scored): their entities lie too far apart",
+        }
+        log_length_report(stats, what, max_seq_length)
+        return stats
 
-        return MetaCollator(DataCollatorWithPadding(tokenizer), tokenizer)
+    def write_predictions(
+        self, raw: Dataset, rows: dict, id2label: dict[int, str], handle: TextIO, options: Any
+    ) -> None:
+        """One JSON line per input example: the input record (SemEval: id and text) plus
+        `predicted_label` and `probability`; null for examples that do not fit max_seq_length."""
+        predicted = example_predictions(rows, id2label)
+        jsonl = sniff_format(options.input_file, options.data_format) == "jsonl"
+        originals = records_by_line(options.input_file, "--input_file") if jsonl else {}
+        for example_id, line in enumerate(raw["line"]):
+            example = raw[example_id]
+            record = originals.get(line) or {
+                **({"id": example["id"]} if example.get("id") is not None else {}),
+                "line": line,
+                "text": self.marked_text(example),
+            }
+            label, probability = predicted.get(example_id, (None, None))
+            record["predicted_label"] = label
+            record["probability"] = probability
+            if label is None:
+                record["error"] = (
+                    f"the entities lie too far apart for --max_seq_length {options.max_seq_length}"
+                )
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def demo_files(self, folder: str) -> tuple[str, str]:
+        train, dev = RE_DEMO_FILES
+        return os.path.join(folder, train), os.path.join(folder, dev)
+
+    def write_demo_corpus(self, folder: str) -> tuple[str, str]:
+        from accel_trainer.tasks.demo import write_demo_re_corpus
+
+        return write_demo_re_corpus(folder)
+
+    def demo_defaults(self) -> None:
+        """The demo corpus's pairs without a relation are labelled no_relation."""
+        if self.negative_label is None:
+            self.negative_label = DEMO_NEGATIVE_LABEL
 
     def compute_metrics(
         self,

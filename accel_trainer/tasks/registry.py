@@ -6,15 +6,21 @@ import difflib
 import importlib
 
 from accel_trainer.errors import ConfigError
+from accel_trainer.tasks.base import Task
 
 # Built-in tasks by module path, imported on first use so that `--help` stays fast.
 BUILT_IN = {"ner": "accel_trainer.tasks.ner:NerTask", "re": "accel_trainer.tasks.re:ReTask"}
-_registered: dict[str, type] = {}
+_registered: dict[str, type[Task]] = {}
 
 
-def register_task(task_class: type) -> type:
+def register_task(task_class: type[Task]) -> type[Task]:
     """Make `task_class` (a Task subclass) available as `--task <task_class.name>`; returns it,
     so that it can decorate the class."""
+    if not (isinstance(task_class, type) and issubclass(task_class, Task)):
+        raise ConfigError(
+            f"register_task needs a subclass of accel_trainer.Task: got {task_class!r}. Derive "
+            "your task from accel_trainer.Task."
+        )
     name = getattr(task_class, "name", None)
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(
@@ -30,7 +36,7 @@ def task_names() -> list[str]:
     return [*BUILT_IN, *(name for name in _registered if name not in BUILT_IN)]
 
 
-def get_task(name: str) -> type:
+def get_task(name: str) -> type[Task]:
     """The task class registered as `name`."""
     if name in _registered:
         return _registered[name]

@@ -75,7 +75,7 @@ def save_final_model(
             write_json(os.path.join(folder, OPTIONS_FILE), options)
             if results is not None:
                 write_json(os.path.join(folder, RESULTS_FILE), results)
-                write_model_card(folder, config, results, labels, data_files)
+                write_model_card(folder, config, task, results, labels, data_files)
 
         weights = sum(p.numel() * p.element_size() for p in unwrapped.parameters())
         try:
