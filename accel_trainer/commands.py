@@ -26,10 +26,11 @@ from accel_trainer.checkpoint import (
     write_atomically,
 )
 from accel_trainer.config import (
-    DataConfig,
+    BatchingOptions,
+    DataOptions,
     EvalConfig,
+    InputOptions,
     PredictConfig,
-    RunConfig,
     TrainConfig,
     validate,
 )
@@ -95,7 +96,7 @@ def build_trainer(config: TrainConfig):
     if config.is_demo and task.name == "re" and task.negative_label is None:
         task.negative_label = DEMO_NEGATIVE_LABEL
     train_raw, eval_raw = read_train_and_eval(config, task, accelerator)
-    labels = config.label_names or task.label_list(train_raw)
+    labels = config.data.label_names or task.label_list(train_raw)
     check_labels(config, task, labels, train_raw, eval_raw)
     check_metric_name(config, task, labels)
     if task.name == "re":
@@ -168,7 +169,7 @@ def mark_output_dir(output_dir: str, is_demo: bool) -> None:
 
 def check_metric_name(config: TrainConfig, task, labels: list[str]) -> None:
     """Refuse a --metric_for_best_model the task never computes, before training."""
-    name = config.metric_for_best_model
+    name = config.evaluation.metric_for_best_model
     if name is None:
         return
     known = [f"eval_{metric}" for metric in [*task.metric_names(labels), "loss"]]
@@ -187,19 +188,19 @@ def build_model_and_trainer(
 
     from accel_trainer.trainer import AccelerateTrainer
 
-    set_seed(config.seed)  # before the model: its new head (or all of tiny-bert) is random
+    set_seed(config.runtime.seed)  # before the model: its new head (or all of tiny-bert) is random
     if config.is_tiny_bert:
         tokenizer = build_wordpiece_tokenizer(
-            task.words(train_raw), model_max_length=max(512, config.max_seq_length)
+            task.words(train_raw), model_max_length=max(512, config.data.max_seq_length)
         )
         model = build_tiny_bert(
-            task.auto_model_class_name, len(tokenizer), labels, config.max_seq_length
+            task.auto_model_class_name, len(tokenizer), labels, config.data.max_seq_length
         )
     else:
         model, tokenizer = load_pretrained(
             task.auto_model_class_name, config.model_name_or_path, labels, task.name
         )
-    check_sequence_length(config.max_seq_length, model, tokenizer)
+    check_sequence_length(config.data.max_seq_length, model, tokenizer)
     if task.name == "re":
         add_marker_tokens(tokenizer, model, task.marker_tokens())
     model.config.accel_trainer = {
@@ -215,16 +216,16 @@ def build_model_and_trainer(
             accelerator,
             split,
             lambda options: task.tokenize(
-                raw, tokenizer, label2id, config.max_seq_length, split == "train", options
+                raw, tokenizer, label2id, config.data.max_seq_length, split == "train", options
             ),
             {**parts, "data": raw._fingerprint},
-            config.preprocessing_num_workers,
-            config.overwrite_cache,
+            config.data.preprocessing_num_workers,
+            config.data.overwrite_cache,
         )
 
     train_data = tokenized(train_raw, "train")
     eval_data = tokenized(eval_raw, "eval") if eval_raw is not None else None
-    data_stats = report_lengths(task, config.max_seq_length, len(train_raw), eval_raw)
+    data_stats = report_lengths(task, config.data.max_seq_length, len(train_raw), eval_raw)
 
     def write_card(folder: str, results: dict) -> None:
         write_model_card(folder, config, results, labels, data_files(config))
@@ -244,7 +245,9 @@ def build_model_and_trainer(
     )
 
 
-def tokenization_parts(config: RunConfig, task, tokenizer, label2id: dict | None) -> dict:
+def tokenization_parts(
+    config: TrainConfig | EvalConfig | PredictConfig, task, tokenizer, label2id: dict | None
+) -> dict:
     """What shapes tokenized data besides the rows themselves: the tokenization cache's key."""
     from accel_trainer.preprocessing import task_fingerprint, tokenizer_fingerprint
 
@@ -252,7 +255,7 @@ def tokenization_parts(config: RunConfig, task, tokenizer, label2id: dict | None
         "task": task_fingerprint(task),
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "label2id": label2id,
-        "max_seq_length": config.max_seq_length,
+        "max_seq_length": config.data.max_seq_length,
     }
 
 
@@ -262,26 +265,26 @@ def data_files(config: TrainConfig) -> dict[str, str | None]:
         folder = os.path.join(config.resolved_output_dir(), "data")
         train_path, eval_path = demo_paths(folder, config.task)
         return {"train (demo corpus)": train_path, "eval (demo corpus)": eval_path}
-    if config.dataset_name is not None:
-        name = " ".join(filter(None, [config.dataset_name, config.dataset_config_name]))
+    if config.data.dataset_name is not None:
+        name = " ".join(filter(None, [config.data.dataset_name, config.data.dataset_config_name]))
         return {"train and eval": name}
-    return {"train": config.train_file, "eval": config.validation_file}
+    return {"train": config.data.train_file, "eval": config.data.validation_file}
 
 
 def data_digests(config: TrainConfig) -> dict:
     """What identifies the data each process reads: file contents, or the dataset's name."""
     digests = {}
     for option in ("train_file", "validation_file"):
-        path = getattr(config, option)
+        path = getattr(config.data, option)
         if path is not None:
             digests[option] = file_digest(path)
-    if config.dataset_name is not None:
-        digests["dataset_name"] = [config.dataset_name, config.dataset_config_name]
+    if config.data.dataset_name is not None:
+        digests["dataset_name"] = [config.data.dataset_name, config.data.dataset_config_name]
     return digests
 
 
 def check_labels(config: TrainConfig, task, labels: list[str], train_raw, eval_raw) -> None:
-    if config.label_names:
+    if config.data.label_names:
         task.check_labels(train_raw, labels, train_source(config), "not in --label_names")
     if eval_raw is not None:
         task.check_labels(eval_raw, labels, eval_source(config))
@@ -293,7 +296,7 @@ def check_labels(config: TrainConfig, task, labels: list[str], train_raw, eval_r
         )
 
 
-def load_saved(config: RunConfig):
+def load_saved(config: EvalConfig | PredictConfig):
     """Accelerator, task, model and tokenizer of a folder saved by `train`."""
     from accel_trainer.tasks import task_from_settings
     from accel_trainer.trainer import create_accelerator
@@ -306,9 +309,18 @@ def load_saved(config: RunConfig):
     check_model_source(model_dir, saved_by_us=True)
     labels, settings = saved_config(model_dir)
     task = task_from_settings(settings, model_dir)
-    if getattr(config, "negative_label", None) is not None:
-        task.negative_label = config.negative_label
-    run_config = TrainConfig(**{f.name: getattr(config, f.name) for f in fields(RunConfig)})
+    overrides = getattr(config, "task_options", None)  # evaluate's; predict has none
+    if overrides is not None and overrides.negative_label is not None:
+        task.negative_label = overrides.negative_label
+    run_config = TrainConfig(
+        model_name_or_path=config.model_name_or_path,
+        config=config.config,
+        data=DataOptions(**{f.name: getattr(config.data, f.name) for f in fields(InputOptions)}),
+        batching=BatchingOptions(
+            per_device_eval_batch_size=config.batching.per_device_eval_batch_size
+        ),
+        runtime=config.runtime,
+    )
     if isinstance(config, EvalConfig):
         run_config.output_dir = config.resolved_output_dir()
     else:
@@ -338,20 +350,20 @@ def evaluate(config: EvalConfig) -> dict:
     model, tokenizer = load_saved_model(
         task.auto_model_class_name, config.model_name_or_path, task.name
     )
-    check_sequence_length(config.max_seq_length, model, tokenizer)
+    check_sequence_length(config.data.max_seq_length, model, tokenizer)
     label2id = model.config.label2id
     eval_data = tokenize_once_per_node(
         accelerator,
         "eval",
         lambda options: task.tokenize(
-            eval_raw, tokenizer, label2id, config.max_seq_length, False, options
+            eval_raw, tokenizer, label2id, config.data.max_seq_length, False, options
         ),
         {**tokenization_parts(config, task, tokenizer, label2id), "data": eval_raw._fingerprint},
-        config.preprocessing_num_workers,
-        config.overwrite_cache,
+        config.data.preprocessing_num_workers,
+        config.data.overwrite_cache,
     )
     # Only the evaluation's own counts: a saved run's train_* fields are not this command's.
-    stats = report_lengths(task, config.max_seq_length, 0, eval_raw)
+    stats = report_lengths(task, config.data.max_seq_length, 0, eval_raw)
     stats = {key: value for key, value in stats.items() if key.startswith("eval_")}
     from accel_trainer.trainer import AccelerateTrainer
 
@@ -374,12 +386,12 @@ def write_eval_results(output_dir: str, config: EvalConfig, metrics: dict) -> st
     """EVAL_RESULTS in output_dir: this evaluation's metrics with the model and the data file
     (path and sha256) they were measured on, written atomically; all_results.json, the training
     run's own record, is never touched."""
-    data = config.validation_file
+    data = config.data.validation_file
     record = {
         "model_name_or_path": os.path.abspath(config.model_name_or_path),
         "validation_file": os.path.abspath(data) if data else None,
         "validation_file_sha256": file_digest(data) if data else None,
-        "dataset_name": config.dataset_name,
+        "dataset_name": config.data.dataset_name,
         **metrics,
     }
     path = os.path.join(output_dir, EVAL_RESULTS)
@@ -402,7 +414,7 @@ def predict(config: PredictConfig) -> int:
     check_output_file(config)
     run_config, accelerator, task, labels = load_saved(config)
     try:
-        raw = task.read(config.input_file, "--input_file", config.data_format, labelled=False)
+        raw = task.read(config.input_file, "--input_file", config.data.data_format, labelled=False)
     except DataError as error:
         raise DataError(
             f"{error} The model at {config.model_name_or_path} does task {task.name!r}: give "
@@ -411,20 +423,20 @@ def predict(config: PredictConfig) -> int:
     model, tokenizer = load_saved_model(
         task.auto_model_class_name, config.model_name_or_path, task.name
     )
-    check_sequence_length(config.max_seq_length, model, tokenizer)
+    check_sequence_length(config.data.max_seq_length, model, tokenizer)
 
     def encode(options: dict):
         if task.name == "ner":
-            return task.encode_windows(raw, tokenizer, config.max_seq_length, None, options)
-        return task.tokenize(raw, tokenizer, None, config.max_seq_length, False, options)
+            return task.encode_windows(raw, tokenizer, config.data.max_seq_length, None, options)
+        return task.tokenize(raw, tokenizer, None, config.data.max_seq_length, False, options)
 
     data = tokenize_once_per_node(
         accelerator,
         "predict",
         encode,
         {**tokenization_parts(config, task, tokenizer, None), "data": raw._fingerprint},
-        config.preprocessing_num_workers,
-        config.overwrite_cache,
+        config.data.preprocessing_num_workers,
+        config.data.overwrite_cache,
     )
     from accel_trainer.predictions import write_predictions
     from accel_trainer.trainer import AccelerateTrainer
@@ -463,7 +475,7 @@ def check_saved_run(output_dir: str, config: TrainConfig) -> None:
     interrupted = os.path.isdir(os.path.join(output_dir, MODEL_TEMP))
     if model_manifest(os.path.join(output_dir, MODEL_TEMP), check_files=False) is not None:
         return  # a complete final model whose move into place was interrupted: finished later
-    if config.resume_from_checkpoint:
+    if config.checkpointing.resume_from_checkpoint:
         if finished is not None and (newest is None or newest <= finished):
             raise ConfigError(
                 f"--output_dir already holds the finished model of this run: got {output_dir!r} "
@@ -569,7 +581,7 @@ def read_train_and_eval(config: TrainConfig, task, accelerator):
         return train_raw, eval_raw
     train_raw = read_split(config, task, "train")
     eval_raw = None
-    if config.validation_file is not None or config.dataset_name is not None:
+    if config.data.validation_file is not None or config.data.dataset_name is not None:
         eval_raw = read_split(config, task, "validation")
     return train_raw, eval_raw
 
@@ -579,30 +591,30 @@ def demo_paths(folder: str, task_name: str) -> tuple[str, str]:
     return os.path.join(folder, f"train.{suffix}"), os.path.join(folder, f"dev.{suffix}")
 
 
-def read_split(config: DataConfig, task, split: str):
-    if config.dataset_name is not None:
+def read_split(config: TrainConfig | EvalConfig, task, split: str):
+    if config.data.dataset_name is not None:
         if task.name != "ner":
             raise ConfigError(
                 "--dataset_name is supported for --task ner only: give --train_file and "
                 "--validation_file for relation extraction."
             )
-        return task.read_hub(config.dataset_name, config.dataset_config_name, split)
+        return task.read_hub(config.data.dataset_name, config.data.dataset_config_name, split)
     if split == "train":
-        return task.read(config.train_file, "--train_file", config.data_format)
-    return task.read(config.validation_file, "--validation_file", config.data_format)
+        return task.read(config.data.train_file, "--train_file", config.data.data_format)
+    return task.read(config.data.validation_file, "--validation_file", config.data.data_format)
 
 
-def train_source(config: DataConfig) -> str:
-    if config.dataset_name:
-        return f"--dataset_name {config.dataset_name} split 'train'"
-    return f"--train_file {config.train_file}" if config.train_file else "demo train file"
+def train_source(config: TrainConfig) -> str:
+    if config.data.dataset_name:
+        return f"--dataset_name {config.data.dataset_name} split 'train'"
+    return f"--train_file {config.data.train_file}" if config.data.train_file else "demo train file"
 
 
-def eval_source(config: DataConfig) -> str:
-    if config.dataset_name:
-        return f"--dataset_name {config.dataset_name} split 'validation'"
-    if config.validation_file:
-        return f"--validation_file {config.validation_file}"
+def eval_source(config: TrainConfig | EvalConfig) -> str:
+    if config.data.dataset_name:
+        return f"--dataset_name {config.data.dataset_name} split 'validation'"
+    if config.data.validation_file:
+        return f"--validation_file {config.data.validation_file}"
     return "demo validation file"
 
 

@@ -92,7 +92,7 @@ def write_ner(task, raw, rows: dict, id2label: dict, config, handle) -> None:
     """CoNLL in, CoNLL out (token and tag); JSON lines in, the same records with `ner_tags`."""
     tokens = raw["tokens"]
     tags = task.assemble_tags(rows, [len(words) for words in tokens], id2label)
-    if resolve_format(config.input_file, config.data_format) == "jsonl":
+    if resolve_format(config.input_file, config.data.data_format) == "jsonl":
         originals = input_records(config.input_file)
         for line, words_tags in zip(raw["line"], tags, strict=True):
             record = originals[line]
@@ -129,7 +129,7 @@ def write_re(task, raw, rows: dict, id2label: dict, config, handle) -> None:
         record["probability"] = probability
         if label is None:
             record["error"] = (
-                f"the entities lie too far apart for --max_seq_length {config.max_seq_length}"
+                f"the entities lie too far apart for --max_seq_length {config.data.max_seq_length}"
             )
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
@@ -137,7 +137,7 @@ def write_re(task, raw, rows: dict, id2label: dict, config, handle) -> None:
 def raw_is_jsonl(raw, config) -> bool:
     from accel_trainer.tasks.re import sniff_format
 
-    return sniff_format(config.input_file, config.data_format) == "jsonl"
+    return sniff_format(config.input_file, config.data.data_format) == "jsonl"
 
 
 def input_records(path: str) -> dict[int, dict]:

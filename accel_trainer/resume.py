@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from accel_trainer.checkpoint import (
@@ -61,11 +61,11 @@ class ResumePoint:
 def training_options(config: TrainConfig) -> dict:
     """The options that change what training computes, less how the global batch is split."""
     ignored = RESUME_INSENSITIVE | set(TOPOLOGY)
-    return {key: value for key, value in asdict(config).items() if key not in ignored}
+    return {key: value for key, value in config.to_dict().items() if key not in ignored}
 
 
 def options_hash(config: TrainConfig) -> str:
-    return config_hash(asdict(config), RESUME_INSENSITIVE | set(TOPOLOGY))
+    return config_hash(config.to_dict(), RESUME_INSENSITIVE | set(TOPOLOGY))
 
 
 def on_main_then_share(accelerator: Accelerator, decide):
@@ -102,7 +102,7 @@ def plan_resume(
 ) -> ResumePoint | None:
     """Choose the checkpoint and check that it fits this run, before any heavy work."""
     path = choose_checkpoint(
-        accelerator, config.resolved_output_dir(), config.resume_from_checkpoint
+        accelerator, config.resolved_output_dir(), config.checkpointing.resume_from_checkpoint
     )
     if path is None:
         return None
@@ -122,12 +122,12 @@ def plan_resume(
         ) from None
     now = (
         accelerator.num_processes,
-        config.per_device_train_batch_size,
+        config.batching.per_device_train_batch_size,
         accelerator.gradient_accumulation_steps,
     )
     check_options(path, saved, config)
     check_identity(path, saved, identity)
-    check_topology(path, saved, now, config.allow_topology_change)
+    check_topology(path, saved, now, config.checkpointing.allow_topology_change)
     return ResumePoint(path, saved)
 
 

@@ -79,9 +79,11 @@ def create_accelerator(config: TrainConfig) -> Accelerator:
     """An Accelerator on CUDA when present, else CPU, that really spans the launched world."""
     # CPU whenever CUDA is absent: without cpu=True a multi-process launch on a CPU-only machine
     # starts N separate world-size-1 runs instead of one gloo process group.
-    use_cpu = config.cpu or not torch.cuda.is_available()
+    use_cpu = config.runtime.cpu or not torch.cuda.is_available()
     check_launcher()
-    accumulation = config.resolved_accumulation_steps(int(os.environ.get("WORLD_SIZE", "1")))
+    accumulation = config.batching.resolved_accumulation_steps(
+        int(os.environ.get("WORLD_SIZE", "1"))
+    )
     try:
         accelerator = new_accelerator(config, use_cpu, accumulation)
     except ValueError as error:  # Accelerate's checks of the launcher's environment and options
@@ -111,7 +113,7 @@ def env_flag(name: str) -> bool:
 def new_accelerator(config: TrainConfig, use_cpu: bool, accumulation: int) -> Accelerator:
     return Accelerator(
         cpu=use_cpu,
-        mixed_precision=config.mixed_precision,
+        mixed_precision=config.runtime.mixed_precision,
         # The trainer cuts the data into accumulation windows itself and tells Accelerate where
         # each one ends (see _train_window), so the end of the data loader must not end one.
         gradient_accumulation_plugin=GradientAccumulationPlugin(
@@ -121,8 +123,10 @@ def new_accelerator(config: TrainConfig, use_cpu: bool, accumulation: int) -> Ac
         # step it once per process, decaying the learning rate N times too fast.
         step_scheduler_with_optimizer=False,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=config.ddp_timeout))],
-        log_with=None if config.report_to == "none" else config.report_to,
+        kwargs_handlers=[
+            InitProcessGroupKwargs(timeout=timedelta(seconds=config.runtime.ddp_timeout))
+        ],
+        log_with=None if config.logging.report_to == "none" else config.logging.report_to,
         project_dir=config.resolved_output_dir(),
     )
 
@@ -285,10 +289,12 @@ class AccelerateTrainer:
         self.resume_point = resume
         self.identity = identity or {"labels": [self.id2label[i] for i in sorted(self.id2label)]}
         self.write_extras = write_extras
-        set_seed(config.seed)
+        set_seed(config.runtime.seed)
         self._train_sampler = None  # a token-budget batch sampler, whose epoch we set ourselves
-        train_loader = self._dataloader(train_data, config.per_device_train_batch_size, True)
-        eval_loader = self._dataloader(eval_data, config.per_device_eval_batch_size, False)
+        train_loader = self._dataloader(
+            train_data, config.batching.per_device_train_batch_size, True
+        )
+        eval_loader = self._dataloader(eval_data, config.batching.per_device_eval_batch_size, False)
         self.model, self.train_dataloader, self.eval_dataloader = self.accelerator.prepare(
             model, train_loader, eval_loader
         )
@@ -320,16 +326,16 @@ class AccelerateTrainer:
             # fails at once. Gathered rows are put back in dataset order by row_id.
             order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
             return DataLoader(data, batch_size=batch_size, sampler=order, **loader_options)
-        if self.config.max_tokens_per_batch:
+        if self.config.batching.max_tokens_per_batch:
             batches = TokenBudgetBatchSampler(
-                lengths, self.config.max_tokens_per_batch, self.config.seed
+                lengths, self.config.batching.max_tokens_per_batch, self.config.runtime.seed
             )
             self._train_sampler = batches
             return DataLoader(data, batch_sampler=batches, **loader_options)
         sampler = None
-        if self.config.group_by_length:
+        if self.config.batching.group_by_length:
             global_batch = batch_size * self.accelerator.num_processes * self.accumulation_steps
-            sampler = LengthGroupedSampler(lengths, global_batch, self.config.seed)
+            sampler = LengthGroupedSampler(lengths, global_batch, self.config.runtime.seed)
         return DataLoader(
             data, batch_size=batch_size, shuffle=sampler is None, sampler=sampler, **loader_options
         )
@@ -348,8 +354,8 @@ class AccelerateTrainer:
                 raise PeerLost(
                     f"lost contact with another process of this run: {first_line(error)}. A "
                     f"process or node died or hung; the others stop within --ddp_timeout "
-                    f"({self.config.ddp_timeout} s). Committed checkpoints in {self.output_dir} "
-                    "are intact: resume with --resume_from_checkpoint auto."
+                    f"({self.config.runtime.ddp_timeout} s). Committed checkpoints in "
+                    f"{self.output_dir} are intact: resume with --resume_from_checkpoint auto."
                 ) from error
             raise
         finally:
@@ -390,7 +396,10 @@ class AccelerateTrainer:
                     self._rng_to_restore = None
                 grad_norm = self._train_window(window)
                 self._finish_optimizer_step(grad_norm, plan, progress)
-                if self.config.eval_steps and self.state.step % self.config.eval_steps == 0:
+                if (
+                    self.config.evaluation.eval_steps
+                    and self.state.step % self.config.evaluation.eval_steps == 0
+                ):
                     eval_metrics = self._evaluate_and_log()
                 stop = self._preemption_agreed()
                 if stop or self._checkpoint_due("step"):
@@ -409,7 +418,7 @@ class AccelerateTrainer:
         self.clock.stop()
         if not eval_metrics and self.state.last_eval_step == self.state.step:
             eval_metrics = self.evaluate()  # evaluated before the checkpoint this run resumed
-        if self.config.load_best_model_at_end:
+        if self.config.evaluation.load_best_model_at_end:
             eval_metrics = self._load_best_model(eval_metrics)
         results = self._results(eval_metrics)
         self.save_model(self.output_dir, results)
@@ -451,13 +460,13 @@ class AccelerateTrainer:
 
     def _finished(self, plan: TrainPlan) -> bool:
         """All optimizer steps done, or early stopping's patience ran out."""
-        patience = self.config.early_stopping_patience
+        patience = self.config.evaluation.early_stopping_patience
         stopped_early = patience and self.state.evaluations_without_improvement >= patience
         return self.state.step >= plan.total_steps or bool(stopped_early)
 
     def _track_best(self, metrics: dict) -> None:
         """Keep the best value of --metric_for_best_model, and count evaluations without one."""
-        name = self.config.metric_for_best_model
+        name = self.config.evaluation.metric_for_best_model
         if name is None:
             return
         if name not in metrics:
@@ -475,9 +484,9 @@ class AccelerateTrainer:
             self.state.evaluations_without_improvement += 1
 
     def _best_results(self) -> dict:
-        if self.config.metric_for_best_model is None:
+        if self.config.evaluation.metric_for_best_model is None:
             return {}
-        patience = self.config.early_stopping_patience
+        patience = self.config.evaluation.early_stopping_patience
         return {
             "best_metric": self.state.best_metric,
             "best_step": self.state.best_step,
@@ -508,12 +517,12 @@ class AccelerateTrainer:
         self.accelerator.load_state(path)
         logger.info(
             "loaded the best model (%s %s at step %d) from %s",
-            self.config.metric_for_best_model,
+            self.config.evaluation.metric_for_best_model,
             self.state.best_metric,
             best_step,
             path,
         )
-        name = self.config.metric_for_best_model
+        name = self.config.evaluation.metric_for_best_model
         records = [r for r in self.log_history if r["step"] == best_step and name in r]
         if not records:
             return self.evaluate()
@@ -522,12 +531,15 @@ class AccelerateTrainer:
     def _checkpoint_due(self, moment: str) -> bool:
         if self._last_checkpoint_step == self.state.step:
             return False
-        if self.config.load_best_model_at_end and self.state.best_step == self.state.step:
+        if (
+            self.config.evaluation.load_best_model_at_end
+            and self.state.best_step == self.state.step
+        ):
             return True  # the best model so far must be on disk to be loaded at the end
-        every = self.config.checkpointing_steps
-        if every == "epoch":
+        every = self.config.checkpointing.checkpointing_steps
+        if every.epoch:
             return moment == "epoch"
-        return moment == "step" and every.isdigit() and self.state.step % int(every) == 0
+        return moment == "step" and every.steps is not None and self.state.step % every.steps == 0
 
     def save_checkpoint(self) -> str:
         """Commit the full training state as OUTPUT_DIR/checkpoint-<step>, then rotate."""
@@ -549,7 +561,7 @@ class AccelerateTrainer:
         if self.accelerator.is_main_process:
             rotate(
                 self.output_dir,
-                self.config.save_total_limit,
+                self.config.checkpointing.save_total_limit,
                 protect={path, self._best_checkpoint()},
             )
             size = sum(f["size"] for f in read_manifest(path)["files"].values())
@@ -581,12 +593,12 @@ class AccelerateTrainer:
         """Load the checkpoint --resume_from_checkpoint asks for; False when starting fresh."""
         accelerator = self.accelerator
         self.state.world_size = accelerator.num_processes
-        self.state.per_device_train_batch_size = self.config.per_device_train_batch_size
+        self.state.per_device_train_batch_size = self.config.batching.per_device_train_batch_size
         self.state.gradient_accumulation_steps = self.accumulation_steps
         self.state.config_hash = options_hash(self.config)
         self.state.options = training_options(self.config)
         self.state.identity = self.identity
-        if self.resume_point is None and self.config.resume_from_checkpoint:
+        if self.resume_point is None and self.config.checkpointing.resume_from_checkpoint:
             self.resume_point = plan_resume(accelerator, self.config, self.identity)
         if self.resume_point is None:
             if accelerator.is_main_process:
@@ -612,7 +624,7 @@ class AccelerateTrainer:
             self._move_to_current_topology(saved)
         if not has_rng:
             # A process the checkpoint did not have: a fresh, reproducible stream of its own.
-            seed = (self.config.seed + 1_000_003 * self.state.step) % (2**32 - 2**16)
+            seed = (self.config.runtime.seed + 1_000_003 * self.state.step) % (2**32 - 2**16)
             set_seed(seed, device_specific=True)
         self._last_checkpoint_step = self.state.step
         batches = len(self.train_dataloader)
@@ -634,7 +646,7 @@ class AccelerateTrainer:
     def _current_topology(self) -> tuple[int, int, int]:
         return (
             self.accelerator.num_processes,
-            self.config.per_device_train_batch_size,
+            self.config.batching.per_device_train_batch_size,
             self.accumulation_steps,
         )
 
@@ -665,12 +677,12 @@ class AccelerateTrainer:
         config = self.config
         accumulation = self.accumulation_steps
         steps_per_epoch = math.ceil(len(self.train_dataloader) / accumulation)
-        if config.max_train_steps > 0:
-            total_steps = config.max_train_steps
+        if config.optim.max_train_steps > 0:
+            total_steps = config.optim.max_train_steps
         else:
-            total_steps = max(1, math.ceil(config.num_train_epochs * steps_per_epoch))
+            total_steps = max(1, math.ceil(config.optim.num_train_epochs * steps_per_epoch))
         num_epochs = math.ceil(total_steps / steps_per_epoch)
-        warmup = warmup_steps(total_steps, config.warmup_ratio, config.num_warmup_steps)
+        warmup = warmup_steps(total_steps, config.optim.warmup_ratio, config.optim.num_warmup_steps)
         return TrainPlan(steps_per_epoch, total_steps, num_epochs, warmup)
 
     def _build_optimizer_and_scheduler(self, plan: TrainPlan) -> None:
@@ -678,12 +690,12 @@ class AccelerateTrainer:
         optimizer = build_optimizer(
             self.accelerator.unwrap_model(self.model),
             config.resolved_learning_rate(),
-            config.weight_decay,
-            betas=(config.adam_beta1, config.adam_beta2),
-            eps=config.adam_epsilon,
+            config.optim.weight_decay,
+            betas=(config.optim.adam_beta1, config.optim.adam_beta2),
+            eps=config.optim.adam_epsilon,
         )
         scheduler = build_scheduler(
-            optimizer, config.lr_scheduler_type, plan.total_steps, plan.warmup_steps
+            optimizer, config.optim.lr_scheduler_type, plan.total_steps, plan.warmup_steps
         )
         self.optimizer, self.lr_scheduler = self.accelerator.prepare(optimizer, scheduler)
 
@@ -697,7 +709,7 @@ class AccelerateTrainer:
             accelerator.mixed_precision,
         )
         global_batch = (
-            self.config.per_device_train_batch_size
+            self.config.batching.per_device_train_batch_size
             * self.accumulation_steps
             * accelerator.num_processes
         )
@@ -733,11 +745,11 @@ class AccelerateTrainer:
             write_atomically(path, "".join(json.dumps(record) + "\n" for record in kept))
 
     def _start_trackers(self) -> None:
-        if self.config.report_to == "none":
+        if self.config.logging.report_to == "none":
             return
         scalars = {
             key: value
-            for key, value in asdict(self.config).items()
+            for key, value in self.config.to_dict().items()
             if isinstance(value, (int, float, str, bool))
         }
         self.accelerator.init_trackers("runs", config=scalars)
@@ -759,7 +771,7 @@ class AccelerateTrainer:
         key = label_key(window[0])
         labelled = [(batch[key] != IGNORE_INDEX).sum() for batch in window]
         window_labelled = None
-        if self.config.loss_normalization == "tokens":
+        if self.config.batching.loss_normalization == "tokens":
             # Counted before the first backward: every process must divide by the same total.
             window_labelled = accelerator.reduce(torch.stack(labelled).sum(), "sum")
         # Accelerate syncs gradients, and lets the optimizer step, when its micro-batch count
@@ -791,7 +803,7 @@ class AccelerateTrainer:
             if accelerator.sync_gradients:
                 # max_grad_norm 0: the norm is only measured (an infinite threshold).
                 grad_norm = accelerator.clip_grad_norm_(
-                    self.model.parameters(), self.config.max_grad_norm or float("inf")
+                    self.model.parameters(), self.config.optim.max_grad_norm or float("inf")
                 )
                 # The gradients are averaged over processes by now, so every rank sees the same
                 # norm: a NaN or inf on any rank skips this step on all of them. (fp16's
@@ -829,7 +841,10 @@ class AccelerateTrainer:
             self.lr_scheduler.step()
         self.state.step += 1
         progress.update(1)
-        if self.state.step % self.config.logging_steps == 0 or self.state.step == plan.total_steps:
+        if (
+            self.state.step % self.config.logging.logging_steps == 0
+            or self.state.step == plan.total_steps
+        ):
             record = {
                 "step": self.state.step,
                 "epoch": round(self._epoch_progress(), 4),
@@ -860,11 +875,11 @@ class AccelerateTrainer:
             self.state.consecutive_nonfinite,
         )
         self._log({"step": step, "nonfinite_steps": self.state.nonfinite_steps})
-        if self.state.consecutive_nonfinite > self.config.max_nonfinite_steps:
+        if self.state.consecutive_nonfinite > self.config.optim.max_nonfinite_steps:
             raise Diverged(
                 f"training diverged: {self.state.consecutive_nonfinite} optimizer steps in a row "
                 f"up to step {step} had a NaN or inf loss or gradient (--max_nonfinite_steps "
-                f"{self.config.max_nonfinite_steps}). The last committed checkpoint in "
+                f"{self.config.optim.max_nonfinite_steps}). The last committed checkpoint in "
                 f"{self.output_dir} is intact: lower the learning rate or check the data."
             )
 
@@ -936,7 +951,7 @@ class AccelerateTrainer:
     def predict(self, data: Dataset) -> dict[str, list]:
         """Per-row predictions, confidences and bookkeeping columns, in dataset order, on every
         process."""
-        loader = self._dataloader(data, self.config.per_device_eval_batch_size, False)
+        loader = self._dataloader(data, self.config.batching.per_device_eval_batch_size, False)
         return self._run_inference(self.accelerator.prepare(loader))
 
     @torch.inference_mode()
@@ -1025,7 +1040,7 @@ class AccelerateTrainer:
                 }
                 write_json(
                     os.path.join(folder, "training_config.json"),
-                    {**asdict(self.config), **resolved},
+                    {**self.config.to_dict(), **resolved},
                 )
                 if results is not None:
                     write_json(os.path.join(folder, "all_results.json"), results)

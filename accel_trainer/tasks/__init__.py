@@ -1,17 +1,17 @@
 """Tasks turn files into tensors and predictions into metrics; they know nothing of ranks."""
 
-from accel_trainer.config import TAG_SCHEMES
 from accel_trainer.errors import ConfigError
 from accel_trainer.tasks.base import Task
-from accel_trainer.tasks.ner import NerTask
+from accel_trainer.tasks.ner import TAG_SCHEMES, NerTask
 from accel_trainer.tasks.re import ReTask
 
 
 def task_for_training(config) -> Task:
     """The task a `train` run asks for, configured from its options."""
+    options = config.task_options
     if config.task == "re":
-        return ReTask(config.markers(), config.typed_markers, config.negative_label)
-    return NerTask(label_all_tokens=config.label_all_tokens, tag_scheme=config.tag_scheme)
+        return ReTask(options.markers(), options.typed_markers, options.negative_label)
+    return NerTask(label_all_tokens=options.label_all_tokens, tag_scheme=options.tag_scheme)
 
 
 def task_from_settings(settings: dict | None, model_dir: str) -> Task:
