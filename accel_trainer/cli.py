@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
+import argparse
 import json
 import logging
 import os
@@ -14,7 +14,17 @@ import types
 import typing
 from dataclasses import fields
 
-from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig, problems_error
+from accel_trainer.config import (
+    EvalConfig,
+    Option,
+    PredictConfig,
+    TrainConfig,
+    did_you_mean,
+    group_fields,
+    options_class,
+    problems_error,
+    registered_task_options,
+)
 from accel_trainer.errors import (
     EXIT_DIVERGED,
     EXIT_PREEMPTED,
@@ -66,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         config = parse_config(COMMANDS[command][0], command, args)
-        config.command_line = shlex.join(["accel-trainer", command, *args])  # for the model card
         from accel_trainer import commands
 
         getattr(commands, command)(config)
@@ -89,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def plot_command(args: list[str]) -> int:
     """`accel-trainer plot OUTPUT_DIR [--output_file FILE]`."""
-    import argparse
-
     parser = one_line_errors(argparse.ArgumentParser, "plot")(
         prog="accel-trainer plot",
         description="Draw the loss, learning rate and eval metrics of a training run as a PNG.",
@@ -128,24 +135,150 @@ def report_error(message: str, every_process: bool = False) -> None:
 
 def parse_config(config_class: type, command: str, args: list[str]):
     """Options from an optional YAML/JSON file, overridden by command-line flags."""
-    from transformers import HfArgumentParser
-
-    config_path, args = split_config_path(args)
-    parser = one_line_errors(HfArgumentParser, command)(
-        config_class, prog=f"accel-trainer {command}", description=COMMANDS[command][1]
-    )
-    if config_path is not None:
-        parser.set_defaults(**read_config_file(config_path, config_class, command))
-    for flag, count in repeated_flags(args, config_class).items():
+    config_path, flags = split_config_path(args)
+    flags = underscored(flags)
+    values = {} if config_path is None else read_config_file(config_path, config_class, command)
+    for flag, count in repeated_flags(flags, config_class).items():
         logger.warning("--%s is given %d times on the command line: the last one wins", flag, count)
-    # No hidden `.args` file next to the entry point: the options are the file and the flags.
-    config, rest = parser.parse_args_into_dataclasses(
-        args=args, return_remaining_strings=True, look_for_args_file=False
-    )
+    given, rest = build_parser(config_class, command).parse_known_args(flags)
     if rest:
         raise problems_error(leftover_problems(rest, config_class, command))
-    config.config = config_path
-    return config
+    values.update(vars(given))  # the flags win over the file
+    values["config"] = config_path
+    values["command_line"] = shlex.join(["accel-trainer", command, *args])  # for the model card
+    return config_class.from_options(**values)
+
+
+def underscored(args: list[str]) -> list[str]:
+    """Flags spelled with dashes (--max-seq-length) as their option is named (--max_seq_length)."""
+    spelled, rest = [], list(args)
+    while rest and rest[0] != "--":
+        arg = rest.pop(0)
+        if arg.startswith("--"):
+            flag, equals, value = arg.partition("=")
+            arg = "--" + flag[2:].replace("-", "_") + equals + value
+        spelled.append(arg)
+    return spelled + rest
+
+
+def flag_options(config_class: type) -> dict[str, Option]:
+    """The options of `config_class` that are flags (and config file keys), by name."""
+    return {name: option for name, option in config_class.option_table().items() if option.is_flag}
+
+
+def option_sections(config_class: type) -> list[tuple[str, list[Option]]]:
+    """The flags of `config_class` in help order: top level, each group, each task's options."""
+    table = flag_options(config_class)
+    sections = [(config_class.top_title, [o for o in table.values() if o.group is None])]
+    for name, group_class in group_fields(config_class).items():
+        owned = [o for o in table.values() if o.group == name]
+        sections.append((group_class.title, sorted(owned, key=inheritance_depth)))
+    if config_class is TrainConfig:
+        for task, options in registered_task_options().items():
+            owned = [o for o in table.values() if o.group == "task_options" and o.owner is options]
+            sections.append((f"{task} options", owned))
+    return [(title, options) for title, options in sections if options]
+
+
+def inheritance_depth(option: Option) -> int:
+    """0 for a field the group declares itself, 1 for one of its base, ...: help lists the
+    specific options first (--train_file before --data_format)."""
+    owners = option.owner.__mro__
+    return next(
+        i for i, cls in enumerate(owners) if option.name in vars(cls).get("__annotations__", {})
+    )
+
+
+def build_parser(config_class: type, command: str) -> argparse.ArgumentParser:
+    """An argparse parser of `config_class`'s flags, in groups; flags not given are left out."""
+    parser = one_line_errors(argparse.ArgumentParser, command)(
+        prog=f"accel-trainer {command}",
+        usage=f"accel-trainer {command} [CONFIG_FILE] [--option value ...]",
+        description=COMMANDS[command][1],
+        formatter_class=FlagHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    for title, options in option_sections(config_class):
+        group = parser.add_argument_group(title)
+        for option in options:
+            group.add_argument(f"--{option.name}", **argument_options(option))
+    return parser
+
+
+def argument_options(option: Option) -> dict:
+    """add_argument's keywords for one option: its type, choices, help and shown default."""
+    hint = without_none(option.hint)
+    metadata = task_field(option).metadata
+    default = option_default(option)
+    shown = "" if default is None else f" (default: {default})"
+    keywords = {"help": (metadata.get("help", "") + shown).replace("%", "%%")}
+    if hint is bool:
+        keywords["action"] = FlagAction
+    elif typing.get_origin(hint) is list:
+        keywords.update(nargs="+", type=str)
+    else:
+        keywords["type"] = hint
+    choices = metadata.get("choices")
+    if option.name == "task" and option.group is None:
+        from accel_trainer.tasks.registry import task_names
+
+        choices = task_names()
+    if choices:
+        keywords["choices"] = choices
+    return keywords
+
+
+def task_field(option: Option):
+    """The field that describes `option`: a task's own, for an override of a task option."""
+    task = option.field.metadata.get("task")
+    if task is None:
+        return option.field
+    owned = {field.name: field for field in fields(options_class(task))}
+    return owned[option.name]
+
+
+def option_default(option: Option):
+    """The default value of `option`, as help shows it."""
+    if option.field.metadata.get("task"):
+        return "the trained model's"  # an override of a task option
+    value = getattr(option.owner(), option.name)
+    return None if value is False else value
+
+
+def without_none(hint):
+    """X for X | None."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def truth_value(text: str) -> bool:
+    """`--flag true` / `--flag no`: the spellings a flag's optional value may take."""
+    word = text.lower()
+    if word in ("true", "yes", "t", "y", "1"):
+        return True
+    if word in ("false", "no", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"true or false expected: got {text}")
+
+
+class FlagAction(argparse.Action):
+    """A boolean flag: `--name` alone is true; `--name false` is accepted too."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs="?", const=True, type=truth_value, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+
+
+class FlagHelpFormatter(argparse.HelpFormatter):
+    """Help that shows boolean flags as `--name`, without a value."""
+
+    def _format_action_invocation(self, action):
+        if isinstance(action, FlagAction):
+            return ", ".join(action.option_strings)
+        return super()._format_action_invocation(action)
 
 
 def one_line_errors(parser_class: type, command: str) -> type:
@@ -164,7 +297,7 @@ ARGPARSE_PROBLEMS = [
     (r"argument (\S+): invalid float value: (.*)", "{} must be a number: got {}."),
     (r"argument (\S+): expected one argument", "{} needs a value: got none."),
     (r"argument (\S+): expected at least one argument", "{} needs at least one value: got none."),
-    (r"argument (\S+): Truthy value expected: got (\S+) .*", "{} must be true or false: got {!r}."),
+    (r"argument (\S+): true or false expected: got (.*)", "{} must be true or false: got {!r}."),
     (
         r"argument (\S+): invalid choice: (\S+) \(choose from (.*)\)",
         "{0} is not one of {2}: got {1}.",
@@ -184,39 +317,23 @@ def argparse_problem(message: str) -> str:
     return message.removeprefix("argument ").rstrip(".") + "."
 
 
-def option_spellings(config_class: type) -> dict[str, str]:
-    """Each flag HfArgumentParser accepts for `config_class`, mapped to its option name."""
-    spellings = {}
-    for option in fields(config_class):
-        names = {option.name, option.name.replace("_", "-")}
-        if option.default is True:  # HfArgumentParser adds --no_NAME for flags that default on
-            names |= {f"no_{option.name}", f"no-{option.name.replace('_', '-')}"}
-        spellings.update({f"--{name}": option.name for name in names})
-    return spellings
-
-
 def repeated_flags(args: list[str], config_class: type) -> dict[str, int]:
     """Options given more than once (argparse keeps the last silently), with their counts."""
-    spellings = option_spellings(config_class)
+    names = set(flag_options(config_class))
     counts: dict[str, int] = {}
     for arg in args:
         if arg == "--":
             break
         flag = arg.split("=", 1)[0]
-        name = spellings.get(flag)
-        if name is None and flag.startswith("--"):  # argparse takes unambiguous abbreviations
-            matches = {name for spelling, name in spellings.items() if spelling.startswith(flag)}
+        if not flag.startswith("--"):
+            continue
+        name = flag[2:]
+        if name not in names:  # argparse takes unambiguous abbreviations
+            matches = {known for known in names if known.startswith(name)}
             name = matches.pop() if len(matches) == 1 else None
         if name is not None:
             counts[name] = counts.get(name, 0) + 1
     return {name: count for name, count in counts.items() if count > 1}
-
-
-def did_you_mean(name: str, config_class: type, prefix: str = "") -> str:
-    close = difflib.get_close_matches(
-        name.lstrip("-").replace("-", "_"), [option.name for option in fields(config_class)], n=1
-    )
-    return f" Did you mean {prefix}{close[0]}?" if close else ""
 
 
 def leftover_problems(rest: list[str], config_class: type, command: str) -> list[str]:
@@ -227,7 +344,8 @@ def leftover_problems(rest: list[str], config_class: type, command: str) -> list
             flag = arg.split("=", 1)[0]
             found.append(
                 f"{flag} is not an option of accel-trainer {command}: got {arg!r}."
-                f"{did_you_mean(flag, config_class, '--')} See `accel-trainer {command} --help`."
+                f"{did_you_mean(flag, flag_options(config_class), '--')} See "
+                f"`accel-trainer {command} --help`."
             )
             continue
         after_unknown = (
@@ -316,15 +434,15 @@ def read_config_file(path: str, config_class: type, command: str = "COMMAND") ->
             f"config file {path} must hold a mapping of option: value: got a "
             f"{type(values).__name__}. Write one `option: value` per line."
         )
-    hints = typing.get_type_hints(config_class)
-    known = {option.name for option in fields(config_class)}
+    known = flag_options(config_class)
+    hints = {name: option.hint for name, option in known.items()}
     options, keys = {}, {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
         if name not in known:
             found.append(
                 f"config file {path} has an unknown option: got {key!r}."
-                f"{did_you_mean(str(key), config_class)} See `accel-trainer {command} --help`."
+                f"{did_you_mean(str(key), known)} See `accel-trainer {command} --help`."
             )
             continue
         if name in keys:

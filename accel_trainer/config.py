@@ -1,23 +1,24 @@
-"""Typed options for every subcommand, and their validation.
+"""Typed options of every subcommand, in groups that each check their own values.
 
-This module imports nothing heavy so that `accel-trainer --help` stays fast.
+This module imports nothing heavy so that `accel-trainer --help` stays fast: task options are
+looked up through the registry only when a config is built.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 from accel_trainer.errors import ConfigError
 
 TINY_BERT = "tiny-bert"
-TASKS = ("ner", "re")
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "constant")
-TAG_SCHEMES = ("bio", "iobes", "none")
 DATA_FORMATS = ("auto", "conll", "jsonl", "semeval2010")
-DEFAULT_MARKERS = "<e1>,</e1>,<e2>,</e2>"
 MIXED_PRECISION = ("no", "fp16", "bf16")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "all")
 # Trackers whose package is not a dependency: Accelerate silently skips them when missing.
@@ -31,8 +32,9 @@ MAX_SEQ_LENGTH = 2**20
 # would never finish.
 MAX_COUNT = 2**31 - 1
 MAX_DDP_TIMEOUT = 365 * 24 * 3600  # seconds; torch's clock overflows near 2**63 nanoseconds
-# Special tokens of BERT and RoBERTa tokenizers: an entity marker must not be one of them.
-RESERVED_MARKERS = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>")
+# Field kinds (metadata "kind"): options are flags, from_options names and to_dict keys;
+# "declared" fields are from_options names only; "internal" ones are none of these.
+DECLARED, INTERNAL = "declared", "internal"
 
 
 def _opt(help_text: str, **metadata) -> dict:
@@ -50,6 +52,12 @@ def is_blank(value: str | None) -> bool:
 
 def blank_problem(option: str, value: str, what_to_do: str) -> str:
     return f"--{option} is empty: got {value!r}. {what_to_do}"
+
+
+def did_you_mean(name: str, known, prefix: str = "") -> str:
+    """` Did you mean NAME?` for the closest known option name, or nothing."""
+    close = difflib.get_close_matches(name.lstrip("-").replace("-", "_"), list(known), n=1)
+    return f" Did you mean {prefix}{close[0]}?" if close else ""
 
 
 def data_file_problems(paths: dict[str, str | None]) -> list[str]:
@@ -71,27 +79,147 @@ def data_file_problems(paths: dict[str, str | None]) -> list[str]:
     return found
 
 
-def upper_bound_problems(config, bounds: dict[str, int]) -> list[str]:
+def upper_bound_problems(options, bounds: dict[str, int]) -> list[str]:
     """Options above their limit, as `--name must be at most LIMIT: got VALUE.`"""
     found = []
     for name, limit in bounds.items():
-        value = getattr(config, name)
+        value = getattr(options, name)
         if value is not None and value > limit:
             found.append(f"--{name} must be at most {limit}: got {value}. Use a smaller value.")
     return found
 
 
-@dataclass
-class RunConfig:
-    """Options of every subcommand that runs a model."""
+def positive_problems(options, names: tuple[str, ...]) -> list[str]:
+    """Options that must be 1 or more."""
+    return [
+        f"--{name} must be positive: got {getattr(options, name)}. Use 1 or more."
+        for name in names
+        if getattr(options, name) <= 0
+    ]
 
-    model_name_or_path: str = field(
-        default=TINY_BERT,
-        metadata=_opt(
-            "Hub model name or local folder. 'tiny-bert' builds a small randomly initialised "
-            "BERT and a WordPiece tokenizer from the training data (no download)."
-        ),
-    )
+
+def choice_problems(options) -> list[str]:
+    """Options outside their choices; argparse checks flags, but not values from a config file."""
+    found = []
+    for option in fields(options):
+        choices = option.metadata.get("choices")
+        value = getattr(options, option.name)
+        if choices and value is not None and value not in choices:
+            found.append(f"--{option.name} is not one of {choices}: got {value!r}.")
+    return found
+
+
+def sequence_length_problems(model_name_or_path: str, length: int) -> list[str]:
+    """--max_seq_length above what the model can hold (tiny-bert's limit is lower)."""
+    if length < 8:
+        return []  # InputOptions reports it
+    if model_name_or_path == TINY_BERT and length > TINY_BERT_MAX_SEQ_LENGTH:
+        return [
+            f"--max_seq_length must be at most {TINY_BERT_MAX_SEQ_LENGTH} for tiny-bert: got "
+            f"{length}. Its position embeddings hold that many tokens; use e.g. 128 (NER "
+            "evaluation windows long sentences anyway)."
+        ]
+    if length > MAX_SEQ_LENGTH:
+        return [
+            f"--max_seq_length must be at most {MAX_SEQ_LENGTH}: got {length}. Use the model's "
+            "own limit or less, e.g. 512."
+        ]
+    return []
+
+
+def model_problems(model_name_or_path: str) -> list[str]:
+    if is_blank(model_name_or_path):
+        return [
+            blank_problem(
+                "model_name_or_path", model_name_or_path, "Give a hub name or a model folder."
+            )
+        ]
+    return []
+
+
+def saved_model_problems(model_name_or_path: str, command: str) -> list[str]:
+    """evaluate and predict need a trained model, not the default tiny-bert."""
+    if model_name_or_path == TINY_BERT:
+        return [
+            f"--model_name_or_path is missing: {command} needs a trained model. Give the output "
+            "folder of a training run."
+        ]
+    return []
+
+
+def output_dir_problems(output_dir: str | None) -> list[str]:
+    if is_blank(output_dir):
+        return [
+            blank_problem(
+                "output_dir",
+                output_dir,
+                "Name a folder for the results, or leave the option out for the default.",
+            )
+        ]
+    return []
+
+
+def options_class(task: str) -> type:
+    """The options dataclass of the task registered as `task` (ConfigError if there is none)."""
+    from accel_trainer.tasks.registry import get_task
+
+    return get_task(task).options_class
+
+
+def task_options_base() -> type:
+    from accel_trainer.tasks.base import TaskOptions
+
+    return TaskOptions
+
+
+def registered_task_options() -> dict[str, type]:
+    """Every registered task's options class, by task name."""
+    from accel_trainer.tasks.registry import task_names
+
+    return {name: options_class(name) for name in task_names()}
+
+
+class OptionGroup:
+    """A group of related options that checks its own values."""
+
+    title: ClassVar[str]
+
+    def problems(self) -> list[str]:
+        """Every invalid option of the group, as one message each."""
+        return choice_problems(self)
+
+
+@dataclass(frozen=True)
+class CheckpointEvery:
+    """When to save the training state: every `steps` optimizer steps, each epoch, or never."""
+
+    text: str = "no"
+    steps: int | None = field(default=None, init=False)
+    epoch: bool = field(default=False, init=False)
+
+    def __post_init__(self):
+        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+        if self.text.isascii() and self.text.isdigit() and int(self.text) > 0:
+            object.__setattr__(self, "steps", int(self.text))
+        object.__setattr__(self, "epoch", self.text == "epoch")
+
+    @property
+    def never(self) -> bool:
+        return self.text == "no"
+
+    def is_valid(self) -> bool:
+        return self.steps is not None or self.text in ("no", "epoch")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class InputOptions(OptionGroup):
+    """How any data file is read and tokenized."""
+
+    title: ClassVar[str] = "data"
+
     data_format: str = field(
         default="auto",
         metadata=_opt(
@@ -109,7 +237,6 @@ class RunConfig:
             "entities."
         ),
     )
-    per_device_eval_batch_size: int = field(default=32, metadata=_opt("Eval batch per process."))
     preprocessing_num_workers: int = field(
         default=0,
         metadata=_opt(
@@ -120,93 +247,25 @@ class RunConfig:
     overwrite_cache: bool = field(
         default=False, metadata=_opt("Tokenize again instead of loading the cached result.")
     )
-    mixed_precision: str | None = field(
-        default=None,
-        metadata=_opt(
-            "no, fp16 or bf16, passed to Accelerate. Default: the accelerate config's setting "
-            "(`accelerate launch`), else no.",
-            choices=list(MIXED_PRECISION),
-        ),
-    )
-    cpu: bool = field(default=False, metadata=_opt("Run on CPU even when a GPU is present."))
-    ddp_timeout: int = field(
-        default=300,
-        metadata=_opt(
-            "Seconds a process waits in a collective (all-reduce, barrier) for the others before "
-            "it fails: bounds the hang when a process or node is lost."
-        ),
-    )
-    seed: int = field(default=42, metadata=_opt("Seed for model init, data order and dropout."))
-    config: str | None = field(
-        default=None,
-        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
-    )
 
     def problems(self) -> list[str]:
-        """Every invalid option, as one message each."""
-        found = choice_problems(self)
-        if is_blank(self.model_name_or_path):
-            found.append(
-                blank_problem(
-                    "model_name_or_path",
-                    self.model_name_or_path,
-                    "Give a hub name or a model folder.",
-                )
-            )
+        found = super().problems()
         if self.max_seq_length < 8:
             found.append(
                 f"--max_seq_length must be at least 8: got {self.max_seq_length}. "
                 "Use a longer length, e.g. 128."
-            )
-        elif (
-            self.model_name_or_path == TINY_BERT and self.max_seq_length > TINY_BERT_MAX_SEQ_LENGTH
-        ):
-            found.append(
-                f"--max_seq_length must be at most {TINY_BERT_MAX_SEQ_LENGTH} for tiny-bert: got "
-                f"{self.max_seq_length}. Its position embeddings hold that many tokens; use e.g. "
-                "128 (NER evaluation windows long sentences anyway)."
-            )
-        elif self.max_seq_length > MAX_SEQ_LENGTH:
-            found.append(
-                f"--max_seq_length must be at most {MAX_SEQ_LENGTH}: got {self.max_seq_length}. "
-                "Use the model's own limit or less, e.g. 512."
-            )
-        if not 0 <= self.seed <= MAX_SEED:
-            found.append(
-                f"--seed must be in [0, {MAX_SEED}] (2**32 - 1): got {self.seed}. Use e.g. 42."
             )
         if self.preprocessing_num_workers < 0:
             found.append(
                 "--preprocessing_num_workers cannot be negative: got "
                 f"{self.preprocessing_num_workers}. Use 0 to tokenize in the main process."
             )
-        if self.ddp_timeout <= 0:
-            found.append(f"--ddp_timeout must be positive: got {self.ddp_timeout}. E.g. 300.")
-        elif self.ddp_timeout > MAX_DDP_TIMEOUT:
-            found.append(
-                f"--ddp_timeout must be at most {MAX_DDP_TIMEOUT} seconds (365 days): got "
-                f"{self.ddp_timeout}. E.g. 300; it bounds how long a lost process can hang the run."
-            )
-        if self.per_device_eval_batch_size <= 0:
-            found.append(
-                "--per_device_eval_batch_size must be positive: "
-                f"got {self.per_device_eval_batch_size}. Use e.g. 32."
-            )
-        found += upper_bound_problems(self, {"per_device_eval_batch_size": MAX_COUNT})
-        found += data_file_problems(self.data_file_options())
         return found
-
-    def data_file_options(self) -> dict[str, str | None]:
-        """The data files this command reads, by option name."""
-        return {}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
-class DataConfig(RunConfig):
-    """Options of the subcommands that read labelled data: train and evaluate."""
+class EvalDataOptions(InputOptions):
+    """Labelled evaluation data: a file or a `datasets` dataset, and how it is read."""
 
     validation_file: str | None = field(
         default=None, metadata=_opt("Evaluation data: CoNLL or JSON lines.")
@@ -218,42 +277,13 @@ class DataConfig(RunConfig):
     dataset_config_name: str | None = field(
         default=None, metadata=_opt("Configuration name of --dataset_name.")
     )
-    tag_scheme: str = field(
-        default="bio",
-        metadata=_opt(
-            "Check every tag against this scheme: bio (O, B-X, I-X), iobes (also E-X, S-X), "
-            "or none.",
-            choices=list(TAG_SCHEMES),
-        ),
-    )
-    output_dir: str | None = field(
-        default=None,
-        metadata=_opt(
-            "Where results go. Train: required with your own data (outputs/demo-TASK for the demo)."
-        ),
-    )
-    negative_label: str | None = field(
-        default=None,
-        metadata=_opt(
-            "RE: the label meaning 'no relation' (e.g. Other, no_relation), left out of the "
-            "micro and macro scores. Default: none (the RE demo: no_relation); evaluate: the "
-            "trained model's."
-        ),
-    )
 
-    def data_file_options(self) -> dict[str, str | None]:
+    def data_files(self) -> dict[str, str | None]:
+        """The data files this group names, by option name."""
         return {"validation_file": self.validation_file}
 
     def problems(self) -> list[str]:
         found = super().problems()
-        if is_blank(self.output_dir):
-            found.append(
-                blank_problem(
-                    "output_dir",
-                    self.output_dir,
-                    "Name a folder for the results, or leave the option out for the default.",
-                )
-            )
         if is_blank(self.dataset_name):
             found.append(
                 blank_problem(
@@ -266,32 +296,19 @@ class DataConfig(RunConfig):
                 f"--dataset_config_name {self.dataset_config_name!r}. Give the dataset too, or "
                 "leave it out."
             )
-        if is_blank(self.negative_label):
-            found.append(
-                blank_problem(
-                    "negative_label",
-                    self.negative_label,
-                    "Name the 'no relation' label (e.g. Other), or leave the option out.",
+        for option, path in self.data_files().items():
+            if path is not None and self.dataset_name is not None:
+                found.append(
+                    f"--{option} and --dataset_name are mutually exclusive: got both. Give data "
+                    "files or a dataset name."
                 )
-            )
-        if self.validation_file is not None and self.dataset_name is not None:
-            found.append(
-                "--validation_file and --dataset_name are mutually exclusive: got both. "
-                "Give data files or a dataset name."
-            )
-        return found
+        return found + data_file_problems(self.data_files())
 
 
 @dataclass
-class TrainConfig(DataConfig):
-    """Options of `accel-trainer train`."""
+class DataOptions(EvalDataOptions):
+    """Training and evaluation data, labels, and how they are read."""
 
-    task: str = field(
-        default="ner",
-        metadata=_opt(
-            "ner (token classification) or re (relation classification).", choices=list(TASKS)
-        ),
-    )
     train_file: str | None = field(
         default=None,
         metadata=_opt(
@@ -303,10 +320,52 @@ class TrainConfig(DataConfig):
         default=None,
         metadata=_opt("The label list, in order. Default: the sorted tags of the training data."),
     )
-    num_train_epochs: float = field(default=3.0, metadata=_opt("Passes over the training data."))
-    max_train_steps: int = field(
-        default=0, metadata=_opt("Optimizer steps to run; overrides epochs when > 0.")
-    )
+
+    def data_files(self) -> dict[str, str | None]:
+        return {"train_file": self.train_file, "validation_file": self.validation_file}
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        labels = self.label_names
+        if labels is not None and not labels:
+            found.append(
+                "--label_names is empty: got []. List the labels, or leave the option out to take "
+                "them from the training data."
+            )
+        elif labels is not None and not all(label.strip() for label in labels):
+            found.append(f"--label_names has an empty label: got {labels}. Give each label a name.")
+        elif labels is not None and len(set(labels)) != len(labels):
+            found.append(f"--label_names has duplicates: got {labels}. List each once.")
+        return found
+
+    @property
+    def is_demo(self) -> bool:
+        """No data given: train on the built-in demo corpus."""
+        return self.train_file is None and self.validation_file is None and not self.dataset_name
+
+
+@dataclass
+class EvalBatchingOptions(OptionGroup):
+    """How many examples an evaluation batch holds."""
+
+    title: ClassVar[str] = "batching"
+
+    per_device_eval_batch_size: int = field(default=32, metadata=_opt("Eval batch per process."))
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.per_device_eval_batch_size <= 0:
+            found.append(
+                "--per_device_eval_batch_size must be positive: "
+                f"got {self.per_device_eval_batch_size}. Use e.g. 32."
+            )
+        return found + upper_bound_problems(self, {"per_device_eval_batch_size": MAX_COUNT})
+
+
+@dataclass
+class BatchingOptions(EvalBatchingOptions):
+    """How an optimizer step's examples are split into micro-batches and laid out."""
+
     per_device_train_batch_size: int = field(default=16, metadata=_opt("Train batch per process."))
     gradient_accumulation_steps: int = field(
         default=1, metadata=_opt("Micro-batches per optimizer step.")
@@ -344,6 +403,64 @@ class TrainConfig(DataConfig):
             choices=["tokens", "batch"],
         ),
     )
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        found += positive_problems(
+            self, ("per_device_train_batch_size", "gradient_accumulation_steps")
+        )
+        found += upper_bound_problems(
+            self,
+            {
+                "per_device_train_batch_size": MAX_COUNT,
+                "gradient_accumulation_steps": MAX_COUNT,
+                "global_batch_size": MAX_COUNT,
+            },
+        )
+        if self.global_batch_size < 0:
+            found.append(f"--global_batch_size cannot be negative: got {self.global_batch_size}.")
+        elif self.global_batch_size and self.gradient_accumulation_steps != 1:
+            found.append(
+                "--global_batch_size and --gradient_accumulation_steps are both set: got "
+                f"{self.global_batch_size} and {self.gradient_accumulation_steps}. Give only one; "
+                "the accumulation is derived from the global batch."
+            )
+        if self.max_tokens_per_batch < 0:
+            found.append(
+                f"--max_tokens_per_batch cannot be negative: got {self.max_tokens_per_batch}."
+            )
+        elif self.max_tokens_per_batch and self.global_batch_size:
+            found.append(token_budget_problem("global_batch_size"))
+        return found
+
+    def resolved_accumulation_steps(self, world_size: int) -> int:
+        """Micro-batches per optimizer step on `world_size` processes."""
+        if not self.global_batch_size:
+            return self.gradient_accumulation_steps
+        per_micro_step = self.per_device_train_batch_size * world_size
+        if self.global_batch_size % per_micro_step:
+            raise ConfigError(
+                f"--global_batch_size {self.global_batch_size} is not a multiple of "
+                f"--per_device_train_batch_size {self.per_device_train_batch_size} x "
+                f"{world_size} process(es) = {per_micro_step}. Choose a global batch that is, or "
+                "another per-device batch."
+            )
+        return self.global_batch_size // per_micro_step
+
+
+def token_budget_problem(option: str) -> str:
+    return (
+        f"--max_tokens_per_batch and --{option} cannot be combined: token-budget batches hold a "
+        "varying number of examples, so there is no fixed global batch. Drop one of them."
+    )
+
+
+@dataclass
+class OptimOptions(OptionGroup):
+    """The optimizer, its schedule, and how long training runs."""
+
+    title: ClassVar[str] = "optimisation"
+
     learning_rate: float | None = field(
         default=None,
         metadata=_opt(
@@ -370,64 +487,9 @@ class TrainConfig(DataConfig):
     max_grad_norm: float = field(
         default=1.0, metadata=_opt("Clip the gradient norm to this; 0 disables clipping.")
     )
-    label_all_tokens: bool = field(
-        default=False,
-        metadata=_opt(
-            "Train on every sub-token (B- continues as I-), not only the first of a "
-            "word. Evaluation always scores words."
-        ),
-    )
-    eval_steps: int = field(
-        default=0, metadata=_opt("Also evaluate every N optimizer steps (0: only at epoch ends).")
-    )
-    logging_steps: int = field(
-        default=10, metadata=_opt("Log loss and learning rate every N optimizer steps.")
-    )
-    report_to: str = field(
-        default="none",
-        metadata=_opt(
-            "Tracker for the log records, through Accelerate, on the main process: all = every "
-            "installed one.",
-            choices=list(REPORT_TO),
-        ),
-    )
-    overwrite_output_dir: bool = field(
-        default=False, metadata=_opt("Replace a model that already is in --output_dir.")
-    )
-    checkpointing_steps: str = field(
-        default="no",
-        metadata=_opt(
-            "Save the full training state every N optimizer steps, at each epoch end ('epoch'), "
-            "or never ('no'), as OUTPUT_DIR/checkpoint-<step>, committed atomically."
-        ),
-    )
-    save_total_limit: int = field(
-        default=0,
-        metadata=_opt(
-            "Keep at most this many checkpoints (0: all); older ones are deleted "
-            "only after a new one is committed."
-        ),
-    )
-    metric_for_best_model: str | None = field(
-        default=None,
-        metadata=_opt(
-            "Track the best value of this eval metric (e.g. eval_f1; lower is better "
-            "for names ending in loss); its checkpoint is never rotated away."
-        ),
-    )
-    early_stopping_patience: int = field(
-        default=0,
-        metadata=_opt(
-            "Stop after this many evaluations in a row without a better "
-            "--metric_for_best_model (0: never). Survives a resume."
-        ),
-    )
-    load_best_model_at_end: bool = field(
-        default=False,
-        metadata=_opt(
-            "Save the model of the best --metric_for_best_model evaluation, not the last one. "
-            "Each new best is checkpointed; --save_total_limit bounds how many are kept."
-        ),
+    num_train_epochs: float = field(default=3.0, metadata=_opt("Passes over the training data."))
+    max_train_steps: int = field(
+        default=0, metadata=_opt("Optimizer steps to run; overrides epochs when > 0.")
     )
     max_nonfinite_steps: int = field(
         default=5,
@@ -436,99 +498,27 @@ class TrainConfig(DataConfig):
             "loss or gradient; each such step is skipped on every process."
         ),
     )
-    resume_from_checkpoint: str | None = field(
-        default=None,
-        metadata=_opt(
-            "Resume from a checkpoint folder, 'latest' (the newest committed one in "
-            "--output_dir), or 'auto' (that, or start fresh when there is none)."
-        ),
-    )
-    allow_topology_change: bool = field(
-        default=False,
-        metadata=_opt(
-            "Resume on another number of processes, per-device batch or accumulation, keeping "
-            "the global batch: each optimizer step sees the same examples, but the result is "
-            "no longer bit-exact."
-        ),
-    )
-    entity_markers: str = field(
-        default=DEFAULT_MARKERS,
-        metadata=_opt(
-            "RE: head start, head end, tail start, tail end markers, comma separated; they mark "
-            "entities in `text` inputs and are inserted for `tokens`+`head`/`tail` inputs. "
-            'ChemProt style: "<<,>>,[[,]]".'
-        ),
-    )
-    typed_markers: bool = field(
-        default=False,
-        metadata=_opt("RE: put the entity type in the markers, e.g. <e1:PER> (needs head.type)."),
-    )
-
-    @property
-    def is_demo(self) -> bool:
-        """No data given: train on the built-in demo corpus."""
-        return self.train_file is None and self.validation_file is None and not self.dataset_name
-
-    @property
-    def is_tiny_bert(self) -> bool:
-        return self.model_name_or_path == TINY_BERT
-
-    def resolved_learning_rate(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 1e-3 if self.is_tiny_bert else 5e-5
-
-    def resolved_output_dir(self) -> str:
-        # `is None`, not `or`: an empty --output_dir is refused, never taken for the demo's.
-        return demo_output_dir(self.task) if self.output_dir is None else self.output_dir
-
-    def resolved_accumulation_steps(self, world_size: int) -> int:
-        """Micro-batches per optimizer step on `world_size` processes."""
-        if not self.global_batch_size:
-            return self.gradient_accumulation_steps
-        per_micro_step = self.per_device_train_batch_size * world_size
-        if self.global_batch_size % per_micro_step:
-            raise ConfigError(
-                f"--global_batch_size {self.global_batch_size} is not a multiple of "
-                f"--per_device_train_batch_size {self.per_device_train_batch_size} x "
-                f"{world_size} process(es) = {per_micro_step}. Choose a global batch that is, or "
-                "another per-device batch."
-            )
-        return self.global_batch_size // per_micro_step
-
-    def data_file_options(self) -> dict[str, str | None]:
-        return {"train_file": self.train_file, "validation_file": self.validation_file}
-
-    def markers(self) -> list[str]:
-        return [marker.strip() for marker in self.entity_markers.split(",")]
-
-    @property
-    def checkpoint_every(self):  # merge shim: the config stream types this
-        from types import SimpleNamespace
-
-        every = self.checkpointing_steps
-        steps = int(every) if every.isascii() and every.isdigit() else None
-        return SimpleNamespace(every_steps=steps, every_epoch=every == "epoch")
 
     def problems(self) -> list[str]:
         found = super().problems()
-        positive = {
-            "per_device_train_batch_size": self.per_device_train_batch_size,
-            "gradient_accumulation_steps": self.gradient_accumulation_steps,
-            "logging_steps": self.logging_steps,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                found.append(f"--{name} must be positive: got {value}. Use 1 or more.")
-        found += upper_bound_problems(
-            self,
-            {
-                "per_device_train_batch_size": MAX_COUNT,
-                "gradient_accumulation_steps": MAX_COUNT,
-                "global_batch_size": MAX_COUNT,
-                "max_train_steps": MAX_COUNT,
-            },
-        )
+        found += self.number_problems()
+        found += self.length_problems()
+        found += self.warmup_problems()
+        if self.weight_decay < 0:
+            found.append(f"--weight_decay cannot be negative: got {self.weight_decay}.")
+        if self.max_grad_norm < 0:
+            found.append(
+                f"--max_grad_norm cannot be negative: got {self.max_grad_norm}. Use 0 to disable."
+            )
+        if self.max_nonfinite_steps < 0:
+            found.append(
+                f"--max_nonfinite_steps cannot be negative: got {self.max_nonfinite_steps}."
+            )
+        return found
+
+    def number_problems(self) -> list[str]:
+        """Learning rate and AdamW settings that are not finite or out of range."""
+        found = []
         real_numbers = {
             "learning_rate": self.learning_rate or 0.0,
             "num_train_epochs": self.num_train_epochs,
@@ -552,6 +542,11 @@ class TrainConfig(DataConfig):
             found.append(
                 f"--learning_rate must be positive: got {self.learning_rate}. Use e.g. 5e-5."
             )
+        return found
+
+    def length_problems(self) -> list[str]:
+        """How long to train: epochs and steps."""
+        found = upper_bound_problems(self, {"max_train_steps": MAX_COUNT})
         if self.num_train_epochs < 0 or self.max_train_steps < 0:
             found.append(
                 "--num_train_epochs and --max_train_steps cannot be negative: got "
@@ -567,6 +562,10 @@ class TrainConfig(DataConfig):
                 f"--num_train_epochs must be at most {MAX_COUNT}: got {self.num_train_epochs}. "
                 "Use a smaller value, or --max_train_steps."
             )
+        return found
+
+    def warmup_problems(self) -> list[str]:
+        found = []
         if not 0 <= self.warmup_ratio < 1:
             found.append(f"--warmup_ratio must be in [0, 1): got {self.warmup_ratio}.")
         if self.num_warmup_steps < 0:
@@ -581,19 +580,103 @@ class TrainConfig(DataConfig):
                 f"--warmup_ratio and --num_warmup_steps are both set: got {self.warmup_ratio} "
                 f"and {self.num_warmup_steps}. Give only one."
             )
-        if self.weight_decay < 0:
-            found.append(f"--weight_decay cannot be negative: got {self.weight_decay}.")
-        if self.max_grad_norm < 0:
-            found.append(
-                f"--max_grad_norm cannot be negative: got {self.max_grad_norm}. Use 0 to disable."
-            )
+        return found
+
+
+@dataclass
+class CheckpointOptions(OptionGroup):
+    """When the training state is saved, how many saves are kept, and what a run resumes from."""
+
+    title: ClassVar[str] = "checkpointing"
+
+    checkpointing_steps: CheckpointEvery = field(
+        default_factory=CheckpointEvery,
+        metadata=_opt(
+            "Save the full training state every N optimizer steps, at each epoch end ('epoch'), "
+            "or never ('no'), as OUTPUT_DIR/checkpoint-<step>, committed atomically.",
+            text_type=CheckpointEvery,
+        ),
+    )
+    save_total_limit: int = field(
+        default=0,
+        metadata=_opt(
+            "Keep at most this many checkpoints (0: all); older ones are deleted "
+            "only after a new one is committed."
+        ),
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Resume from a checkpoint folder, 'latest' (the newest committed one in "
+            "--output_dir), or 'auto' (that, or start fresh when there is none)."
+        ),
+    )
+    allow_topology_change: bool = field(
+        default=False,
+        metadata=_opt(
+            "Resume on another number of processes, per-device batch or accumulation, keeping "
+            "the global batch: each optimizer step sees the same examples, but the result is "
+            "no longer bit-exact."
+        ),
+    )
+
+    def __post_init__(self):
+        if isinstance(self.checkpointing_steps, str):
+            self.checkpointing_steps = CheckpointEvery(self.checkpointing_steps)
+
+    def problems(self) -> list[str]:
+        found = super().problems()
         every = self.checkpointing_steps
-        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
-        is_number = every.isascii() and every.isdigit()
-        if every not in ("no", "epoch") and not (is_number and int(every) > 0):
+        if not every.is_valid():
             found.append(
-                f"--checkpointing_steps must be a positive number, epoch or no: got {every!r}."
+                f"--checkpointing_steps must be a positive number, epoch or no: got {every.text!r}."
             )
+        if self.save_total_limit < 0:
+            found.append(f"--save_total_limit cannot be negative: got {self.save_total_limit}.")
+        if is_blank(self.resume_from_checkpoint):
+            found.append(
+                blank_problem(
+                    "resume_from_checkpoint",
+                    self.resume_from_checkpoint,
+                    "Give a checkpoint folder, latest or auto, or leave the option out.",
+                )
+            )
+        return found
+
+
+@dataclass
+class EvalOptions(OptionGroup):
+    """When the model is evaluated during training, and which evaluation is the best."""
+
+    title: ClassVar[str] = "evaluation"
+
+    eval_steps: int = field(
+        default=0, metadata=_opt("Also evaluate every N optimizer steps (0: only at epoch ends).")
+    )
+    metric_for_best_model: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Track the best value of this eval metric (e.g. eval_f1; lower is better "
+            "for names ending in loss); its checkpoint is never rotated away."
+        ),
+    )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata=_opt(
+            "Stop after this many evaluations in a row without a better "
+            "--metric_for_best_model (0: never). Survives a resume."
+        ),
+    )
+    load_best_model_at_end: bool = field(
+        default=False,
+        metadata=_opt(
+            "Save the model of the best --metric_for_best_model evaluation, not the last one. "
+            "Each new best is checkpointed; --save_total_limit bounds how many are kept."
+        ),
+    )
+
+    def problems(self) -> list[str]:
+        found = super().problems()
         metric = self.metric_for_best_model
         if metric is not None and not metric.startswith("eval_"):
             found.append(
@@ -608,82 +691,327 @@ class TrainConfig(DataConfig):
                 "--early_stopping_patience needs --metric_for_best_model: got none. Name the "
                 "metric to watch, e.g. eval_f1."
             )
-        if self.global_batch_size < 0:
-            found.append(f"--global_batch_size cannot be negative: got {self.global_batch_size}.")
-        elif self.global_batch_size and self.gradient_accumulation_steps != 1:
-            found.append(
-                "--global_batch_size and --gradient_accumulation_steps are both set: got "
-                f"{self.global_batch_size} and {self.gradient_accumulation_steps}. Give only one; "
-                "the accumulation is derived from the global batch."
-            )
-        if self.max_tokens_per_batch < 0:
-            found.append(
-                f"--max_tokens_per_batch cannot be negative: got {self.max_tokens_per_batch}."
-            )
-        elif self.max_tokens_per_batch:
-            for option in ("global_batch_size", "allow_topology_change"):
-                if getattr(self, option):
-                    found.append(
-                        f"--max_tokens_per_batch and --{option} cannot be combined: token-budget "
-                        "batches hold a varying number of examples, so there is no fixed global "
-                        f"batch. Drop one of them."
-                    )
-        if self.report_to in OPTIONAL_TRACKERS and importlib.util.find_spec(self.report_to) is None:
-            found.append(
-                f"--report_to {self.report_to} needs the {self.report_to} package, which is not "
-                f"installed: pip install {self.report_to}, or use tensorboard."
-            )
         if self.load_best_model_at_end and metric is None:
             found.append(
                 "--load_best_model_at_end needs --metric_for_best_model: got none. Name the "
                 "metric that picks the best model, e.g. eval_f1."
             )
-        if self.max_nonfinite_steps < 0:
-            found.append(
-                f"--max_nonfinite_steps cannot be negative: got {self.max_nonfinite_steps}."
-            )
-        if self.save_total_limit < 0:
-            found.append(f"--save_total_limit cannot be negative: got {self.save_total_limit}.")
         if self.eval_steps < 0:
             found.append(f"--eval_steps cannot be negative: got {self.eval_steps}.")
-        labels = self.label_names
-        if labels is not None and not labels:
+        return found
+
+
+@dataclass
+class LoggingOptions(OptionGroup):
+    """How often training logs, and to which tracker."""
+
+    title: ClassVar[str] = "logging"
+
+    logging_steps: int = field(
+        default=10, metadata=_opt("Log loss and learning rate every N optimizer steps.")
+    )
+    report_to: str = field(
+        default="none",
+        metadata=_opt(
+            "Tracker for the log records, through Accelerate, on the main process: all = every "
+            "installed one.",
+            choices=list(REPORT_TO),
+        ),
+    )
+
+    def problems(self) -> list[str]:
+        found = super().problems() + positive_problems(self, ("logging_steps",))
+        if self.report_to in OPTIONAL_TRACKERS and importlib.util.find_spec(self.report_to) is None:
             found.append(
-                "--label_names is empty: got []. List the labels, or leave the option out to take "
-                "them from the training data."
+                f"--report_to {self.report_to} needs the {self.report_to} package, which is not "
+                f"installed: pip install {self.report_to}, or use tensorboard."
             )
-        elif labels is not None and not all(label.strip() for label in labels):
-            found.append(f"--label_names has an empty label: got {labels}. Give each label a name.")
-        elif labels is not None and len(set(labels)) != len(labels):
-            found.append(f"--label_names has duplicates: got {labels}. List each once.")
-        markers = self.markers()
-        if len(markers) != 4 or not all(markers) or len(set(markers)) != 4:
+        return found
+
+
+@dataclass
+class RuntimeOptions(OptionGroup):
+    """Where and how the processes run: seed, precision, device, collective timeout."""
+
+    title: ClassVar[str] = "runtime"
+
+    seed: int = field(default=42, metadata=_opt("Seed for model init, data order and dropout."))
+    mixed_precision: str | None = field(
+        default=None,
+        metadata=_opt(
+            "no, fp16 or bf16, passed to Accelerate. Default: the accelerate config's setting "
+            "(`accelerate launch`), else no.",
+            choices=list(MIXED_PRECISION),
+        ),
+    )
+    cpu: bool = field(default=False, metadata=_opt("Run on CPU even when a GPU is present."))
+    ddp_timeout: int = field(
+        default=300,
+        metadata=_opt(
+            "Seconds a process waits in a collective (all-reduce, barrier) for the others before "
+            "it fails: bounds the hang when a process or node is lost."
+        ),
+    )
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if not 0 <= self.seed <= MAX_SEED:
             found.append(
-                f"--entity_markers must be 4 different, non-empty strings separated by commas: "
-                f'got {self.entity_markers!r}. E.g. "<e1>,</e1>,<e2>,</e2>".'
+                f"--seed must be in [0, {MAX_SEED}] (2**32 - 1): got {self.seed}. Use e.g. 42."
             )
-        elif reserved := [marker for marker in markers if marker in RESERVED_MARKERS]:
+        if self.ddp_timeout <= 0:
+            found.append(f"--ddp_timeout must be positive: got {self.ddp_timeout}. E.g. 300.")
+        elif self.ddp_timeout > MAX_DDP_TIMEOUT:
             found.append(
-                f"--entity_markers cannot be special tokens of a tokenizer: got {reserved[0]!r}. "
-                'Use markers of their own, e.g. "<e1>,</e1>,<e2>,</e2>".'
+                f"--ddp_timeout must be at most {MAX_DDP_TIMEOUT} seconds (365 days): got "
+                f"{self.ddp_timeout}. E.g. 300; it bounds how long a lost process can hang the run."
             )
-        if is_blank(self.resume_from_checkpoint):
-            found.append(
-                blank_problem(
-                    "resume_from_checkpoint",
-                    self.resume_from_checkpoint,
-                    "Give a checkpoint folder, latest or auto, or leave the option out.",
-                )
+        return found
+
+
+@dataclass
+class TaskOverrides(OptionGroup):
+    """Options of the saved model's task that evaluate accepts; None: the model's own. Help,
+    choices and checks come from the option of the task that metadata "task" names."""
+
+    title: ClassVar[str] = "task overrides"
+
+    tag_scheme: str | None = field(default=None, metadata={"task": "ner"})
+    negative_label: str | None = field(default=None, metadata={"task": "re"})
+
+    def problems(self) -> list[str]:
+        """The task's own checks of each given override."""
+        found = []
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if value is not None:
+                given = options_class(option.metadata["task"])(**{option.name: value})
+                found += choice_problems(given) + given.problems()
+        return found
+
+
+def group_fields(config_class: type) -> dict[str, type]:
+    """The option groups of a config class: attribute name -> group class."""
+    hints = typing.get_type_hints(config_class)
+    return {
+        option.name: hints[option.name]
+        for option in fields(config_class)
+        if isinstance(hints[option.name], type) and issubclass(hints[option.name], OptionGroup)
+    }
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flat option: where it lives in a config, its field, and its command-line type."""
+
+    name: str
+    group: str | None  # the config attribute holding it; None at the top level
+    field: Any  # dataclasses.Field
+    hint: Any  # the type a flag or config file value is converted to
+    owner: type  # the dataclass declaring it
+
+    @property
+    def is_flag(self) -> bool:
+        return self.field.metadata.get("kind") is None
+
+
+def class_options(owner: type, group: str | None) -> dict[str, Option]:
+    """The options a dataclass declares, skipping groups and internal fields."""
+    hints = typing.get_type_hints(owner)
+    found = {}
+    for option in fields(owner):
+        hint = hints[option.name]
+        is_group = option.name == "task_options" or (
+            isinstance(hint, type) and issubclass(hint, OptionGroup)
+        )
+        if is_group or option.metadata.get("kind") == INTERNAL:
+            continue
+        text_type = option.metadata.get("text_type")
+        found[option.name] = Option(option.name, group, option, str if text_type else hint, owner)
+    return found
+
+
+class FromOptions:
+    """Builds a config from flat option names; flattens it back with to_dict()."""
+
+    top_title: ClassVar[str]
+
+    @classmethod
+    def option_table(cls) -> dict[str, Option]:
+        """Flat option name -> Option, for every option this config accepts."""
+        return cls.options_with(cls.task_option_classes())
+
+    @classmethod
+    def options_with(cls, task_option_classes: list[type]) -> dict[str, Option]:
+        """Flat option name -> Option: top level, groups, then these task options classes."""
+        table = class_options(cls, None)
+        for name, group_class in group_fields(cls).items():
+            table.update(class_options(group_class, name))
+        for options in task_option_classes:
+            for name, option in class_options(options, "task_options").items():
+                table.setdefault(name, option)  # a name two tasks share: one flag for both
+        return table
+
+    @classmethod
+    def task_option_classes(cls) -> list[type]:
+        """The task options classes whose fields this config accepts, beyond its groups."""
+        return []
+
+    def own_task_option_classes(self) -> list[type]:
+        """The task options classes this config holds values of."""
+        return []
+
+    @classmethod
+    def from_options(cls, **flat):
+        """The config of these flat options (CLI, config file or Python); ConfigError on names
+        that are no option."""
+        table = cls.option_table()
+        unknown = [name for name in flat if name not in table]
+        if unknown:
+            raise problems_error(
+                [
+                    f"{cls.__name__} has no option {name!r}: got {name}={flat[name]!r}."
+                    f"{did_you_mean(name, table)}"
+                    for name in unknown
+                ]
             )
-        if self.task != "ner" and self.label_all_tokens:
-            found.append("--label_all_tokens applies to --task ner only: got --task re.")
-        if self.train_file is not None and self.dataset_name is not None:
-            found.append(
-                "--train_file and --dataset_name are mutually exclusive: got both. Give data "
-                "files or a dataset name."
-            )
-        has_train_data = self.train_file is not None or self.dataset_name is not None
-        if not self.is_demo and not has_train_data:
+        group_classes = group_fields(cls)
+        top: dict = {}
+        grouped: dict[str, dict] = {name: {} for name in group_classes}
+        task_values: dict = {}
+        for name, value in flat.items():
+            option = table[name]
+            text_type = option.field.metadata.get("text_type")
+            if text_type and isinstance(value, str):
+                value = text_type(value)
+            if option.group is None:
+                top[name] = value
+            elif option.group in group_classes:
+                grouped[option.group][name] = value
+            else:
+                task_values[name] = value
+        groups = {name: group_classes[name](**values) for name, values in grouped.items()}
+        return cls.build(top, groups, task_values)
+
+    @classmethod
+    def build(cls, top: dict, groups: dict, task_values: dict):
+        """The config of its top-level values, built groups and task option values."""
+        return cls(**top, **groups)
+
+    def to_dict(self) -> dict:
+        """Every option by its flat name (typed values as the user spelled them)."""
+        flat = {}
+        for option in self.options_with(self.own_task_option_classes()).values():
+            if option.is_flag:
+                holder = self if option.group is None else getattr(self, option.group)
+                value = getattr(holder, option.name)
+                flat[option.name] = str(value) if isinstance(value, CheckpointEvery) else value
+        return flat
+
+
+@dataclass
+class TrainConfig(FromOptions):
+    """Options of `accel-trainer train`."""
+
+    top_title: ClassVar[str] = "task and model"
+
+    task: str = field(
+        default="ner",
+        metadata=_opt(
+            "The task, by its registered name: ner (token classification), re "
+            "(relation classification), or one you registered."
+        ),
+    )
+    model_name_or_path: str = field(
+        default=TINY_BERT,
+        metadata=_opt(
+            "Hub model name or local folder. 'tiny-bert' builds a small randomly initialised "
+            "BERT and a WordPiece tokenizer from the training data (no download)."
+        ),
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Where results go. Train: required with your own data (outputs/demo-TASK for the demo)."
+        ),
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata=_opt("Replace a model that already is in --output_dir.")
+    )
+    config: str | None = field(
+        default=None,
+        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+    )
+    command_line: str | None = field(
+        default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}
+    )
+    data: DataOptions = field(default_factory=DataOptions)
+    batching: BatchingOptions = field(default_factory=BatchingOptions)
+    optim: OptimOptions = field(default_factory=OptimOptions)
+    checkpointing: CheckpointOptions = field(default_factory=CheckpointOptions)
+    evaluation: EvalOptions = field(default_factory=EvalOptions)
+    logging: LoggingOptions = field(default_factory=LoggingOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    task_options: Any = None  # a TaskOptions: the task's options_class; its defaults when None
+    # Flat options of another task than --task: refused by problems(), all at once.
+    other_task_options: dict = field(default_factory=dict, repr=False, metadata={"kind": INTERNAL})
+
+    def __post_init__(self):
+        if self.task_options is None:
+            try:
+                self.task_options = options_class(self.task)()
+            except ConfigError:  # an unknown --task, which problems() reports
+                self.task_options = task_options_base()()
+
+    @classmethod
+    def task_option_classes(cls) -> list[type]:
+        return list(registered_task_options().values())
+
+    def own_task_option_classes(self) -> list[type]:
+        return [type(self.task_options)]
+
+    @classmethod
+    def build(cls, top: dict, groups: dict, task_values: dict):
+        task = top.get("task", cls.task)
+        try:
+            own_class = options_class(task)
+        except ConfigError:  # an unknown --task, which problems() reports
+            own_class = task_options_base()
+        own = {option.name for option in fields(own_class)}
+        options = own_class(**{name: v for name, v in task_values.items() if name in own})
+        others = {name: v for name, v in task_values.items() if name not in own}
+        return cls(**top, **groups, task_options=options, other_task_options=others)
+
+    @property
+    def is_demo(self) -> bool:
+        """No data given: train on the built-in demo corpus."""
+        return self.data.is_demo
+
+    @property
+    def is_tiny_bert(self) -> bool:
+        return self.model_name_or_path == TINY_BERT
+
+    def resolved_learning_rate(self) -> float:
+        if self.optim.learning_rate is not None:
+            return self.optim.learning_rate
+        return 1e-3 if self.is_tiny_bert else 5e-5
+
+    def resolved_output_dir(self) -> str:
+        # `is None`, not `or`: an empty --output_dir is refused, never taken for the demo's.
+        return demo_output_dir(self.task) if self.output_dir is None else self.output_dir
+
+    def problems(self) -> list[str]:
+        """Every invalid option of every group, and of options that depend on each other."""
+        found = self.task_problems() + model_problems(self.model_name_or_path)
+        for name in group_fields(type(self)):
+            found += getattr(self, name).problems()
+        found += choice_problems(self.task_options) + self.task_options.problems()
+        found += sequence_length_problems(self.model_name_or_path, self.data.max_seq_length)
+        found += output_dir_problems(self.output_dir)
+        found += self.other_task_problems()
+        if self.batching.max_tokens_per_batch > 0 and self.checkpointing.allow_topology_change:
+            found.append(token_budget_problem("allow_topology_change"))
+        if not self.is_demo and self.data.train_file is None and self.data.dataset_name is None:
             found.append(
                 "--train_file is missing: got only --validation_file. Give --train_file too, or "
                 "neither for the demo."
@@ -695,11 +1023,92 @@ class TrainConfig(DataConfig):
             )
         return found
 
+    def task_problems(self) -> list[str]:
+        """--task unknown, or its options an instance of another task's class."""
+        try:
+            expected = options_class(self.task)
+        except ConfigError:
+            from accel_trainer.tasks.registry import task_names
+
+            return [f"--task is not one of {task_names()}: got {self.task!r}."]
+        if not isinstance(self.task_options, expected):
+            return [
+                f"task_options is not the options of --task {self.task}: got "
+                f"{type(self.task_options).__name__}. Give a {expected.__name__}, or none."
+            ]
+        return []
+
+    def other_task_problems(self) -> list[str]:
+        """Options of another task than --task, given other than at their default."""
+        found = []
+        for name, value in self.other_task_options.items():
+            owners = [
+                task
+                for task, options in registered_task_options().items()
+                if name in {option.name for option in fields(options)}
+            ]
+            if value != getattr(options_class(owners[0])(), name):
+                found.append(
+                    f"--{name} applies to --task {' or '.join(owners)} only: got --task "
+                    f"{self.task}."
+                )
+        return found
+
 
 @dataclass
-class PredictConfig(RunConfig):
+class EvalConfig(FromOptions):
+    """Options of `accel-trainer evaluate`: score a saved model on a labelled file."""
+
+    top_title: ClassVar[str] = "model and output"
+
+    model_name_or_path: str = field(
+        default=TINY_BERT,
+        metadata=_opt("The output folder of `accel-trainer train` (or a hub model it saved)."),
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata=_opt("Where the results go. Default: --model_name_or_path."),
+    )
+    config: str | None = field(
+        default=None,
+        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+    )
+    command_line: str | None = field(
+        default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}
+    )
+    data: EvalDataOptions = field(default_factory=EvalDataOptions)
+    batching: EvalBatchingOptions = field(default_factory=EvalBatchingOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    task_options: TaskOverrides = field(default_factory=TaskOverrides)
+
+    def problems(self) -> list[str]:
+        """Every invalid option, as one message each."""
+        found = model_problems(self.model_name_or_path)
+        for name in group_fields(type(self)):
+            found += getattr(self, name).problems()
+        found += sequence_length_problems(self.model_name_or_path, self.data.max_seq_length)
+        found += output_dir_problems(self.output_dir)
+        if self.data.validation_file is None and self.data.dataset_name is None:
+            found.append(
+                "--validation_file is missing: evaluate needs labelled data. "
+                "Give a CoNLL or JSON lines file."
+            )
+        return found + saved_model_problems(self.model_name_or_path, "evaluate")
+
+    def resolved_output_dir(self) -> str:
+        return self.model_name_or_path if self.output_dir is None else self.output_dir
+
+
+@dataclass
+class PredictConfig(FromOptions):
     """Options of `accel-trainer predict`: label new text with a saved model."""
 
+    top_title: ClassVar[str] = "model and files"
+
+    model_name_or_path: str = field(
+        default=TINY_BERT,
+        metadata=_opt("The output folder of `accel-trainer train` (or a hub model it saved)."),
+    )
     input_file: str | None = field(
         default=None,
         metadata=_opt("Text to label, in a format of the model's task (labels not needed)."),
@@ -715,12 +1124,32 @@ class PredictConfig(RunConfig):
             "accel-trainer."
         ),
     )
-
-    def data_file_options(self) -> dict[str, str | None]:
-        return {"input_file": self.input_file}
+    config: str | None = field(
+        default=None,
+        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+    )
+    command_line: str | None = field(
+        default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}
+    )
+    data: InputOptions = field(default_factory=InputOptions)
+    batching: EvalBatchingOptions = field(default_factory=EvalBatchingOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
 
     def problems(self) -> list[str]:
-        found = super().problems()
+        """Every invalid option, as one message each."""
+        found = model_problems(self.model_name_or_path)
+        for name in group_fields(type(self)):
+            found += getattr(self, name).problems()
+        found += sequence_length_problems(self.model_name_or_path, self.data.max_seq_length)
+        found += data_file_problems({"input_file": self.input_file})
+        return (
+            found
+            + self.output_file_problems()
+            + saved_model_problems(self.model_name_or_path, "predict")
+        )
+
+    def output_file_problems(self) -> list[str]:
+        found = []
         source, target = self.input_file, self.output_file
         if source is None or target is None:
             found.append(
@@ -743,45 +1172,7 @@ class PredictConfig(RunConfig):
                         f"--output_file is the --input_file: got {target!r} (the same file). "
                         "Write the predictions to another file; the input is never replaced."
                     )
-        if self.model_name_or_path == TINY_BERT:
-            found.append(
-                "--model_name_or_path is missing: predict needs a trained model. Give the output "
-                "folder of a training run."
-            )
         return found
-
-
-@dataclass
-class EvalConfig(DataConfig):
-    """Options of `accel-trainer evaluate`: score a saved model on a labelled file."""
-
-    def problems(self) -> list[str]:
-        found = super().problems()
-        if self.validation_file is None and self.dataset_name is None:
-            found.append(
-                "--validation_file is missing: evaluate needs labelled data. "
-                "Give a CoNLL or JSON lines file."
-            )
-        if self.model_name_or_path == TINY_BERT:
-            found.append(
-                "--model_name_or_path is missing: evaluate needs a trained model. "
-                "Give the output folder of a training run."
-            )
-        return found
-
-    def resolved_output_dir(self) -> str:
-        return self.model_name_or_path if self.output_dir is None else self.output_dir
-
-
-def choice_problems(config: RunConfig) -> list[str]:
-    """Options outside their choices; argparse checks flags, but not values from a config file."""
-    found = []
-    for option in fields(config):
-        choices = option.metadata.get("choices")
-        value = getattr(config, option.name)
-        if choices and value is not None and value not in choices:
-            found.append(f"--{option.name} is not one of {choices}: got {value!r}.")
-    return found
 
 
 def problems_error(found: list[str]) -> ConfigError:
@@ -789,8 +1180,28 @@ def problems_error(found: list[str]) -> ConfigError:
     return ConfigError("invalid options:\n  " + "\n  ".join(found) if len(found) > 1 else found[0])
 
 
-def validate(config: RunConfig) -> None:
+def validate(config) -> None:
     """Raise one ConfigError that lists every invalid option."""
     found = config.problems()
     if found:
         raise problems_error(found)
+
+
+__all__ = [
+    "BatchingOptions",
+    "CheckpointEvery",
+    "CheckpointOptions",
+    "DataOptions",
+    "EvalBatchingOptions",
+    "EvalConfig",
+    "EvalDataOptions",
+    "EvalOptions",
+    "InputOptions",
+    "LoggingOptions",
+    "OptimOptions",
+    "PredictConfig",
+    "RuntimeOptions",
+    "TaskOverrides",
+    "TrainConfig",
+    "validate",
+]

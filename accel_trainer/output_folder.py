@@ -125,7 +125,7 @@ def check_saved_run(output_dir: str, config: TrainConfig) -> None:
     interrupted = os.path.isdir(os.path.join(output_dir, MODEL_TEMP))
     if model_manifest(os.path.join(output_dir, MODEL_TEMP), check_files=False) is not None:
         return  # a complete final model whose move into place was interrupted: finished later
-    if config.resume_from_checkpoint:
+    if config.checkpointing.resume_from_checkpoint:
         if finished is not None and (newest is None or newest <= finished):
             raise ConfigError(
                 f"--output_dir already holds the finished model of this run: got {output_dir!r} "

@@ -10,6 +10,7 @@ import os
 
 from accel_trainer.checkpoint import file_digest, why_unwritable, write_atomically
 from accel_trainer.errors import ConfigError
+from accel_trainer.tasks.base import PredictionInput
 
 
 def write_predictions(task, raw, rows: dict, id2label: dict, config) -> None:
@@ -17,7 +18,8 @@ def write_predictions(task, raw, rows: dict, id2label: dict, config) -> None:
     file as a prediction output (which a later predict may replace)."""
     id2label = {int(i): label for i, label in id2label.items()}
     handle = io.StringIO()
-    task.write_predictions(raw, rows, id2label, handle, config)
+    source = PredictionInput(config.input_file, config.data.data_format, config.data.max_seq_length)
+    task.write_predictions(raw, rows, id2label, handle, source)
     text = handle.getvalue()
     write_atomically(config.output_file, text)
     record = {

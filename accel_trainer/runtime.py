@@ -24,7 +24,7 @@ from accel_trainer.errors import ConfigError, OutputError
 from accel_trainer.hashing import json_digest
 
 if TYPE_CHECKING:
-    from accel_trainer.config import RunConfig
+    from accel_trainer.config import RuntimeOptions, TrainConfig
 
 logger = get_logger(__name__)
 # How gloo and NCCL report a peer that is gone or silent.
@@ -37,14 +37,24 @@ LOST_PEER_MARKERS = (
 )
 
 
-def create_accelerator(config: RunConfig) -> Accelerator:
-    """An Accelerator on CUDA when present, else CPU, that really spans the launched world."""
+def training_accelerator(config: TrainConfig) -> Accelerator:
+    """The Accelerator of a training run: its runtime options, trackers and output folder."""
+    return create_accelerator(
+        config.runtime, config.resolved_output_dir(), config.logging.report_to
+    )
+
+
+def create_accelerator(
+    runtime: RuntimeOptions, project_dir: str | None = None, report_to: str = "none"
+) -> Accelerator:
+    """An Accelerator on CUDA when present, else CPU, that really spans the launched world;
+    `report_to` names Accelerate's trackers, writing under `project_dir`."""
     # CPU whenever CUDA is absent: without cpu=True a multi-process launch on a CPU-only machine
     # starts N separate world-size-1 runs instead of one gloo process group.
-    use_cpu = config.cpu or not torch.cuda.is_available()
+    use_cpu = runtime.cpu or not torch.cuda.is_available()
     check_launcher()
     try:
-        accelerator = new_accelerator(config, use_cpu)
+        accelerator = new_accelerator(runtime, use_cpu, project_dir, report_to)
     except ValueError as error:  # Accelerate's checks of the launcher's environment and options
         if launched_world_size() > 1:
             raise ConfigError(
@@ -65,20 +75,21 @@ def create_accelerator(config: RunConfig) -> Accelerator:
     return accelerator
 
 
-def new_accelerator(config: RunConfig, use_cpu: bool) -> Accelerator:
-    report_to = getattr(config, "report_to", "none")
+def new_accelerator(
+    runtime: RuntimeOptions, use_cpu: bool, project_dir: str | None, report_to: str
+) -> Accelerator:
     return Accelerator(
         cpu=use_cpu,
-        mixed_precision=config.mixed_precision,
+        mixed_precision=runtime.mixed_precision,
         # Accumulation is the step's own (train/step.py, with no_sync): Accelerate's counter
         # stays at one micro-batch per step, so backward() never rescales the loss.
         # We step the scheduler ourselves, once per optimizer step: Accelerate would otherwise
         # step it once per process, decaying the learning rate N times too fast.
         step_scheduler_with_optimizer=False,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=config.ddp_timeout))],
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=runtime.ddp_timeout))],
         log_with=None if report_to == "none" else report_to,
-        project_dir=config.resolved_output_dir(),
+        project_dir=project_dir,
     )
 
 

@@ -38,18 +38,13 @@ def fresh_accelerate_state():
 @pytest.fixture
 def no_model_building(monkeypatch):
     """Bad input must be refused before any model is built (the heavy work)."""
-    from accel_trainer import commands
+    from accel_trainer import prepare
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built despite bad input")
 
-    for name in (
-        "build_tiny_bert",
-        "load_pretrained",
-        "build_model_and_trainer",
-        "load_saved_model",
-    ):
-        monkeypatch.setattr(commands, name, refuse)
+    for name in ("build_tiny_bert", "load_pretrained", "build_model", "load_saved_model"):
+        monkeypatch.setattr(prepare, name, refuse)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ def config(small_data, output_dir, **overrides):
         learning_rate=3e-3,
         warmup_ratio=0.2,
     )
-    return TrainConfig(**{**options, **overrides})
+    return TrainConfig.from_options(**{**options, **overrides})
 
 
 def train(small_data, output_dir, stop_at=None, **overrides):
@@ -340,7 +340,7 @@ def test_load_best_model_at_end_saves_the_best_evaluations_weights(
 
 def test_load_best_model_at_end_needs_a_metric():
     with pytest.raises(ConfigError, match="--load_best_model_at_end needs --metric_for_best_model"):
-        validate(TrainConfig(load_best_model_at_end=True))
+        validate(TrainConfig.from_options(load_best_model_at_end=True))
 
 
 def steps_of(consumed):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from accel_trainer import output_folder
+from accel_trainer import commands, output_folder
 from accel_trainer.cli import main, parse_config
 from accel_trainer.config import TrainConfig
 from tests.conftest import REPO_ROOT, reset_accelerate, write_jsonl
@@ -22,12 +22,12 @@ def test_config_file_with_overriding_flags(tmp_path):
     config = parse_config(
         TrainConfig, "train", [str(path), "--learning_rate", "0.01", "--max-train-steps", "7"]
     )
-    assert config.learning_rate == 0.01  # the flag wins over the file
-    assert config.num_train_epochs == 5.0  # from the file
-    assert config.max_seq_length == 64  # kebab-case key in the file
-    assert config.max_train_steps == 7  # kebab-case flag
-    assert config.label_all_tokens is True
-    assert config.label_names == ["O", "B-X", "I-X"]
+    assert config.optim.learning_rate == 0.01  # the flag wins over the file
+    assert config.optim.num_train_epochs == 5.0  # from the file
+    assert config.data.max_seq_length == 64  # kebab-case key in the file
+    assert config.optim.max_train_steps == 7  # kebab-case flag
+    assert config.task_options.label_all_tokens is True
+    assert config.data.label_names == ["O", "B-X", "I-X"]
     assert config.config == str(path)
 
 
@@ -35,7 +35,7 @@ def test_json_config_through_the_config_flag(tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"train_file": "a.conll", "output_dir": "o", "seed": 3}))
     config = parse_config(TrainConfig, "train", ["--seed", "4", "--config", str(path)])
-    assert (config.train_file, config.seed) == ("a.conll", 4)
+    assert (config.data.train_file, config.runtime.seed) == ("a.conll", 4)
 
 
 @pytest.mark.parametrize(
@@ -231,15 +231,19 @@ def test_only_a_demo_may_replace_a_demo_output(tmp_path):
     from accel_trainer.errors import ConfigError
 
     demo_folder = saved_model_dir(tmp_path, demo=True)
-    output_folder.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
-    user_config = TrainConfig(train_file="a.conll", output_dir=str(demo_folder))
+    output_folder.check_output_dir(
+        str(demo_folder), TrainConfig.from_options(output_dir=str(demo_folder))
+    )
+    user_config = TrainConfig.from_options(train_file="a.conll", output_dir=str(demo_folder))
     with pytest.raises(ConfigError, match="already holds a model"):
         output_folder.check_output_dir(str(demo_folder), user_config)
     user_config.overwrite_output_dir = True
     output_folder.check_output_dir(str(demo_folder), user_config)
     (demo_folder / output_folder.DEMO_MARKER).unlink()
     with pytest.raises(ConfigError, match="already holds a model"):
-        output_folder.check_output_dir(str(demo_folder), TrainConfig(output_dir=str(demo_folder)))
+        output_folder.check_output_dir(
+            str(demo_folder), TrainConfig.from_options(output_dir=str(demo_folder))
+        )
 
 
 def test_the_no_argument_demo_reruns_over_its_own_output(tmp_path, monkeypatch, capsys):
@@ -320,3 +324,80 @@ def test_a_tracker_whose_package_is_missing_is_refused_up_front(tmp_path, capsys
     assert status == 2
     assert f"--report_to {missing[0]} needs the {missing[0]} package" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_train_help_shows_the_groups_in_order_and_booleans_as_flags():
+    from accel_trainer.cli import build_parser
+
+    text = build_parser(TrainConfig, "train").format_help()
+    titles = [
+        "task and model:",
+        "data:",
+        "batching:",
+        "optimisation:",
+        "checkpointing:",
+        "evaluation:",
+        "logging:",
+        "runtime:",
+        "ner options:",
+        "re options:",
+    ]
+    lines = text.splitlines()
+    assert [line for line in lines if line in titles] == titles
+    for flag in ("--cpu", "--group_by_length", "--overwrite_output_dir", "--label_all_tokens"):
+        assert any(line.split() and line.split()[0] == flag for line in lines), flag
+        assert f"{flag} {flag[2:].upper()}" not in text and f"{flag} [" not in text
+    assert "--seed SEED" in text  # options with a value still show it
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [([], False), (["--cpu"], True), (["--cpu", "false"], False), (["--cpu=true"], True)],
+)
+def test_a_boolean_flag_takes_an_optional_value(flags, expected):
+    assert parse_config(TrainConfig, "train", flags).runtime.cpu is expected
+
+
+def test_evaluate_keeps_its_task_overrides(tmp_path):
+    base = ["--model_name_or_path", "m", "--validation_file", "dev.conll"]
+    config = parse_config(commands.EvalConfig, "evaluate", [*base, "--negative_label", "Other"])
+    assert config.task_options.negative_label == "Other"
+    assert config.task_options.tag_scheme is None  # the trained model's
+    assert parse_config(commands.EvalConfig, "evaluate", base).command_line.startswith(
+        "accel-trainer evaluate --model_name_or_path m"
+    )
+
+
+# {c} stands for `config`: the script, run over tests/, must not rewrite this file's samples.
+REGROUP_BEFORE = """from accel_trainer.config import TrainConfig
+{c} = TrainConfig(learning_rate=0.1, seed=3)
+rate = {c}.learning_rate * self.{c}.per_device_train_batch_size
+label = run_{c}.negative_label or model.{c}.max_seq_length
+steps = {c}.resolved_accumulation_steps(2), {c}.output_dir
+markers = {c}.markers()
+grouped = TrainConfig(data=DataOptions(train_file="t"), output_dir="o")
+text = "TrainConfig(seed=1)"
+"""
+REGROUP_AFTER = """from accel_trainer.config import TrainConfig
+{c} = TrainConfig.from_options(learning_rate=0.1, seed=3)
+rate = {c}.optim.learning_rate * self.{c}.batching.per_device_train_batch_size
+label = run_{c}.task_options.negative_label or model.{c}.max_seq_length
+steps = {c}.batching.resolved_accumulation_steps(2), {c}.output_dir
+markers = {c}.task_options.markers()
+grouped = TrainConfig(data=DataOptions(train_file="t"), output_dir="o")
+text = "TrainConfig(seed=1)"
+"""
+
+
+def test_the_regroup_script_rewrites_flat_accesses_once(tmp_path):
+    path = tmp_path / "consumer.py"
+    path.write_text(REGROUP_BEFORE.format(c="config") + "x = getattr(config, 'seed')\n")
+    script = os.path.join(REPO_ROOT, "tools", "regroup_config_access.py")
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    run = [sys.executable, script, str(path)]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == REGROUP_AFTER.format(c="config") + "x = getattr(config, 'seed')\n"
+    assert "consumer.py:9: an option by its flat name through getattr()" in done.stderr
+    again = subprocess.run([*run, "--check"], capture_output=True, text=True, timeout=60, env=env)
+    assert again.returncode == 0 and "would change 0 file(s)" in again.stdout

@@ -38,7 +38,7 @@ class Recorder(Observer):
 
 
 def run(small_data, out, observers=()):
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         train_file=small_data[0],
         validation_file=small_data[1],
         output_dir=str(out),

@@ -7,17 +7,31 @@ import os
 
 import pytest
 
-from accel_trainer import commands
+from accel_trainer import prepare
 from accel_trainer.cli import main, parse_config
 from accel_trainer.config import (
     MAX_COUNT,
     MAX_SEED,
     MAX_SEQ_LENGTH,
     TINY_BERT_MAX_SEQ_LENGTH,
+    BatchingOptions,
+    CheckpointEvery,
+    CheckpointOptions,
+    DataOptions,
+    EvalBatchingOptions,
     EvalConfig,
+    EvalDataOptions,
+    EvalOptions,
+    InputOptions,
+    LoggingOptions,
+    OptimOptions,
     PredictConfig,
+    RuntimeOptions,
+    TaskOverrides,
     TrainConfig,
+    validate,
 )
+from accel_trainer.errors import ConfigError
 
 
 @pytest.fixture
@@ -28,7 +42,7 @@ def no_heavy_work(monkeypatch):
         raise AssertionError("heavy work started despite bad input")
 
     for name in ("build_tiny_bert", "load_pretrained", "tokenize_once_per_node"):
-        monkeypatch.setattr(commands, name, refuse)
+        monkeypatch.setattr(prepare, name, refuse)
 
 
 def run_bad(argv, capsys) -> str:
@@ -112,7 +126,7 @@ def test_a_byte_order_mark_is_fine(tmp_path):
         path = tmp_path / name
         text = '{"seed": 3}' if name.endswith("json") else "seed: 3\n"
         path.write_text(text, encoding="utf-8-sig")
-        assert parse_config(TrainConfig, "train", [str(path)]).seed == 3
+        assert parse_config(TrainConfig, "train", [str(path)]).runtime.seed == 3
 
 
 @pytest.mark.parametrize(
@@ -156,13 +170,16 @@ def test_out_of_range_options(tmp_path, capsys, no_heavy_work, flags, message):
 
 def test_limits_themselves_are_accepted(small_data):
     train, dev = small_data
-    assert TrainConfig(seed=MAX_SEED, max_seq_length=TINY_BERT_MAX_SEQ_LENGTH).problems() == []
-    big = TrainConfig(per_device_train_batch_size=MAX_COUNT, max_train_steps=MAX_COUNT)
+    assert (
+        TrainConfig.from_options(seed=MAX_SEED, max_seq_length=TINY_BERT_MAX_SEQ_LENGTH).problems()
+        == []
+    )
+    big = TrainConfig.from_options(per_device_train_batch_size=MAX_COUNT, max_train_steps=MAX_COUNT)
     assert big.problems() == []
-    saved = EvalConfig(model_name_or_path="model", validation_file=dev)
-    saved.max_seq_length = MAX_SEQ_LENGTH
+    saved = EvalConfig.from_options(model_name_or_path="model", validation_file=dev)
+    saved.data.max_seq_length = MAX_SEQ_LENGTH
     assert saved.problems() == []
-    saved.max_seq_length = MAX_SEQ_LENGTH + 1
+    saved.data.max_seq_length = MAX_SEQ_LENGTH + 1
     assert saved.problems() == [
         f"--max_seq_length must be at most {MAX_SEQ_LENGTH}: got {MAX_SEQ_LENGTH + 1}. Use the "
         "model's own limit or less, e.g. 512."
@@ -348,6 +365,145 @@ def test_a_repeated_flag_warns_and_the_last_wins(caplog):
     flags = ["--seed", "1", "--see=2", "--gradient_accumulation_steps", "3"]
     with caplog.at_level(logging.WARNING, logger="accel_trainer"):
         config = parse_config(TrainConfig, "train", [*flags, "--gradient-accumulation-steps", "4"])
-    assert (config.seed, config.gradient_accumulation_steps) == (2, 4)
+    assert (config.runtime.seed, config.batching.gradient_accumulation_steps) == (2, 4)
     assert "--seed is given 2 times on the command line: the last one wins" in caplog.text
     assert "--gradient_accumulation_steps is given 2 times" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "group, message",
+    [
+        (InputOptions(max_seq_length=4), "--max_seq_length must be at least 8: got 4"),
+        (InputOptions(data_format="xml"), "--data_format is not one of"),
+        (EvalDataOptions(dataset_config_name="x"), "--dataset_config_name needs --dataset_name"),
+        (DataOptions(label_names=["O", "O"]), "--label_names has duplicates: got ['O', 'O']"),
+        (DataOptions(train_file=__file__, dataset_name="d"), "--train_file and --dataset_name"),
+        (EvalBatchingOptions(per_device_eval_batch_size=0), "--per_device_eval_batch_size must"),
+        (BatchingOptions(gradient_accumulation_steps=0), "--gradient_accumulation_steps must be"),
+        (BatchingOptions(max_tokens_per_batch=8, global_batch_size=8), "cannot be combined"),
+        (OptimOptions(learning_rate=-1.0), "--learning_rate must be positive: got -1.0"),
+        (OptimOptions(warmup_ratio=0.1, num_warmup_steps=2), "are both set"),
+        (OptimOptions(max_nonfinite_steps=-1), "--max_nonfinite_steps cannot be negative"),
+        (CheckpointOptions(checkpointing_steps="often"), "--checkpointing_steps must be a posi"),
+        (CheckpointOptions(save_total_limit=-1), "--save_total_limit cannot be negative"),
+        (EvalOptions(load_best_model_at_end=True), "--load_best_model_at_end needs --metric_for"),
+        (EvalOptions(eval_steps=-1), "--eval_steps cannot be negative: got -1"),
+        (LoggingOptions(logging_steps=0), "--logging_steps must be positive: got 0"),
+        (LoggingOptions(report_to="paper"), "--report_to is not one of"),
+        (RuntimeOptions(seed=-1), "--seed must be in [0, 4294967295]"),
+        (RuntimeOptions(ddp_timeout=0), "--ddp_timeout must be positive: got 0"),
+        (TaskOverrides(tag_scheme="bioes"), "--tag_scheme is not one of ['bio', 'iobes', 'none']"),
+        (TaskOverrides(negative_label=" "), "--negative_label is empty: got ' '"),
+    ],
+)
+def test_each_group_checks_its_own_options(group, message):
+    found = group.problems()
+    assert len(found) == 1 and message in found[0], found
+    assert type(group)().problems() == []  # its defaults are fine
+
+
+def test_problems_of_every_group_are_listed_at_once():
+    config = TrainConfig.from_options(
+        train_file="missing.conll",
+        output_dir="o",
+        max_seq_length=4,
+        per_device_train_batch_size=0,
+        learning_rate=0.0,
+        checkpointing_steps="often",
+        metric_for_best_model="f1",
+        logging_steps=0,
+        seed=-1,
+        tag_scheme="bioes",
+    )
+    expected = [
+        "--max_seq_length must be at least 8",
+        "--train_file does not exist",
+        "--per_device_train_batch_size must be positive",
+        "--learning_rate must be positive",
+        "--checkpointing_steps must be a positive number",
+        "--metric_for_best_model must name an eval metric",
+        "--logging_steps must be positive",
+        "--seed must be in",
+        "--tag_scheme is not one of",
+    ]
+    with pytest.raises(ConfigError) as raised:
+        validate(config)
+    message = str(raised.value)
+    assert message.startswith("invalid options:")
+    for text in expected:
+        assert message.count(text) == 1, text
+
+
+def test_options_of_two_groups_are_checked_by_the_config():
+    config = TrainConfig.from_options(max_tokens_per_batch=512, allow_topology_change=True)
+    assert config.batching.problems() == [] and config.checkpointing.problems() == []
+    assert config.problems() == [
+        "--max_tokens_per_batch and --allow_topology_change cannot be combined: token-budget "
+        "batches hold a varying number of examples, so there is no fixed global batch. Drop one "
+        "of them."
+    ]
+
+
+@pytest.mark.parametrize("config_class", [TrainConfig, EvalConfig, PredictConfig])
+def test_from_options_refuses_an_unknown_name_with_a_suggestion(config_class):
+    with pytest.raises(ConfigError) as raised:
+        config_class.from_options(seed=1, max_seq_lenght=64)
+    assert str(raised.value) == (
+        f"{config_class.__name__} has no option 'max_seq_lenght': got max_seq_lenght=64. Did you "
+        "mean max_seq_length?"
+    )
+
+
+def test_from_options_puts_each_flat_option_in_its_group():
+    config = TrainConfig.from_options(
+        task="re", learning_rate=0.1, seed=7, negative_label="Other", train_file="t.jsonl"
+    )
+    assert (config.optim.learning_rate, config.runtime.seed) == (0.1, 7)
+    assert config.data.train_file == "t.jsonl"
+    assert type(config.task_options).__name__ == "ReOptions"
+    assert config.task_options.negative_label == "Other"
+    flat = config.to_dict()
+    assert flat["learning_rate"] == 0.1 and flat["negative_label"] == "Other"
+    assert "optim" not in flat and "command_line" not in flat and "tag_scheme" not in flat
+    assert TrainConfig.from_options(**flat).to_dict() == flat
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--task", "re", "--label_all_tokens"], "--label_all_tokens applies to --task ner only"),
+        (["--task", "re", "--tag_scheme", "iobes"], "--tag_scheme applies to --task ner only"),
+        (["--typed_markers"], "--typed_markers applies to --task re only: got --task ner."),
+        (["--negative_label", "Other"], "--negative_label applies to --task re only"),
+    ],
+)
+def test_an_option_of_another_task_is_refused(tmp_path, capsys, no_heavy_work, argv, message):
+    out = tmp_path / "out"
+    err = run_bad(["train", "--output_dir", str(out), "--max_train_steps", "1", *argv], capsys)
+    assert message in err
+    assert not out.exists()
+
+
+def test_another_tasks_option_at_its_default_is_accepted():
+    config = TrainConfig.from_options(task="re", label_all_tokens=False, tag_scheme="bio")
+    assert config.problems() == []
+
+
+@pytest.mark.parametrize(
+    "text, steps, epoch, valid",
+    [
+        ("no", None, False, True),
+        ("epoch", None, True, True),
+        ("25", 25, False, True),
+        ("0", None, False, False),
+        ("often", None, False, False),
+        ("\u00b2", None, False, False),
+    ],
+)
+def test_checkpointing_steps_is_parsed_once(text, steps, epoch, valid):
+    every = TrainConfig.from_options(checkpointing_steps=text).checkpointing.checkpointing_steps
+    assert isinstance(every, CheckpointEvery)
+    assert (every.steps, every.epoch, every.is_valid()) == (steps, epoch, valid)
+    assert every.never == (text == "no")
+    config = TrainConfig.from_options(checkpointing_steps=text)
+    assert config.to_dict()["checkpointing_steps"] == text  # as the user wrote it

@@ -69,7 +69,9 @@ def test_plot_of_a_folder_without_a_log_says_what_to_give(tmp_path, capsys):
 
 def build(small_data, output_dir, **overrides):
     """Build a trainer (tokenizing its data) without training; free its output folder."""
-    config = TrainConfig(train_file=small_data[0], output_dir=str(output_dir), **overrides)
+    config = TrainConfig.from_options(
+        train_file=small_data[0], output_dir=str(output_dir), **overrides
+    )
     trainer = commands.build_trainer(config)
     trainer.output_lock.release()
     reset_accelerate()

@@ -20,7 +20,7 @@ RE_DEMO_F1 = 0.95  # the README states what the demo reaches (0.990); this is it
 def re_run(tmp_path_factory):
     """The RE demo (`accel-trainer train --task re`), trained once in this process."""
     output_dir = str(tmp_path_factory.mktemp("re") / "out")
-    trainer = commands.build_trainer(TrainConfig(task="re", output_dir=output_dir))
+    trainer = commands.build_trainer(TrainConfig.from_options(task="re", output_dir=output_dir))
     results = trainer.fit()
     yield trainer, results, output_dir
     reset_accelerate()

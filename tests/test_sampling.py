@@ -111,7 +111,7 @@ def test_token_budget_training_keeps_the_budget_and_resumes_bit_exactly(tmp_path
 
 
 def test_token_budget_batches_reach_the_model_within_the_budget(tmp_path, small_data):
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         train_file=small_data[0], output_dir=str(tmp_path), max_tokens_per_batch=100
     )
     trainer = commands.build_trainer(config)

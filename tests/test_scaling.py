@@ -35,7 +35,9 @@ def options(data, output_dir, **overrides):
 
 def train_here(data, output_dir, **overrides):
     """One process, in this one; returns the output folder."""
-    trainer = commands.build_trainer(TrainConfig(**options(data, output_dir, **overrides)))
+    trainer = commands.build_trainer(
+        TrainConfig.from_options(**options(data, output_dir, **overrides))
+    )
     without_dropout(trainer)
     trainer.fit()
     reset_accelerate()

@@ -41,7 +41,7 @@ RESULT_KEYS = {
 def demo_run(tmp_path_factory):
     """The demo configuration (defaults, no data options), trained once in this process."""
     output_dir = str(tmp_path_factory.mktemp("demo") / "out")
-    trainer = commands.build_trainer(TrainConfig(output_dir=output_dir))
+    trainer = commands.build_trainer(TrainConfig.from_options(output_dir=output_dir))
     assert isinstance(trainer, AccelerateTrainer)
     results = trainer.fit()
     yield trainer, results, output_dir
@@ -98,7 +98,7 @@ def test_evaluate_command_reproduces_the_training_metrics(demo_run, tmp_path, ca
 
 def test_schedule_counts_optimizer_steps_with_accumulation(small_data, tmp_path):
     train, dev = small_data
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         train_file=train,
         validation_file=dev,
         output_dir=str(tmp_path),
@@ -121,7 +121,7 @@ def test_schedule_counts_optimizer_steps_with_accumulation(small_data, tmp_path)
 
 def test_max_train_steps_overrides_epochs_and_eval_steps_adds_evaluations(small_data, tmp_path):
     train, dev = small_data
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         train_file=train,
         validation_file=dev,
         output_dir=str(tmp_path),
@@ -139,7 +139,7 @@ def test_max_train_steps_overrides_epochs_and_eval_steps_adds_evaluations(small_
 
 def test_tensorboard_and_bf16_pass_through(small_data, tmp_path):
     train, dev = small_data
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         train_file=train,
         validation_file=dev,
         output_dir=str(tmp_path),
@@ -221,7 +221,7 @@ def test_dataset_name_reads_a_datasets_folder_with_class_label_tags(small_data, 
             "ner_tags": [[names.index(t) for t in tags] for tags in raw["ner_tags"]],
         }
         Dataset.from_dict(rows, features=features).to_parquet(str(folder / f"{split}.parquet"))
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         dataset_name=str(folder), output_dir=str(tmp_path / "out"), max_train_steps=2
     )
     trainer = commands.build_trainer(config)
@@ -233,20 +233,23 @@ def test_dataset_name_reads_a_datasets_folder_with_class_label_tags(small_data, 
 def test_mixed_precision_comes_from_the_accelerate_config_unless_the_flag_is_given(
     monkeypatch, tmp_path
 ):
-    from accel_trainer.runtime import create_accelerator
+    from accel_trainer.runtime import training_accelerator
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch` sets
-    assert create_accelerator(TrainConfig(output_dir=str(tmp_path))).mixed_precision == "bf16"
+    assert (
+        training_accelerator(TrainConfig.from_options(output_dir=str(tmp_path))).mixed_precision
+        == "bf16"
+    )
     reset_accelerate()
-    flagged = TrainConfig(output_dir=str(tmp_path), mixed_precision="no")
-    assert create_accelerator(flagged).mixed_precision == "no"
+    flagged = TrainConfig.from_options(output_dir=str(tmp_path), mixed_precision="no")
+    assert training_accelerator(flagged).mixed_precision == "no"
 
 
 def test_same_seed_same_model(small_data, tmp_path):
     """Two runs with one seed give bit-identical weights; another seed gives other weights."""
 
     def train_weights(seed, name):
-        config = TrainConfig(
+        config = TrainConfig.from_options(
             train_file=small_data[0], output_dir=str(tmp_path / name), max_train_steps=3, seed=seed
         )
         trainer = commands.build_trainer(config)
@@ -263,7 +266,7 @@ def test_same_seed_same_model(small_data, tmp_path):
 def test_trainer_takes_ready_made_dataloaders(demo_run, small_data, tmp_path):
     from torch.utils.data import DataLoader
 
-    from accel_trainer.runtime import create_accelerator
+    from accel_trainer.runtime import training_accelerator
     from accel_trainer.tasks import NerTask
 
     demo_trainer, _, output_dir = demo_run
@@ -273,8 +276,8 @@ def test_trainer_takes_ready_made_dataloaders(demo_run, small_data, tmp_path):
     raw = task.read(small_data[1], "dev", "conll")
     dev = task.tokenize(raw, tokenizer, model.config.label2id, 128, for_training=False)
     loader = DataLoader(dev, batch_size=7, collate_fn=task.collator(tokenizer))
-    config = TrainConfig(output_dir=str(tmp_path))
-    accelerator = create_accelerator(config)
+    config = TrainConfig.from_options(output_dir=str(tmp_path))
+    accelerator = training_accelerator(config)
     from_loader = AccelerateTrainer(
         model, tokenizer, config, task, eval_data=loader, accelerator=accelerator
     )
@@ -384,7 +387,7 @@ def test_windows_of_one_sentence_are_joined_before_entities_are_read():
 def test_clipping_happens_once_per_optimizer_step_and_groups_come_from_the_config(
     small_data, tmp_path
 ):
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         train_file=small_data[0],
         output_dir=str(tmp_path),
         max_train_steps=4,
@@ -412,7 +415,7 @@ def test_create_accelerator_checks_the_world_size(monkeypatch, tmp_path):
         trainer_module, "new_accelerator", lambda *args: SimpleNamespace(num_processes=2)
     )
     with pytest.raises(ConfigError, match="has 2 process.*WORLD_SIZE=1"):
-        trainer_module.create_accelerator(TrainConfig(output_dir=str(tmp_path)))
+        trainer_module.training_accelerator(TrainConfig.from_options(output_dir=str(tmp_path)))
 
 
 def test_byte_level_tokenizers_get_a_prefix_space_for_pre_split_words(tmp_path):
@@ -455,7 +458,7 @@ def test_byte_level_tokenizers_get_a_prefix_space_for_pre_split_words(tmp_path):
 
 
 def test_a_nan_loss_skips_that_step_entirely(small_data, tmp_path):
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         train_file=small_data[0],
         output_dir=str(tmp_path),
         max_train_steps=6,
@@ -523,7 +526,7 @@ def test_repeated_nan_losses_stop_the_run_with_exit_3(small_data, tmp_path, monk
 
 
 def test_log_records_and_results_carry_throughput_padding_and_memory(small_data, tmp_path):
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         train_file=small_data[0],
         output_dir=str(tmp_path),
         max_train_steps=4,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from accel_trainer.errors import ConfigError
 from accel_trainer.tasks.base import Task, TaskOptions
 from accel_trainer.tasks.ner import NerTask
@@ -15,22 +13,6 @@ def task_for_training(name: str, options: TaskOptions | None = None) -> Task:
     """The task `--task name` asks for, configured from its options (its options_class)."""
     task_class = get_task(name)
     return task_class.from_options(options if options is not None else task_class.options_class())
-
-
-def task_options_of(config) -> TaskOptions:
-    """A train config's options of its task: `config.task_options` where the config has them,
-    else the options_class fields read from the config's attributes of the same names."""
-    options = getattr(config, "task_options", None)
-    if options is not None:
-        return options
-    options_class = get_task(config.task).options_class
-    return options_class(
-        **{
-            option.name: getattr(config, option.name)
-            for option in dataclasses.fields(options_class)
-            if hasattr(config, option.name)
-        }
-    )
 
 
 def task_from_settings(settings: dict | None, model_dir: str) -> Task:

@@ -25,6 +25,15 @@ META_KEYS = ("row_id", "example_id", "word_index")
 logger = logging.getLogger("accel_trainer")
 
 
+@dataclass(frozen=True)
+class PredictionInput:
+    """What `predict` read: the file, how it was read, and the length examples were fitted to."""
+
+    input_file: str
+    data_format: str
+    max_seq_length: int
+
+
 @dataclass
 class TaskOptions:
     """The options a task owns (flags of its own on the command line); none by default."""
@@ -211,10 +220,15 @@ class Task(abc.ABC):
         """Every metric compute_metrics returns for these labels, without the eval_ prefix."""
 
     def write_predictions(
-        self, raw: Dataset, rows: dict, id2label: dict[int, str], handle: TextIO, options: Any
+        self,
+        raw: Dataset,
+        rows: dict,
+        id2label: dict[int, str],
+        handle: TextIO,
+        source: PredictionInput,
     ) -> None:
-        """Write the predictions of every example of `raw`, in input order, to `handle`.
-        `options` are predict's (input_file, data_format, max_seq_length). By default one JSON
+        """Write the predictions of every example of `raw`, in input order, to `handle`;
+        `source` says which file they came from and how it was read. By default one JSON
         line per example: its columns, `predicted_label` and `probability` (null where the
         example has no prediction)."""
         predicted = example_predictions(rows, id2label)

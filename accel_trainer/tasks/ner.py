@@ -6,12 +6,13 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from accel_trainer.errors import DataError
 from accel_trainer.tasks.base import (
     IGNORE_INDEX,
     MetaCollator,
+    PredictionInput,
     Task,
     TaskOptions,
     log_length_report,
@@ -523,14 +524,19 @@ class NerTask(Task):
         return stats
 
     def write_predictions(
-        self, raw: Dataset, rows: dict, id2label: dict[int, str], handle: TextIO, options: Any
+        self,
+        raw: Dataset,
+        rows: dict,
+        id2label: dict[int, str],
+        handle: TextIO,
+        source: PredictionInput,
     ) -> None:
         """CoNLL in, CoNLL out (token and tag); JSON lines in, the same records with
         `ner_tags`."""
         tokens = raw["tokens"]
         tags = self.assemble_tags(rows, [len(words) for words in tokens], id2label)
-        if resolve_format(options.input_file, options.data_format) == "jsonl":
-            originals = records_by_line(options.input_file, "--input_file")
+        if resolve_format(source.input_file, source.data_format) == "jsonl":
+            originals = records_by_line(source.input_file, "--input_file")
             for line, words_tags in zip(raw["line"], tags, strict=True):
                 record = originals[line]
                 record["ner_tags"] = words_tags

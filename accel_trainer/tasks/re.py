@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from accel_trainer.errors import ConfigError, DataError
-from accel_trainer.tasks.base import Task, TaskOptions, example_predictions, log_length_report
+from accel_trainer.tasks.base import (
+    PredictionInput,
+    Task,
+    TaskOptions,
+    example_predictions,
+    log_length_report,
+)
 from accel_trainer.tasks.demo import RE_DEMO_FILES
 from accel_trainer.tasks.files import SEMEVAL_ID_LINE, json_lines, records_by_line
 from accel_trainer.tasks.windows import special_affixes, window_around
@@ -533,13 +539,18 @@ class ReTask(Task):
         return stats
 
     def write_predictions(
-        self, raw: Dataset, rows: dict, id2label: dict[int, str], handle: TextIO, options: Any
+        self,
+        raw: Dataset,
+        rows: dict,
+        id2label: dict[int, str],
+        handle: TextIO,
+        source: PredictionInput,
     ) -> None:
         """One JSON line per input example: the input record (SemEval: id and text) plus
         `predicted_label` and `probability`; null for examples that do not fit max_seq_length."""
         predicted = example_predictions(rows, id2label)
-        jsonl = sniff_format(options.input_file, options.data_format) == "jsonl"
-        originals = records_by_line(options.input_file, "--input_file") if jsonl else {}
+        jsonl = sniff_format(source.input_file, source.data_format) == "jsonl"
+        originals = records_by_line(source.input_file, "--input_file") if jsonl else {}
         for example_id, line in enumerate(raw["line"]):
             example = raw[example_id]
             record = originals.get(line) or {
@@ -552,7 +563,7 @@ class ReTask(Task):
             record["probability"] = probability
             if label is None:
                 record["error"] = (
-                    f"the entities lie too far apart for --max_seq_length {options.max_seq_length}"
+                    f"the entities lie too far apart for --max_seq_length {source.max_seq_length}"
                 )
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 

@@ -66,16 +66,16 @@ class TrainBatches:
         data = with_row_ids(data)
         lengths = [len(ids) for ids in data["input_ids"]]
         options = {"collate_fn": collate, "pin_memory": pin_memory}
-        if config.max_tokens_per_batch:
+        if config.batching.max_tokens_per_batch:
             self.sampler = TokenBudgetBatchSampler(
-                lengths, config.max_tokens_per_batch, config.seed
+                lengths, config.batching.max_tokens_per_batch, config.runtime.seed
             )
             self.loader = DataLoader(data, batch_sampler=self.sampler, **options)
             return
-        batch_size = config.per_device_train_batch_size
-        if config.group_by_length:
+        batch_size = config.batching.per_device_train_batch_size
+        if config.batching.group_by_length:
             global_batch = batch_size * num_processes * accumulation_steps
-            self.sampler = LengthGroupedSampler(lengths, global_batch, config.seed)
+            self.sampler = LengthGroupedSampler(lengths, global_batch, config.runtime.seed)
         self.loader = DataLoader(
             data, batch_size=batch_size, shuffle=self.sampler is None, sampler=self.sampler,
             **options,

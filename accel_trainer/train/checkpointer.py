@@ -27,6 +27,7 @@ from accel_trainer.checkpoint import (
     write_json_durably,
     write_manifest,
 )
+from accel_trainer.config import CheckpointEvery
 from accel_trainer.runtime import raise_if_any_failed
 from accel_trainer.state import TrainState
 
@@ -37,10 +38,12 @@ class Checkpointer:
     """Decides when a checkpoint is due and commits it; `every_steps`/`every_epoch` come from
     --checkpointing_steps, `keep` from --save_total_limit."""
 
-    def __init__(self, accelerator: Accelerator, output_dir: str, every, keep: int):
+    def __init__(
+        self, accelerator: Accelerator, output_dir: str, every: CheckpointEvery, keep: int
+    ):
         self.accelerator = accelerator
         self.output_dir = output_dir
-        self.every = every  # CheckpointEvery
+        self.every = every
         self.keep = keep
         self.last_step = -1  # the step of the newest checkpoint this run has (saved or loaded)
 
@@ -51,8 +54,8 @@ class Checkpointer:
         if best_must_be_saved:
             return True
         if moment == "epoch":
-            return self.every.every_epoch
-        return bool(self.every.every_steps) and state.step % self.every.every_steps == 0
+            return self.every.epoch
+        return self.every.steps is not None and state.step % self.every.steps == 0
 
     def save(self, state: TrainState, protect: set[str], estimate: int) -> str:
         """Commit `state` with the model, optimizer, scheduler and RNG as checkpoint-<step>,
@@ -75,9 +78,9 @@ class Checkpointer:
         self.accelerator.wait_for_everyone()
         return path
 
-    def start_fresh(self, replace_earlier: bool) -> None:
-        """Before step 0: remove our own interrupted temporary folders and, with
-        --overwrite_output_dir, the earlier run's checkpoints."""
+    def start(self, replace_earlier: bool) -> None:
+        """Before the run's first step: remove our own interrupted temporary folders and, with
+        `replace_earlier` (a fresh run with --overwrite_output_dir), the earlier checkpoints."""
         if self.accelerator.is_main_process:
             for name in remove_torn(self.output_dir):
                 logger.warning("removed %s: a temporary folder of an interrupted save", name)

@@ -26,10 +26,10 @@ OPTIONS_FILE = "training_config.json"
 
 def data_sources(config: TrainConfig) -> dict[str, str | None]:
     """Where the training and evaluation data came from, for the model card."""
-    if config.dataset_name is not None:
-        name = " ".join(filter(None, [config.dataset_name, config.dataset_config_name]))
+    if config.data.dataset_name is not None:
+        name = " ".join(filter(None, [config.data.dataset_name, config.data.dataset_config_name]))
         return {"train and eval": name}
-    return {"train": config.train_file, "eval": config.validation_file}
+    return {"train": config.data.train_file, "eval": config.data.validation_file}
 
 
 def task_entry(task: Task, tokenizer) -> dict:

@@ -19,10 +19,10 @@ from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
 from accel_trainer.output_folder import OutputLock
 from accel_trainer.runtime import (
     Preemption,
-    create_accelerator,
     is_lost_peer,
     peak_memory_mb,
     seed_everything,
+    training_accelerator,
 )
 from accel_trainer.state import TrainState
 from accel_trainer.train.batching import TrainBatches, check_label_column, step_groups
@@ -86,15 +86,17 @@ class AccelerateTrainer:
             check_label_column(data, task.label_key)
         self.config, self.task, self.tokenizer = config, task, tokenizer
         self.output_dir = config.resolved_output_dir()
-        self.accelerator = accelerator or create_accelerator(config)
+        self.accelerator = accelerator or training_accelerator(config)
         if self.accelerator.gradient_accumulation_steps != 1:
             raise ConfigError(
                 "the Accelerator accumulates gradients itself (gradient_accumulation_steps "
                 f"{self.accelerator.gradient_accumulation_steps}), which would rescale the "
-                "trainer's loss: build it with create_accelerator(config) and give "
+                "trainer's loss: build it with training_accelerator(config) and give "
                 "--gradient_accumulation_steps to the trainer."
             )
-        self.accumulation_steps = config.resolved_accumulation_steps(self.accelerator.num_processes)
+        self.accumulation_steps = config.batching.resolved_accumulation_steps(
+            self.accelerator.num_processes
+        )
         self.extra_results = extra_results or {}
         self.state = TrainState()
         labels = model.config.id2label
@@ -102,7 +104,7 @@ class AccelerateTrainer:
         self.resume_point = resume
         self.data_files = data_files if data_files is not None else data_sources(config)
         self.observers = Observers(observers)
-        seed_everything(config.seed)
+        seed_everything(config.runtime.seed)
         self.batches = None
         if train_data is not None:
             self.batches = TrainBatches(
@@ -112,26 +114,60 @@ class AccelerateTrainer:
         train_loader = self.batches.loader if self.batches else None
         self.model, self.train_dataloader = self.accelerator.prepare(model, train_loader)
         self.inference = Inference(
-            self.accelerator, self.model, tokenizer, task, config.per_device_eval_batch_size,
+            self.accelerator,
+            self.model,
+            tokenizer,
+            task,
+            config.batching.per_device_eval_batch_size,
             prepared=True,
-        )  # fmt: skip
+        )
         self.eval_dataloader = None if eval_data is None else self.inference.loader(eval_data)
         self.best = BestModel(
-            config.metric_for_best_model,
-            config.early_stopping_patience,
-            config.load_best_model_at_end,
+            config.evaluation.metric_for_best_model,
+            config.evaluation.early_stopping_patience,
+            config.evaluation.load_best_model_at_end,
             self.output_dir,
         )
         self.checkpointer = Checkpointer(
-            self.accelerator, self.output_dir, config.checkpoint_every, config.save_total_limit
+            self.accelerator,
+            self.output_dir,
+            config.checkpointing.checkpointing_steps,
+            config.checkpointing.save_total_limit,
         )
-        self.run_log = RunLog(self.accelerator, self.output_dir, config.report_to)
+        self.run_log = RunLog(self.accelerator, self.output_dir, config.logging.report_to)
         self.step_runner: OptimizerStep | None = None
         # Held by the main process while it owns output_dir: taken by preparation, else fit().
         self.output_lock = output_lock or OutputLock(
             self.output_dir, self.accelerator.is_main_process
         )
         self._rng_to_restore: dict | None = None
+
+    @classmethod
+    def from_files(
+        cls, config: TrainConfig, task: Task | None = None, observers: list[Observer] = ()
+    ) -> AccelerateTrainer:
+        """The trainer of `config`'s data files (or --dataset_name, or the demo corpus without
+        data options): options and output folder checked, data read and checked, model and
+        tokenizer built, splits tokenized, the checkpoint to resume from chosen. Its fit()
+        writes the complete model folder. `accel-trainer train` is this call."""
+        from accel_trainer.prepare import prepare_training
+
+        run = prepare_training(config, task)
+        return cls(
+            run.model,
+            run.tokenizer,
+            config,
+            run.task,
+            run.train_data,
+            run.eval_data,
+            accelerator=run.accelerator,
+            extra_results=run.extra_results,
+            resume=run.resume,
+            identity=run.identity,
+            observers=observers,
+            data_files=run.data_files,
+            output_lock=run.output_lock,
+        )
 
     def add_observer(self, observer: Observer) -> None:
         self.observers.attached.append(observer)
@@ -165,7 +201,10 @@ class AccelerateTrainer:
                     self.observers.notify("on_step_begin", self, micro_batches)
                     outcome = self.step_runner.run(micro_batches)
                     self._finish_step(outcome, plan, progress)
-                    if self.config.eval_steps and self.state.step % self.config.eval_steps == 0:
+                    if (
+                        self.config.evaluation.eval_steps
+                        and self.state.step % self.config.evaluation.eval_steps == 0
+                    ):
                         self._evaluate_and_log()
                     stop = preemption.agreed()
                     if stop or self._checkpoint_due("step"):
@@ -204,8 +243,8 @@ class AccelerateTrainer:
                 raise PeerLost(
                     f"lost contact with another process of this run: {first_line(error)}. A "
                     f"process or node died or hung; the others stop within --ddp_timeout "
-                    f"({self.config.ddp_timeout} s). Committed checkpoints in {self.output_dir} "
-                    "are intact: resume with --resume_from_checkpoint auto."
+                    f"({self.config.runtime.ddp_timeout} s). Committed checkpoints in "
+                    f"{self.output_dir} are intact: resume with --resume_from_checkpoint auto."
                 ) from error
             raise
         finally:
@@ -215,12 +254,12 @@ class AccelerateTrainer:
     def _plan(self) -> TrainPlan:
         config = self.config
         steps_per_epoch = math.ceil(len(self.train_dataloader) / self.accumulation_steps)
-        if config.max_train_steps > 0:
-            total_steps = config.max_train_steps
+        if config.optim.max_train_steps > 0:
+            total_steps = config.optim.max_train_steps
         else:
-            total_steps = max(1, math.ceil(config.num_train_epochs * steps_per_epoch))
+            total_steps = max(1, math.ceil(config.optim.num_train_epochs * steps_per_epoch))
         num_epochs = math.ceil(total_steps / steps_per_epoch)
-        warmup = warmup_steps(total_steps, config.warmup_ratio, config.num_warmup_steps)
+        warmup = warmup_steps(total_steps, config.optim.warmup_ratio, config.optim.num_warmup_steps)
         return TrainPlan(steps_per_epoch, total_steps, num_epochs, warmup)
 
     def _build_optimizer_and_step(self, plan: TrainPlan) -> None:
@@ -228,12 +267,12 @@ class AccelerateTrainer:
         optimizer = build_optimizer(
             self.accelerator.unwrap_model(self.model),
             config.resolved_learning_rate(),
-            config.weight_decay,
-            betas=(config.adam_beta1, config.adam_beta2),
-            eps=config.adam_epsilon,
+            config.optim.weight_decay,
+            betas=(config.optim.adam_beta1, config.optim.adam_beta2),
+            eps=config.optim.adam_epsilon,
         )
         scheduler = build_scheduler(
-            optimizer, config.lr_scheduler_type, plan.total_steps, plan.warmup_steps
+            optimizer, config.optim.lr_scheduler_type, plan.total_steps, plan.warmup_steps
         )
         optimizer, scheduler = self.accelerator.prepare(optimizer, scheduler)
         self.step_runner = OptimizerStep(
@@ -242,14 +281,14 @@ class AccelerateTrainer:
             optimizer,
             scheduler,
             self.accumulation_steps,
-            config.loss_normalization,
-            config.max_grad_norm,
+            config.batching.loss_normalization,
+            config.optim.max_grad_norm,
         )
         self._log_setup(plan)
 
     def _start(self, plan: TrainPlan, progress: tqdm) -> None:
         """Resume from the planned checkpoint, or start fresh; then the log and the clock."""
-        if self.resume_point is None and self.config.resume_from_checkpoint:
+        if self.resume_point is None and self.config.checkpointing.resume_from_checkpoint:
             self.resume_point = plan_resume(self.accelerator, self.config, self.identity)
         resumed = self.resume_point is not None
         if resumed:
@@ -261,11 +300,10 @@ class AccelerateTrainer:
                 self._topology(),
             )
             self.state, self._rng_to_restore = restore(
-                self.accelerator, self.resume_point, position, self.config.seed
+                self.accelerator, self.resume_point, position, self.config.runtime.seed
             )
             self.checkpointer.last_step = self.state.step
-        else:
-            self.checkpointer.start_fresh(replace_earlier=self.config.overwrite_output_dir)
+        self.checkpointer.start(replace_earlier=not resumed and self.config.overwrite_output_dir)
         (
             self.state.world_size,
             self.state.per_device_train_batch_size,
@@ -280,7 +318,7 @@ class AccelerateTrainer:
     def _topology(self) -> tuple[int, int, int]:
         return (
             self.accelerator.num_processes,
-            self.config.per_device_train_batch_size,
+            self.config.batching.per_device_train_batch_size,
             self.accumulation_steps,
         )
 
@@ -316,7 +354,7 @@ class AccelerateTrainer:
             state.consecutive_nonfinite = 0
         state.step += 1
         progress.update(1)
-        if state.step % self.config.logging_steps == 0 or state.step == plan.total_steps:
+        if state.step % self.config.logging.logging_steps == 0 or state.step == plan.total_steps:
             self.run_log.add_totals(state, self.step_runner.take_totals())
             record = {
                 "step": state.step,
@@ -349,11 +387,11 @@ class AccelerateTrainer:
             state.consecutive_nonfinite,
         )
         self._log({"step": step, "nonfinite_steps": state.nonfinite_steps})
-        if state.consecutive_nonfinite > self.config.max_nonfinite_steps:
+        if state.consecutive_nonfinite > self.config.optim.max_nonfinite_steps:
             raise Diverged(
                 f"training diverged: {state.consecutive_nonfinite} optimizer steps in a row "
                 f"up to step {step} had a NaN or inf loss or gradient (--max_nonfinite_steps "
-                f"{self.config.max_nonfinite_steps}). The last committed checkpoint in "
+                f"{self.config.optim.max_nonfinite_steps}). The last committed checkpoint in "
                 f"{self.output_dir} is intact: lower the learning rate or check the data."
             )
 
@@ -371,7 +409,7 @@ class AccelerateTrainer:
             accelerator.mixed_precision,
         )
         global_batch = (
-            self.config.per_device_train_batch_size
+            self.config.batching.per_device_train_batch_size
             * self.accumulation_steps
             * accelerator.num_processes
         )

@@ -82,7 +82,7 @@ def plan_resume(
 ) -> ResumePoint | None:
     """Choose the checkpoint and check that it fits this run, before any heavy work."""
     path = choose_checkpoint(
-        accelerator, config.resolved_output_dir(), config.resume_from_checkpoint
+        accelerator, config.resolved_output_dir(), config.checkpointing.resume_from_checkpoint
     )
     if path is None:
         return None
@@ -102,12 +102,12 @@ def plan_resume(
         ) from None
     now = (
         accelerator.num_processes,
-        config.per_device_train_batch_size,
-        config.resolved_accumulation_steps(accelerator.num_processes),
+        config.batching.per_device_train_batch_size,
+        config.batching.resolved_accumulation_steps(accelerator.num_processes),
     )
     check_options(path, saved, config)
     check_identity(path, saved, identity)
-    check_topology(path, saved, now, config.allow_topology_change)
+    check_topology(path, saved, now, config.checkpointing.allow_topology_change)
     return ResumePoint(path, saved)
 
 

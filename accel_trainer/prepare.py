@@ -1,0 +1,309 @@
+"""From options to what a run needs: data read and checked, labels, tokenizer and model built (or
+loaded from a saved folder), splits tokenized once per machine, the checkpoint to resume from.
+`AccelerateTrainer.from_files`, `accel-trainer train`, `evaluate` and `predict` all come here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from accel_trainer.checkpoint import final_model_problem, touch
+from accel_trainer.config import TrainConfig, validate
+from accel_trainer.errors import ConfigError
+from accel_trainer.hashing import file_digest
+from accel_trainer.models import (
+    build_tiny_bert,
+    build_wordpiece_tokenizer,
+    check_model_source,
+    check_sequence_length,
+    load_pretrained,
+    load_saved_model,
+    saved_config,
+)
+from accel_trainer.output_folder import (
+    DEMO_MARKER,
+    OutputLock,
+    check_output_dir,
+    finish_interrupted_save,
+    mark_output_dir,
+)
+from accel_trainer.preprocessing import (
+    task_fingerprint,
+    tokenize_once_per_node,
+    tokenizer_fingerprint,
+)
+from accel_trainer.runtime import (
+    check_same_on_every_process,
+    on_main_then_share,
+    seed_everything,
+    training_accelerator,
+)
+from accel_trainer.tasks import task_for_training, task_from_settings
+from accel_trainer.train.resume import ResumePoint, plan_resume
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from datasets import Dataset
+
+    from accel_trainer.config import EvalDataOptions, InputOptions
+    from accel_trainer.tasks.base import Task
+
+logger = logging.getLogger("accel_trainer")
+
+
+@dataclass
+class PreparedRun:
+    """Everything AccelerateTrainer takes, ready: the output folder locked for this run."""
+
+    accelerator: Accelerator
+    task: Task
+    model: Any
+    tokenizer: Any
+    train_data: Dataset
+    eval_data: Dataset | None
+    identity: dict  # what a resumed run must share with this one
+    resume: ResumePoint | None
+    extra_results: dict
+    data_files: dict[str, str | None]
+    output_lock: OutputLock
+
+
+def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedRun:
+    """Check the options and the output folder, read the data (the demo corpus without data
+    options), build tokenizer and model, tokenize; `task`: an instance to use instead of the
+    registered `config.task`, configured from `config.task_options`."""
+    validate(config)
+    output_dir = config.resolved_output_dir()
+    check_output_dir(output_dir, config)
+    if not config.is_tiny_bert:
+        check_model_source(config.model_name_or_path)
+    accelerator = training_accelerator(config)
+    quiet_other_ranks(accelerator.is_main_process)
+    task = task or task_for_training(config.task, config.task_options)
+    if config.is_demo:
+        task.demo_defaults()
+    train_raw, eval_raw = read_train_and_eval(config, task, accelerator)
+    labels = config.data.label_names or task.label_list(train_raw)
+    check_labels(config, task, labels, train_raw, eval_raw)
+    check_metric_name(config, task, labels)
+    task.learn_from_training_data(train_raw)
+    identity = {"labels": labels, "data files": data_digests(config.data)}
+    check_same_on_every_process(accelerator, {"options": config.to_dict(), **identity})
+    # Before the heavy work: a second run on the same folder stops here.
+    output_lock = OutputLock(output_dir, accelerator.is_main_process)
+    output_lock.acquire()
+    try:
+        # Again, now that no other run can change the folder: one may have finished meanwhile.
+        on_main_then_share(accelerator, lambda: check_output_dir(output_dir, config))
+        finish_interrupted_save(accelerator, output_dir)
+        if accelerator.is_main_process:
+            mark_output_dir(output_dir, config.is_demo)
+        resume = plan_resume(accelerator, config, identity)
+        model, tokenizer = build_model(config, task, labels, train_raw)
+        label2id = model.config.label2id
+        max_length = config.data.max_seq_length
+
+        def encode(raw, for_training: bool) -> Callable[[dict], Dataset]:
+            return lambda map_options: task.tokenize(
+                raw, tokenizer, label2id, max_length, for_training, map_options
+            )
+
+        train_data = tokenized(accelerator, task, tokenizer, label2id, config.data, "train",
+                               train_raw, encode(train_raw, True))  # fmt: skip
+        eval_data = None
+        if eval_raw is not None:
+            eval_data = tokenized(accelerator, task, tokenizer, label2id, config.data, "eval",
+                                  eval_raw, encode(eval_raw, False))  # fmt: skip
+    except BaseException:
+        output_lock.release()
+        raise
+    stats = task.length_report(max_length, len(train_raw), eval_raw)
+    return PreparedRun(
+        accelerator, task, model, tokenizer, train_data, eval_data, identity, resume,
+        {"train_samples": len(train_raw), **stats}, data_files(config, task), output_lock,
+    )  # fmt: skip
+
+
+def build_model(config: TrainConfig, task: Task, labels: list[str], train_raw):
+    """The model and tokenizer to fine-tune: pretrained, or tiny-bert built for the data; the
+    task prepares them (RE: its marker tokens)."""
+    seed_everything(config.runtime.seed)  # before the model: its new head (or all) is random
+    max_length = config.data.max_seq_length
+    if config.is_tiny_bert:
+        tokenizer = build_wordpiece_tokenizer(
+            task.words(train_raw), model_max_length=max(512, max_length)
+        )
+        model = build_tiny_bert(task.auto_model_class_name, len(tokenizer), labels, max_length)
+    else:
+        model, tokenizer = load_pretrained(
+            task.auto_model_class_name, config.model_name_or_path, labels, task.tokenizer_options
+        )
+    check_sequence_length(max_length, model, tokenizer)
+    task.prepare_model(model, tokenizer)
+    return model, tokenizer
+
+
+def tokenized(
+    accelerator: Accelerator,
+    task: Task,
+    tokenizer,
+    label2id: dict | None,
+    options: InputOptions,
+    split: str,
+    raw: Dataset,
+    encode: Callable[[dict], Dataset],
+) -> Dataset:
+    """`encode(map_options)` run once per machine and cached under a fingerprint of everything
+    that shapes the rows: the data, the task, the tokenizer, the labels and the length."""
+    parts = {
+        "task": task_fingerprint(task),
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "label2id": label2id,
+        "max_seq_length": options.max_seq_length,
+        "data": raw._fingerprint,
+    }
+    return tokenize_once_per_node(
+        accelerator,
+        split,
+        encode,
+        parts,
+        options.preprocessing_num_workers,
+        options.overwrite_cache,
+    )
+
+
+@dataclass
+class SavedModel:
+    """A folder `train` saved, loaded for evaluate or predict."""
+
+    task: Task
+    labels: list[str]
+    model: Any
+    tokenizer: Any
+
+
+def load_saved(model_dir: str, max_seq_length: int, run_options: Any) -> SavedModel:
+    """The task, labels, model and tokenizer of a folder saved by `train`, each checked;
+    `run_options` may replace settings of the saved task (RE: --negative_label)."""
+    if os.path.isdir(model_dir):  # an interrupted or damaged save, before reading any of it
+        problem = final_model_problem(model_dir)
+        if problem is not None:
+            raise ConfigError(f"--model_name_or_path cannot be used: got {model_dir!r}; {problem}.")
+    check_model_source(model_dir, saved_by_us=True)
+    labels, settings = saved_config(model_dir)
+    task = task_from_settings(settings, model_dir)
+    task.apply_run_options(run_options)
+    model, tokenizer = load_saved_model(
+        task.auto_model_class_name, model_dir, task.tokenizer_options
+    )
+    check_sequence_length(max_seq_length, model, tokenizer)
+    return SavedModel(task, labels, model, tokenizer)
+
+
+def check_metric_name(config: TrainConfig, task: Task, labels: list[str]) -> None:
+    """Refuse a --metric_for_best_model the task never computes, before training."""
+    name = config.evaluation.metric_for_best_model
+    if name is None:
+        return
+    known = [f"eval_{metric}" for metric in [*task.metric_names(labels), "loss"]]
+    if name not in known:
+        raise ConfigError(
+            f"--metric_for_best_model is not an eval metric of this task: got {name!r}. Use one "
+            f"of {known}."
+        )
+
+
+def check_labels(config: TrainConfig, task: Task, labels, train_raw, eval_raw) -> None:
+    if config.data.label_names:
+        task.check_labels(train_raw, labels, train_source(config.data), "not in --label_names")
+    if eval_raw is not None:
+        task.check_labels(eval_raw, labels, eval_source(config.data))
+    task.check_label_options(labels)
+
+
+def data_files(config: TrainConfig, task: Task) -> dict[str, str | None]:
+    """Where the training and evaluation data came from, for the model card."""
+    data = config.data
+    if config.is_demo:
+        train_path, eval_path = task.demo_files(demo_folder(config))
+        return {"train (demo corpus)": train_path, "eval (demo corpus)": eval_path}
+    if data.dataset_name is not None:
+        name = " ".join(filter(None, [data.dataset_name, data.dataset_config_name]))
+        return {"train and eval": name}
+    return {"train": data.train_file, "eval": data.validation_file}
+
+
+def data_digests(data: EvalDataOptions) -> dict:
+    """What identifies the data each process reads: file contents, or the dataset's name."""
+    digests = {
+        option: file_digest(path) for option, path in data.data_files().items() if path is not None
+    }
+    if data.dataset_name is not None:
+        digests["dataset_name"] = [data.dataset_name, data.dataset_config_name]
+    return digests
+
+
+def demo_folder(config: TrainConfig) -> str:
+    return os.path.join(config.resolved_output_dir(), "data")
+
+
+def read_train_and_eval(config: TrainConfig, task: Task, accelerator: Accelerator):
+    """The raw train and eval splits; the demo corpus is written first when no data is given."""
+    if not config.is_demo:
+        train_raw = read_split(config.data, task, "train")
+        eval_raw = None
+        if config.data.validation_file is not None or config.data.dataset_name is not None:
+            eval_raw = read_split(config.data, task, "validation")
+        return train_raw, eval_raw
+    output_dir, folder = config.resolved_output_dir(), demo_folder(config)
+    with accelerator.main_process_first():
+        if accelerator.is_local_main_process:
+            # Marked first: an interrupted demo run's folder stays one a demo may rewrite.
+            os.makedirs(output_dir, exist_ok=True)
+            touch(os.path.join(output_dir, DEMO_MARKER))
+            if os.path.islink(folder):
+                os.unlink(folder)  # the demo's own data/ is a folder here, never a link
+            task.write_demo_corpus(folder)
+    demo_train, demo_eval = task.demo_files(folder)
+    logger.info("No data given: training on the demo corpus written to %s", folder)
+    train_raw = task.read(demo_train, "demo train file", "auto")
+    eval_raw = task.read(demo_eval, "demo validation file", "auto")
+    return train_raw, eval_raw
+
+
+def read_split(data: EvalDataOptions, task: Task, split: str):
+    if data.dataset_name is not None:
+        return task.read_hub(data.dataset_name, data.dataset_config_name, split)
+    if split == "train":
+        return task.read(data.train_file, "--train_file", data.data_format)
+    return task.read(data.validation_file, "--validation_file", data.data_format)
+
+
+def train_source(data: EvalDataOptions) -> str:
+    if data.dataset_name:
+        return f"--dataset_name {data.dataset_name} split 'train'"
+    return f"--train_file {data.train_file}" if data.train_file else "demo train file"
+
+
+def eval_source(data: EvalDataOptions) -> str:
+    if data.dataset_name:
+        return f"--dataset_name {data.dataset_name} split 'validation'"
+    if data.validation_file:
+        return f"--validation_file {data.validation_file}"
+    return "demo validation file"
+
+
+def quiet_other_ranks(is_main_process: bool) -> None:
+    """Only the main process prints library warnings and progress bars."""
+    if is_main_process:
+        return
+    import datasets
+    import transformers
+
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    logging.getLogger("accel_trainer").setLevel(logging.ERROR)
