@@ -1,23 +1,26 @@
-"""accel_trainer: fine-tune transformers for information extraction on Accelerate."""
+"""accel_trainer: fine-tune transformers for information extraction on Accelerate; the public
+names are importable from here."""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["AccelerateTrainer", "EvalConfig", "Task", "TrainConfig", "register_task"]
+# Public name -> the module that defines it, imported on first use so that `--help` stays fast.
+PUBLIC = {
+    "AccelerateTrainer": "accel_trainer.train",
+    "Observer": "accel_trainer.train",
+    "TrainConfig": "accel_trainer.config",
+    "EvalConfig": "accel_trainer.config",
+    "PredictConfig": "accel_trainer.config",
+    "Task": "accel_trainer.tasks",
+    "TaskOptions": "accel_trainer.tasks.base",
+    "register_task": "accel_trainer.tasks",
+}
+__all__ = sorted(PUBLIC)
 
 
 def __getattr__(name: str):
-    # Heavy imports (torch, transformers) only when the trainer is asked for.
-    if name == "AccelerateTrainer":
-        from accel_trainer.train import AccelerateTrainer
+    if name in PUBLIC:
+        import importlib
 
-        return AccelerateTrainer
-    if name in ("TrainConfig", "EvalConfig"):
-        from accel_trainer import config
-
-        return getattr(config, name)
-    if name in ("Task", "register_task"):
-        from accel_trainer import tasks
-
-        return getattr(tasks, name)
+        return getattr(importlib.import_module(PUBLIC[name]), name)
     raise AttributeError(f"module 'accel_trainer' has no attribute {name!r}")

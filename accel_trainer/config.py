@@ -395,12 +395,13 @@ class BatchingOptions(EvalBatchingOptions):
         ),
     )
     loss_normalization: str = field(
-        default="tokens",
+        default="global",
         metadata=_opt(
-            "tokens: each step's loss is the summed cross-entropy over the whole global batch "
-            "divided by its labelled tokens (NER) or examples (RE), the same on any topology. "
-            "batch: the mean of each micro-batch, averaged (the transformers default).",
-            choices=["tokens", "batch"],
+            "global: each step's loss is the summed cross-entropy over the whole global batch "
+            "divided by its labelled positions (tokens for NER, examples for RE), the same on "
+            "any topology. batch: the mean of each micro-batch, averaged (the transformers "
+            "default).",
+            choices=["global", "batch"],
         ),
     )
 

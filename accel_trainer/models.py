@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from accel_trainer.errors import ConfigError
+from accel_trainer.hashing import json_digest
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # A task's Task.tokenizer_options: keyword arguments to reload a loaded tokenizer with.
@@ -277,10 +278,8 @@ def check_vocabulary(tokenizer, model, name_or_path: str) -> None:
 
 def vocabulary_digest(tokenizer) -> str:
     """A short digest of every token and its id: another vocabulary, another digest."""
-    import hashlib
-
     vocabulary = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    return hashlib.sha256(json.dumps(vocabulary).encode()).hexdigest()[:16]
+    return json_digest(vocabulary, 16)
 
 
 def check_sequence_length(max_seq_length: int, model, tokenizer) -> None:

@@ -3,13 +3,13 @@ never over the input, the model or a file that is not an earlier prediction."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 
-from accel_trainer.checkpoint import file_digest, why_unwritable, write_atomically
+from accel_trainer.checkpoint import why_unwritable, write_atomically
 from accel_trainer.errors import ConfigError
+from accel_trainer.hashing import file_digest, text_digest
 from accel_trainer.tasks.base import PredictionInput
 
 
@@ -23,7 +23,7 @@ def write_predictions(task, raw, rows: dict, id2label: dict, config) -> None:
     text = handle.getvalue()
     write_atomically(config.output_file, text)
     record = {
-        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "sha256": text_digest(text),
         "model_name_or_path": os.path.abspath(config.model_name_or_path),
         "input_file": os.path.abspath(config.input_file),
     }

@@ -5,7 +5,6 @@ second run on the same data, tokenizer and options loads the cached rows instead
 from __future__ import annotations
 
 import glob
-import hashlib
 import inspect
 import json
 import logging
@@ -14,6 +13,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from accel_trainer.hashing import json_digest, text_digest
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     else:  # a slow tokenizer
         definition = json.dumps(sorted(tokenizer.get_vocab().items()))
     definition += type(tokenizer).__name__ + repr(sorted(tokenizer.special_tokens_map.items()))
-    return hashlib.sha256(definition.encode()).hexdigest()
+    return text_digest(definition)
 
 
 def task_fingerprint(task: Any) -> dict:
@@ -41,7 +42,7 @@ def task_fingerprint(task: Any) -> dict:
     invalidates the cache."""
     return {
         "settings": task.tokenization_settings(),
-        "code": hashlib.sha256(task_source(task).encode()).hexdigest(),
+        "code": text_digest(task_source(task)),
     }
 
 
@@ -57,8 +58,7 @@ def task_source(task: Any) -> str:
 def fingerprint(parts: dict) -> str:
     from accel_trainer import __version__
 
-    text = json.dumps({**parts, "accel_trainer": __version__}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return json_digest({**parts, "accel_trainer": __version__}, 32)
 
 
 def is_cached(path: str) -> bool:

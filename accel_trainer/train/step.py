@@ -61,7 +61,7 @@ class OptimizerStep:
         self.accelerator = accelerator
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.accumulation_steps = accumulation_steps
-        self.normalize_globally = loss_normalization != "batch"
+        self.normalize_globally = loss_normalization == "global"
         self.max_grad_norm = max_grad_norm or float("inf")  # 0: only measure the norm
         self._totals = torch.zeros(4, device=accelerator.device)  # TOTALS_FIELDS, this process
 
