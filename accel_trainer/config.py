@@ -18,7 +18,6 @@ from accel_trainer.errors import ConfigError
 
 TINY_BERT = "tiny-bert"
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "constant")
-DATA_FORMATS = ("auto", "conll", "jsonl", "semeval2010")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "all")
 # Trackers whose package is not a dependency: Accelerate silently skips them when missing.
@@ -172,6 +171,16 @@ def task_options_base() -> type:
     return TaskOptions
 
 
+def known_data_formats() -> list[str]:
+    """Every --data_format some registered task reads."""
+    from accel_trainer.tasks.registry import get_task, task_names
+
+    found: list[str] = []
+    for name in task_names():
+        found += [f for f in get_task(name).data_formats if f not in found]
+    return found
+
+
 def registered_task_options() -> dict[str, type]:
     """Every registered task's options class, by task name."""
     from accel_trainer.tasks.registry import task_names
@@ -225,8 +234,7 @@ class InputOptions(OptionGroup):
         metadata=_opt(
             "conll, jsonl, semeval2010, or auto: .json/.jsonl are JSON lines; for NER anything "
             "else is CoNLL; for RE, files whose first line starts with a number and a tab are "
-            "SemEval-2010 Task 8, others JSON lines.",
-            choices=list(DATA_FORMATS),
+            "SemEval-2010 Task 8, others JSON lines. A registered task may read others."
         ),
     )
     max_seq_length: int = field(
@@ -250,6 +258,9 @@ class InputOptions(OptionGroup):
 
     def problems(self) -> list[str]:
         found = super().problems()
+        formats = known_data_formats()
+        if self.data_format not in formats:
+            found.append(f"--data_format is not one of {formats}: got {self.data_format!r}.")
         if self.max_seq_length < 8:
             found.append(
                 f"--max_seq_length must be at least 8: got {self.max_seq_length}. "
@@ -1036,6 +1047,14 @@ class TrainConfig(FromOptions):
             return [
                 f"task_options is not the options of --task {self.task}: got "
                 f"{type(self.task_options).__name__}. Give a {expected.__name__}, or none."
+            ]
+        from accel_trainer.tasks.registry import get_task
+
+        formats = list(get_task(self.task).data_formats)
+        if self.data.data_format in known_data_formats() and self.data.data_format not in formats:
+            return [
+                f"--data_format is not a format of --task {self.task}: got "
+                f"{self.data.data_format!r}. Use one of {formats}."
             ]
         return []
 

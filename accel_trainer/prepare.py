@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
     from datasets import Dataset
 
-    from accel_trainer.config import EvalDataOptions, InputOptions
+    from accel_trainer.config import EvalConfig, EvalDataOptions, InputOptions, PredictConfig
     from accel_trainer.tasks.base import Task
 
 logger = logging.getLogger("accel_trainer")
@@ -185,9 +185,11 @@ class SavedModel:
     tokenizer: Any
 
 
-def load_saved(model_dir: str, max_seq_length: int, run_options: Any) -> SavedModel:
-    """The task, labels, model and tokenizer of a folder saved by `train`, each checked;
-    `run_options` may replace settings of the saved task (RE: --negative_label)."""
+def load_saved(config: EvalConfig | PredictConfig) -> SavedModel:
+    """The task, labels, model and tokenizer of the folder `train` saved that an evaluate or
+    predict config names, each checked; its options may replace settings of the saved task
+    (RE: --negative_label)."""
+    model_dir = config.model_name_or_path
     if os.path.isdir(model_dir):  # an interrupted or damaged save, before reading any of it
         problem = final_model_problem(model_dir)
         if problem is not None:
@@ -195,11 +197,17 @@ def load_saved(model_dir: str, max_seq_length: int, run_options: Any) -> SavedMo
     check_model_source(model_dir, saved_by_us=True)
     labels, settings = saved_config(model_dir)
     task = task_from_settings(settings, model_dir)
-    task.apply_run_options(run_options)
+    task.apply_run_options(config)
+    data_format = config.data.data_format
+    if data_format not in task.data_formats:
+        raise ConfigError(
+            f"--data_format is not a format of the model's task {task.name!r}: got "
+            f"{data_format!r}. Use one of {list(task.data_formats)}."
+        )
     model, tokenizer = load_saved_model(
         task.auto_model_class_name, model_dir, task.tokenizer_options
     )
-    check_sequence_length(max_seq_length, model, tokenizer)
+    check_sequence_length(config.data.max_seq_length, model, tokenizer)
     return SavedModel(task, labels, model, tokenizer)
 
 

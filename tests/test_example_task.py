@@ -159,3 +159,19 @@ def test_the_example_task_trains_saves_and_reloads_in_a_pipeline(tmp_path, capsy
     assert [record["text"] for record in records] == [text for text, _ in dev_rows]
     assert {record["predicted_label"] for record in records} <= {"neg", "pos"}
     capsys.readouterr()
+
+
+def test_the_example_task_brings_its_own_data_format(tmp_path):
+    """--data_format csv is known once the example is registered, and only for its task."""
+    from accel_trainer import TrainConfig
+    from accel_trainer.config import validate
+    from accel_trainer.errors import ConfigError
+
+    load_example()
+    train = write_csv(tmp_path / "train.csv", sentences(4, seed=3))
+    options = dict(train_file=train, output_dir=str(tmp_path / "out"), data_format="csv")
+    validate(TrainConfig.from_options(task="text-classification", **options))
+    with pytest.raises(
+        ConfigError, match=r"--data_format is not a format of --task ner: got 'csv'"
+    ):
+        validate(TrainConfig.from_options(task="ner", **options))

@@ -71,7 +71,9 @@ def test_an_unknown_task_name_suggests_the_closest_one(clean_registry):
         registry.get_task("nerr")
     assert str(error.value) == (
         "--task is not a registered task: got 'nerr'. Did you mean 'ner'? Use one of "
-        "['ner', 're'], or register your own with accel_trainer.register_task."
+        "['ner', 're'], or register your own with accel_trainer.register_task (or, for the "
+        "command line, an entry point in the 'accel_trainer.tasks' group of an installed "
+        "package)."
     )
     with pytest.raises(ConfigError, match="got 'zzz'. Use one of"):
         registry.get_task("zzz")
@@ -174,3 +176,34 @@ def test_nothing_outside_tasks_branches_on_the_task_name():
         if hits:
             found[relative] = hits
     assert found == {}
+
+
+def test_a_task_name_cannot_be_taken_over(clean_registry):
+    class Impostor(Minimal):
+        name = "ner"
+
+    with pytest.raises(ConfigError, match="the task name 'ner' is taken by accel_trainer.tasks"):
+        registry.register_task(Impostor)
+    assert registry.get_task("ner") is NerTask
+    registry.register_task(Minimal)
+    registry.register_task(Minimal)  # the same class again: harmless
+
+
+def test_installed_packages_declare_tasks_by_entry_point(clean_registry, tmp_path, monkeypatch):
+    """A task a package declares in the accel_trainer.tasks group is known to --task without
+    an import by the user: what makes a task of one's own usable from the command line."""
+    package = tmp_path / "my_tasks.py"
+    package.write_text(
+        "from accel_trainer import Task\n"
+        "from tests.test_task_interface import Minimal\n\n"
+        "class Sentiment(Minimal):\n    name = 'sentiment'\n"
+    )
+    info = tmp_path / "my_tasks-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-tasks\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[accel_trainer.tasks]\nsentiment = my_tasks:Sentiment\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "sentiment" in registry.task_names()
+    assert registry.get_task("sentiment").__module__ == "my_tasks"

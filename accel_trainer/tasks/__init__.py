@@ -29,7 +29,8 @@ def task_from_settings(settings: dict | None, model_dir: str) -> Task:
         raise ConfigError(
             f"--model_name_or_path was trained for a task that is not registered: got "
             f"{model_dir!r}, whose task is {name!r}. Register it with "
-            f"accel_trainer.register_task before loading the model; registered: {task_names()}."
+            "accel_trainer.register_task before loading the model (or install the package that "
+            f"declares it as an accel_trainer.tasks entry point); registered: {task_names()}."
         )
     try:
         return get_task(name).from_settings(settings, model_dir)
