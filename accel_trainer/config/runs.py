@@ -1,0 +1,326 @@
+"""The configs of the commands (TrainConfig, EvalConfig, PredictConfig): which groups each
+holds, the checks across groups, and validate()."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from accel_trainer.config.checks import (
+    DECLARED,
+    INTERNAL,
+    TINY_BERT,
+    _opt,
+    blank_problem,
+    choice_problems,
+    data_file_problems,
+    demo_output_dir,
+    is_blank,
+    known_data_formats,
+    model_problems,
+    options_class,
+    output_dir_problems,
+    problems_error,
+    registered_task_options,
+    saved_model_problems,
+    sequence_length_problems,
+    task_options_base,
+)
+from accel_trainer.config.groups import (
+    BatchingOptions,
+    CheckpointOptions,
+    DataOptions,
+    EvalBatchingOptions,
+    EvalDataOptions,
+    EvalOptions,
+    InputOptions,
+    LoggingOptions,
+    OptimOptions,
+    RuntimeOptions,
+    TaskOverrides,
+    token_budget_problem,
+)
+from accel_trainer.config.options import FromOptions, group_fields
+from accel_trainer.errors import ConfigError
+
+
+@dataclass
+class TrainConfig(FromOptions):
+    """Options of `accel-trainer train`."""
+
+    top_title: ClassVar[str] = "task and model"
+
+    task: str = field(
+        default="ner",
+        metadata=_opt(
+            "The task, by its registered name: ner (token classification), re "
+            "(relation classification), or one you registered."
+        ),
+    )
+    model_name_or_path: str = field(
+        default=TINY_BERT,
+        metadata=_opt(
+            "Hub model name or local folder. 'tiny-bert' builds a small randomly initialised "
+            "BERT and a WordPiece tokenizer from the training data (no download)."
+        ),
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Where results go. Train: required with your own data (outputs/demo-TASK for the demo)."
+        ),
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata=_opt("Replace a model that already is in --output_dir.")
+    )
+    config: str | None = field(
+        default=None,
+        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+    )
+    command_line: str | None = field(
+        default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}
+    )
+    data: DataOptions = field(default_factory=DataOptions)
+    batching: BatchingOptions = field(default_factory=BatchingOptions)
+    optim: OptimOptions = field(default_factory=OptimOptions)
+    checkpointing: CheckpointOptions = field(default_factory=CheckpointOptions)
+    evaluation: EvalOptions = field(default_factory=EvalOptions)
+    logging: LoggingOptions = field(default_factory=LoggingOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    task_options: Any = None  # a TaskOptions: the task's options_class; its defaults when None
+    # Flat options of another task than --task: refused by problems(), all at once.
+    other_task_options: dict = field(default_factory=dict, repr=False, metadata={"kind": INTERNAL})
+
+    def __post_init__(self):
+        if self.task_options is None:
+            try:
+                self.task_options = options_class(self.task)()
+            except ConfigError:  # an unknown --task, which problems() reports
+                self.task_options = task_options_base()()
+
+    @classmethod
+    def task_option_classes(cls) -> list[type]:
+        return list(registered_task_options().values())
+
+    def own_task_option_classes(self) -> list[type]:
+        return [type(self.task_options)]
+
+    @classmethod
+    def build(cls, top: dict, groups: dict, task_values: dict):
+        task = top.get("task", cls.task)
+        try:
+            own_class = options_class(task)
+        except ConfigError:  # an unknown --task, which problems() reports
+            own_class = task_options_base()
+        own = {option.name for option in fields(own_class)}
+        options = own_class(**{name: v for name, v in task_values.items() if name in own})
+        others = {name: v for name, v in task_values.items() if name not in own}
+        return cls(**top, **groups, task_options=options, other_task_options=others)
+
+    @property
+    def is_demo(self) -> bool:
+        """No data given: train on the built-in demo corpus."""
+        return self.data.is_demo
+
+    @property
+    def is_tiny_bert(self) -> bool:
+        return self.model_name_or_path == TINY_BERT
+
+    def resolved_learning_rate(self) -> float:
+        if self.optim.learning_rate is not None:
+            return self.optim.learning_rate
+        return 1e-3 if self.is_tiny_bert else 5e-5
+
+    def resolved_output_dir(self) -> str:
+        # `is None`, not `or`: an empty --output_dir is refused, never taken for the demo's.
+        return demo_output_dir(self.task) if self.output_dir is None else self.output_dir
+
+    def problems(self) -> list[str]:
+        """Every invalid option of every group, and of options that depend on each other."""
+        found = self.task_problems() + model_problems(self.model_name_or_path)
+        for name in group_fields(type(self)):
+            found += getattr(self, name).problems()
+        found += choice_problems(self.task_options) + self.task_options.problems()
+        found += sequence_length_problems(self.model_name_or_path, self.data.max_seq_length)
+        found += output_dir_problems(self.output_dir)
+        found += self.other_task_problems()
+        if self.batching.max_tokens_per_batch > 0 and self.checkpointing.allow_topology_change:
+            found.append(token_budget_problem("allow_topology_change"))
+        if not self.is_demo and self.data.train_file is None and self.data.dataset_name is None:
+            found.append(
+                "--train_file is missing: got only --validation_file. Give --train_file too, or "
+                "neither for the demo."
+            )
+        if not self.is_demo and self.output_dir is None:
+            found.append(
+                "--output_dir is missing: it is required with your own data. "
+                "Name a folder for the model and results."
+            )
+        return found
+
+    def task_problems(self) -> list[str]:
+        """--task unknown, or its options an instance of another task's class."""
+        try:
+            expected = options_class(self.task)
+        except ConfigError:
+            from accel_trainer.tasks.registry import task_names
+
+            return [f"--task is not one of {task_names()}: got {self.task!r}."]
+        if not isinstance(self.task_options, expected):
+            return [
+                f"task_options is not the options of --task {self.task}: got "
+                f"{type(self.task_options).__name__}. Give a {expected.__name__}, or none."
+            ]
+        from accel_trainer.tasks.registry import get_task
+
+        formats = list(get_task(self.task).data_formats)
+        if self.data.data_format in known_data_formats() and self.data.data_format not in formats:
+            return [
+                f"--data_format is not a format of --task {self.task}: got "
+                f"{self.data.data_format!r}. Use one of {formats}."
+            ]
+        return []
+
+    def other_task_problems(self) -> list[str]:
+        """Options of another task than --task, given other than at their default."""
+        found = []
+        for name, value in self.other_task_options.items():
+            owners = [
+                task
+                for task, options in registered_task_options().items()
+                if name in {option.name for option in fields(options)}
+            ]
+            if value != getattr(options_class(owners[0])(), name):
+                found.append(
+                    f"--{name} applies to --task {' or '.join(owners)} only: got --task "
+                    f"{self.task}."
+                )
+        return found
+
+
+@dataclass
+class EvalConfig(FromOptions):
+    """Options of `accel-trainer evaluate`: score a saved model on a labelled file."""
+
+    top_title: ClassVar[str] = "model and output"
+
+    model_name_or_path: str = field(
+        default=TINY_BERT,
+        metadata=_opt("The output folder of `accel-trainer train` (or a hub model it saved)."),
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata=_opt("Where the results go. Default: --model_name_or_path."),
+    )
+    config: str | None = field(
+        default=None,
+        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+    )
+    command_line: str | None = field(
+        default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}
+    )
+    data: EvalDataOptions = field(default_factory=EvalDataOptions)
+    batching: EvalBatchingOptions = field(default_factory=EvalBatchingOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    task_options: TaskOverrides = field(default_factory=TaskOverrides)
+
+    def problems(self) -> list[str]:
+        """Every invalid option, as one message each."""
+        found = model_problems(self.model_name_or_path)
+        for name in group_fields(type(self)):
+            found += getattr(self, name).problems()
+        found += sequence_length_problems(self.model_name_or_path, self.data.max_seq_length)
+        found += output_dir_problems(self.output_dir)
+        if self.data.validation_file is None and self.data.dataset_name is None:
+            found.append(
+                "--validation_file is missing: evaluate needs labelled data. "
+                "Give a CoNLL or JSON lines file."
+            )
+        return found + saved_model_problems(self.model_name_or_path, "evaluate")
+
+    def resolved_output_dir(self) -> str:
+        return self.model_name_or_path if self.output_dir is None else self.output_dir
+
+
+@dataclass
+class PredictConfig(FromOptions):
+    """Options of `accel-trainer predict`: label new text with a saved model."""
+
+    top_title: ClassVar[str] = "model and files"
+
+    model_name_or_path: str = field(
+        default=TINY_BERT,
+        metadata=_opt("The output folder of `accel-trainer train` (or a hub model it saved)."),
+    )
+    input_file: str | None = field(
+        default=None,
+        metadata=_opt("Text to label, in a format of the model's task (labels not needed)."),
+    )
+    output_file: str | None = field(
+        default=None,
+        metadata=_opt("Where predictions go: CoNLL or JSON lines matching --input_file."),
+    )
+    overwrite_output_file: bool = field(
+        default=False,
+        metadata=_opt(
+            "Replace an existing --output_file that is not an earlier prediction output of "
+            "accel-trainer."
+        ),
+    )
+    config: str | None = field(
+        default=None,
+        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+    )
+    command_line: str | None = field(
+        default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}
+    )
+    data: InputOptions = field(default_factory=InputOptions)
+    batching: EvalBatchingOptions = field(default_factory=EvalBatchingOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+
+    def problems(self) -> list[str]:
+        """Every invalid option, as one message each."""
+        found = model_problems(self.model_name_or_path)
+        for name in group_fields(type(self)):
+            found += getattr(self, name).problems()
+        found += sequence_length_problems(self.model_name_or_path, self.data.max_seq_length)
+        found += data_file_problems({"input_file": self.input_file})
+        return (
+            found
+            + self.output_file_problems()
+            + saved_model_problems(self.model_name_or_path, "predict")
+        )
+
+    def output_file_problems(self) -> list[str]:
+        found = []
+        source, target = self.input_file, self.output_file
+        if source is None or target is None:
+            found.append(
+                "--input_file and --output_file are required: predict reads one and writes the "
+                "other."
+            )
+        if is_blank(target):
+            found.append(blank_problem("output_file", target, "Name the file to write."))
+        elif target is not None:
+            if os.path.isdir(target):
+                found.append(f"--output_file is a folder: got {target!r}. Name a file.")
+            elif not os.path.isdir(os.path.dirname(os.path.abspath(target))):
+                found.append(
+                    f"--output_file is in a folder that does not exist: got {target!r}. Create "
+                    "the folder first."
+                )
+            elif source and os.path.isfile(source) and os.path.exists(target):
+                if os.path.samefile(source, target):
+                    found.append(
+                        f"--output_file is the --input_file: got {target!r} (the same file). "
+                        "Write the predictions to another file; the input is never replaced."
+                    )
+        return found
+
+
+def validate(config) -> None:
+    """Raise one ConfigError that lists every invalid option."""
+    found = config.problems()
+    if found:
+        raise problems_error(found)
