@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import reprlib
 import shlex
 import sys
 import types
@@ -25,6 +24,7 @@ from accel_trainer.config import (
     problems_error,
     registered_task_options,
 )
+from accel_trainer.config.options import coerce, short, type_words
 from accel_trainer.errors import (
     EXIT_DIVERGED,
     EXIT_PREEMPTED,
@@ -559,51 +559,3 @@ def yaml_problem(path: str, text: str, error) -> str:
     return (
         f"{where} is not valid YAML ({context}{problem}): got {line!r}. Fix the syntax there.{hint}"
     )
-
-
-def short(value) -> str:
-    """repr(value), cut short: a config value may be a huge or deeply nested structure."""
-    cut = reprlib.Repr()  # Python 3.11's takes no keyword arguments
-    cut.maxstring, cut.maxother, cut.maxlevel = 80, 80, 3
-    return cut.repr(value)
-
-
-def type_words(hint) -> str:
-    target = next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint)
-    words = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
-    return words.get(
-        target, "a list of strings" if typing.get_origin(target) is list else str(hint)
-    )
-
-
-def coerce(value, hint):
-    """Convert a file value to the field's type (YAML reads 5e-5 as a string, for one)."""
-    if value is None:
-        return None
-    target = hint
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None
-        target = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-    if target is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise TypeError(value)
-        return value
-    if target in (int, float):
-        if isinstance(value, bool):
-            raise TypeError(value)
-        converted = target(value)
-        if target is int and float(value) != converted:
-            raise ValueError(value)
-        return converted
-    if target is str:
-        if isinstance(value, (bool, list, dict)):
-            raise TypeError(value)
-        return str(value)
-    if typing.get_origin(target) is list:
-        if not isinstance(value, list):
-            raise TypeError(value)
-        if not all(isinstance(item, (str, int, float)) for item in value):
-            raise TypeError(value)
-        return [str(item) for item in value]
-    return value

@@ -100,22 +100,24 @@ def mark_output_dir(output_dir: str, is_demo: bool) -> None:
         os.unlink(demo_marker)  # your run's folder now: a later demo run must not replace it
 
 
-def check_output_dir(output_dir: str, config: TrainConfig) -> None:
+def check_output_dir(output_dir: str, config: TrainConfig, demo: bool | None = None) -> None:
     """Refuse a folder this run must not write into: a file, a read-only folder, someone else's
     folder for the demo, or a saved model or checkpoints that the options do not say to
-    replace or continue."""
+    replace or continue. `demo`: whether the run writes the demo corpus (default: when the
+    config names no data)."""
+    demo = config.is_demo if demo is None else demo
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ConfigError(
             f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
         )
     check_writable_folder(output_dir)
     if os.path.isdir(output_dir) and not config.overwrite_output_dir:
-        check_saved_run(output_dir, config)
-    if config.is_demo:
+        check_saved_run(output_dir, config, demo)
+    if demo:
         check_demo_folder(output_dir)
 
 
-def check_saved_run(output_dir: str, config: TrainConfig) -> None:
+def check_saved_run(output_dir: str, config: TrainConfig, demo: bool) -> None:
     """Refuse to replace a saved model or checkpoints unless told to continue the run, and
     refuse to continue a run that is finished."""
     checkpoints = committed_checkpoints(output_dir)
@@ -145,7 +147,7 @@ def check_saved_run(output_dir: str, config: TrainConfig) -> None:
             f"{os.path.basename(checkpoints[-1][1])}). Pass --resume_from_checkpoint auto to "
             "continue it, or --overwrite_output_dir to start over (its checkpoints are deleted)."
         )
-    if config.is_demo and is_demo_output(output_dir):
+    if demo and is_demo_output(output_dir):
         return
     if present:
         raise ConfigError(

@@ -42,6 +42,7 @@ from accel_trainer.runtime import (
     training_accelerator,
 )
 from accel_trainer.tasks import task_for_training, task_from_settings
+from accel_trainer.tasks.registry import get_task
 from accel_trainer.train.resume import ResumePoint, plan_resume
 
 if TYPE_CHECKING:
@@ -82,6 +83,12 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
         check_model_source(config.model_name_or_path)
     accelerator = training_accelerator(config)
     quiet_other_ranks(accelerator.is_main_process)
+    if task is not None and not isinstance(task, get_task(config.task)):
+        raise ConfigError(
+            f"task is not a task of --task {config.task}: got a {type(task).__name__}. Pass an "
+            f"instance of {get_task(config.task).__name__}, or set task= in the config to the "
+            "registered name of yours."
+        )
     task = task or task_for_training(config.task, config.task_options)
     if config.is_demo:
         task.demo_defaults()

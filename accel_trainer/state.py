@@ -71,6 +71,7 @@ class TrainState:
         one that is missing, of the wrong type or out of range."""
         if not isinstance(saved, dict):
             raise ValueError(f"it holds {type(saved).__name__}, not an object")
+        saved = upgraded(saved)
         values = {}
         for option in fields(cls):
             if option.name not in saved:
@@ -86,6 +87,19 @@ class TrainState:
     def optimizer_steps(self) -> int:
         """Steps that updated the weights: the schedule's position less the skipped ones."""
         return self.step - self.nonfinite_steps
+
+
+def upgraded(saved: dict) -> dict:
+    """A state saved by an earlier version in today's form: `epoch` is now `epoch_index`, and
+    the loss totals were lists in TOTALS_FIELDS order."""
+    saved = dict(saved)
+    if "epoch" in saved and "epoch_index" not in saved:
+        saved["epoch_index"] = saved.pop("epoch")
+    for name in ("run_totals", "pending_totals"):
+        value = saved.get(name)
+        if isinstance(value, list) and len(value) == len(TOTALS_FIELDS):
+            saved[name] = dict(zip(TOTALS_FIELDS, value, strict=True))
+    return saved
 
 
 COUNTS = {

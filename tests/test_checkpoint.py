@@ -104,6 +104,45 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(
     assert results["train_loss"] == full_results["train_loss"]
 
 
+def as_saved_by_the_previous_version(checkpoint) -> None:
+    """Rewrite a checkpoint's trainer_state.json as the version before the library split wrote
+    it (`epoch`, totals as lists, `--loss_normalization tokens`, every task's options), with its
+    manifest entry to match."""
+    import hashlib
+    import json
+
+    path = checkpoint / "trainer_state.json"
+    state = read_json(path)
+    state["epoch"] = state.pop("epoch_index")
+    for name in ("run_totals", "pending_totals"):
+        totals = state[name]
+        state[name] = [
+            totals[k] for k in ("loss_sum", "loss_count", "real_tokens", "padded_tokens")
+        ]
+    state["options"]["loss_normalization"] = "tokens"
+    state["options"].update(entity_markers="<e1>,</e1>,<e2>,</e2>", typed_markers=False)
+    path.write_text(json.dumps(state))
+    manifest = read_json(checkpoint / "manifest.json")
+    data = path.read_bytes()
+    entry = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["files"]["trainer_state.json"] = entry
+    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_checkpoint_of_the_previous_version_resumes_bit_for_bit(
+    small_data, tmp_path, uninterrupted
+):
+    """A job requeued across the upgrade continues where it was, as if never stopped."""
+    full_trainer, (full_weights, _, _) = uninterrupted("1")
+    out = tmp_path / "out"
+    train(small_data, out, stop_at=5)
+    as_saved_by_the_previous_version(out / "checkpoint-5")
+    resumed = train(small_data, out, resume_from_checkpoint="auto")
+    assert resumed.state.step == 8 and resumed.consumed[0][1] == 5
+    weights = final_state(resumed)[0]
+    assert all(torch.equal(weights[k], full_weights[k]) for k in full_weights)
+
+
 def test_torn_checkpoints_are_skipped_and_kept_temporary_folders_removed(small_data, tmp_path):
     out = tmp_path / "out"
     train(small_data, out, stop_at=3)

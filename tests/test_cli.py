@@ -369,35 +369,3 @@ def test_evaluate_keeps_its_task_overrides(tmp_path):
 
 
 # {c} stands for `config`: the script, run over tests/, must not rewrite this file's samples.
-REGROUP_BEFORE = """from accel_trainer.config import TrainConfig
-{c} = TrainConfig(learning_rate=0.1, seed=3)
-rate = {c}.learning_rate * self.{c}.per_device_train_batch_size
-label = run_{c}.negative_label or model.{c}.max_seq_length
-steps = {c}.resolved_accumulation_steps(2), {c}.output_dir
-markers = {c}.markers()
-grouped = TrainConfig(data=DataOptions(train_file="t"), output_dir="o")
-text = "TrainConfig(seed=1)"
-"""
-REGROUP_AFTER = """from accel_trainer.config import TrainConfig
-{c} = TrainConfig.from_options(learning_rate=0.1, seed=3)
-rate = {c}.optim.learning_rate * self.{c}.batching.per_device_train_batch_size
-label = run_{c}.task_options.negative_label or model.{c}.max_seq_length
-steps = {c}.batching.resolved_accumulation_steps(2), {c}.output_dir
-markers = {c}.task_options.markers()
-grouped = TrainConfig(data=DataOptions(train_file="t"), output_dir="o")
-text = "TrainConfig(seed=1)"
-"""
-
-
-def test_the_regroup_script_rewrites_flat_accesses_once(tmp_path):
-    path = tmp_path / "consumer.py"
-    path.write_text(REGROUP_BEFORE.format(c="config") + "x = getattr(config, 'seed')\n")
-    script = os.path.join(REPO_ROOT, "tools", "regroup_config_access.py")
-    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
-    run = [sys.executable, script, str(path)]
-    done = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
-    assert done.returncode == 0, done.stderr
-    assert path.read_text() == REGROUP_AFTER.format(c="config") + "x = getattr(config, 'seed')\n"
-    assert "consumer.py:9: an option by its flat name through getattr()" in done.stderr
-    again = subprocess.run([*run, "--check"], capture_output=True, text=True, timeout=60, env=env)
-    assert again.returncode == 0 and "would change 0 file(s)" in again.stdout

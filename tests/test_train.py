@@ -172,7 +172,9 @@ def test_trainer_rejects_a_dataset_without_labels(demo_run):
     trainer, _, _ = demo_run
     unlabeled = Dataset.from_dict({"input_ids": [[1, 2, 3]]})
     model = trainer.accelerator.unwrap_model(trainer.model)
-    with pytest.raises(InputError, match="the dataset has no 'labels' column: got columns"):
+    with pytest.raises(
+        InputError, match="train_data has no 'labels' and 'input_ids' columns: got columns"
+    ):
         AccelerateTrainer(
             model,
             trainer.tokenizer,

@@ -3,12 +3,66 @@ a config from flat names (CLI, config files, Python) and flattening it back."""
 
 from __future__ import annotations
 
+import reprlib
+import types
 import typing
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from accel_trainer.config.checks import INTERNAL, did_you_mean, problems_error
 from accel_trainer.config.groups import CheckpointEvery, OptionGroup
+
+
+def short(value) -> str:
+    """repr(value), cut short: a config value may be a huge or deeply nested structure."""
+    cut = reprlib.Repr()  # Python 3.11's takes no keyword arguments
+    cut.maxstring, cut.maxother, cut.maxlevel = 80, 80, 3
+    return cut.repr(value)
+
+
+def type_words(hint) -> str:
+    target = next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint)
+    words = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+    return words.get(
+        target, "a list of strings" if typing.get_origin(target) is list else str(hint)
+    )
+
+
+def coerce(value, hint):
+    """Convert an option's value (from Python, a flag or a config file: YAML reads 5e-5 as a
+    string, for one) to the field's type; TypeError or ValueError when it is not one."""
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType)  # X | None
+    if value is None:
+        if optional:
+            return None
+        raise TypeError(value)
+    target = hint
+    if optional:
+        target = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if target is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise TypeError(value)
+        return value
+    if target in (int, float):
+        if isinstance(value, bool):
+            raise TypeError(value)
+        converted = target(value)
+        if target is int and float(value) != converted:
+            raise ValueError(value)
+        return converted
+    if target is str:
+        if isinstance(value, (bool, list, dict)):
+            raise TypeError(value)
+        return str(value)
+    if typing.get_origin(target) is list:
+        if not isinstance(value, list):
+            raise TypeError(value)
+        if not all(isinstance(item, (str, int, float)) for item in value):
+            raise TypeError(value)
+        return [str(item) for item in value]
+    return value
 
 
 def group_fields(config_class: type) -> dict[str, type]:
@@ -50,6 +104,17 @@ def class_options(owner: type, group: str | None) -> dict[str, Option]:
         text_type = option.metadata.get("text_type")
         found[option.name] = Option(option.name, group, option, str if text_type else hint, owner)
     return found
+
+
+def typed_value(value, hint, text_type=None):
+    """An option's value converted to its field's type (a typed value such as CheckpointEvery
+    from its text)."""
+    if text_type is not None and isinstance(value, text_type):
+        return value
+    if text_type is not None and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # checkpointing_steps=10 from Python
+    value = coerce(value, hint)
+    return text_type(value) if text_type is not None and value is not None else value
 
 
 class FromOptions:
@@ -100,17 +165,26 @@ class FromOptions:
         top: dict = {}
         grouped: dict[str, dict] = {name: {} for name in group_classes}
         task_values: dict = {}
+        wrong = []
         for name, value in flat.items():
             option = table[name]
             text_type = option.field.metadata.get("text_type")
-            if text_type and isinstance(value, str):
-                value = text_type(value)
+            try:
+                value = typed_value(value, option.hint, text_type)
+            except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
+                wrong.append(
+                    f"--{name} has the wrong type: got {short(value)}, expected "
+                    f"{type_words(option.hint)}."
+                )
+                continue
             if option.group is None:
                 top[name] = value
             elif option.group in group_classes:
                 grouped[option.group][name] = value
             else:
                 task_values[name] = value
+        if wrong:
+            raise problems_error(wrong)
         groups = {name: group_classes[name](**values) for name, values in grouped.items()}
         return cls.build(top, groups, task_values)
 

@@ -25,14 +25,24 @@ def with_row_ids(data: Dataset) -> Dataset:
     return data.add_column("row_id", list(range(len(data))))
 
 
-def check_label_column(data: Dataset | None, label_key: str) -> None:
-    """Fail early when a dataset does not carry the task's gold label column."""
+def check_label_column(data: Dataset | DataLoader | None, label_key: str, what: str) -> None:
+    """Fail early when a dataset is no dataset, is empty or lacks the task's gold label column;
+    `what` names the argument."""
+    if data is None or isinstance(data, DataLoader):
+        return
     columns = getattr(data, "column_names", None)
-    if columns is not None and label_key not in columns:
+    if columns is None:
         raise InputError(
-            f"the dataset has no {label_key!r} column: got columns {columns}. Tokenize it with "
-            "the task so that each example carries its gold label."
+            f"{what} is not a datasets.Dataset or a DataLoader: got {type(data).__name__}. "
+            "Tokenize your data with the task (task.tokenize), or use AccelerateTrainer.from_files."
         )
+    if label_key not in columns or "input_ids" not in columns:
+        raise InputError(
+            f"{what} has no {label_key!r} and 'input_ids' columns: got columns {columns}. "
+            "Tokenize it with the task so that each example carries its gold label."
+        )
+    if len(data) == 0:
+        raise InputError(f"{what} is empty: got 0 rows. Give it at least one example.")
 
 
 def inference_loader(data: Dataset, collate, batch_size: int, pin_memory: bool) -> DataLoader:

@@ -4,6 +4,7 @@ batching, resume, checkpointer, best model, run log, inference, export)."""
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,12 +15,14 @@ from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
 from accel_trainer.checkpoint import restore_rng
+from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError, Diverged, PeerLost, Preempted, first_line
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
-from accel_trainer.output_folder import OutputLock
+from accel_trainer.output_folder import OutputLock, check_output_dir, mark_output_dir
 from accel_trainer.runtime import (
     Preemption,
     is_lost_peer,
+    on_main_then_share,
     peak_memory_mb,
     seed_everything,
     training_accelerator,
@@ -81,9 +84,12 @@ class AccelerateTrainer:
     ):
         """`resume`: the checkpoint plan_resume chose (else fit() chooses); `identity`: what a
         resumed run must share with this one (default: the labels); `data_files`: the data's
-        provenance for the model card (default: the config's data options)."""
-        for data in (train_data, eval_data):
-            check_label_column(data, task.label_key)
+        provenance for the model card (default: the config's data options); `output_lock`: the
+        output folder, checked and locked by from_files (else fit() checks and locks it)."""
+        check_arguments(config, task, observers)
+        validate(config)
+        check_label_column(train_data, task.label_key, "train_data")
+        check_label_column(eval_data, task.label_key, "eval_data")
         self.config, self.task, self.tokenizer = config, task, tokenizer
         self.output_dir = config.resolved_output_dir()
         self.accelerator = accelerator or training_accelerator(config)
@@ -137,9 +143,11 @@ class AccelerateTrainer:
         self.run_log = RunLog(self.accelerator, self.output_dir, config.logging.report_to)
         self.step_runner: OptimizerStep | None = None
         # Held by the main process while it owns output_dir: taken by preparation, else fit().
+        self.folder_checked = output_lock is not None
         self.output_lock = output_lock or OutputLock(
             self.output_dir, self.accelerator.is_main_process
         )
+        self.fitted = False
         self._rng_to_restore: dict | None = None
 
     @classmethod
@@ -152,6 +160,7 @@ class AccelerateTrainer:
         writes the complete model folder. `accel-trainer train` is this call."""
         from accel_trainer.prepare import prepare_training
 
+        check_arguments(config, task, observers)
         run = prepare_training(config, task)
         return cls(
             run.model,
@@ -233,7 +242,20 @@ class AccelerateTrainer:
         process; a lost peer reported as such; all released at the end."""
         if self.train_dataloader is None:
             raise ConfigError("fit() needs training data: got train_data=None. Pass a dataset.")
+        if self.fitted:
+            raise ConfigError(
+                "fit() already ran on this trainer: a second call would start the optimizer and "
+                "the schedule again. Build a new trainer (with --resume_from_checkpoint auto to "
+                "continue from its checkpoints)."
+            )
+        self.fitted = True
         self.output_lock.acquire()
+        if not self.folder_checked:  # a trainer built directly, not by from_files
+            check = lambda: check_output_dir(self.output_dir, self.config, demo=False)  # noqa: E731
+            on_main_then_share(self.accelerator, check)
+            if self.accelerator.is_main_process:
+                mark_output_dir(self.output_dir, is_demo=False)
+            self.folder_checked = True
         progress = tqdm(desc="train", unit="step", disable=not self.accelerator.is_main_process)
         try:
             with Preemption(self.accelerator) as preemption:
@@ -502,8 +524,35 @@ class AccelerateTrainer:
 
     def save_model(self, output_dir: str, results: dict | None = None) -> None:
         """Save the final model folder (weights, tokenizer, config.json's accel_trainer entry,
-        options, `results` and model card) atomically from the main process."""
+        options, `results` and model card) atomically from the main process; a folder other
+        than the run's own is checked first, as an output folder is."""
+        if os.path.abspath(output_dir) != os.path.abspath(self.output_dir):
+            check = lambda: check_output_dir(output_dir, self.config, demo=False)  # noqa: E731
+            on_main_then_share(self.accelerator, check)
         save_final_model(
             self.accelerator, self.model, self.tokenizer, self.task, self.config, output_dir,
             results, self.state.step, self.data_files,
         )  # fmt: skip
+
+
+def check_arguments(config, task, observers) -> None:
+    """Refuse arguments of the wrong kind before any work, naming the argument (task None:
+    the one the config names)."""
+    from accel_trainer.config import TrainConfig
+    from accel_trainer.tasks.base import Task
+
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(
+            f"config is not a TrainConfig: got {type(config).__name__}. Build one with "
+            "TrainConfig.from_options(...)."
+        )
+    if task is not None and not isinstance(task, Task):
+        raise ConfigError(
+            f"task is not a Task instance: got {task!r}. Pass an instance, e.g. NerTask()."
+        )
+    wrong = [observer for observer in observers if not isinstance(observer, Observer)]
+    if wrong:
+        raise ConfigError(
+            f"observers must be accel_trainer.Observer instances: got {wrong[0]!r}. Subclass "
+            "Observer and override the hooks you need."
+        )

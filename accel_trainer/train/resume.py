@@ -43,6 +43,8 @@ RESUME_INSENSITIVE = {
     "train_file",
     "validation_file",
 }
+# Option values an earlier version saved under another name: (option, old value) -> new value.
+RENAMED_VALUES = {("loss_normalization", "tokens"): "global"}
 # How the global batch is split; may change on resume with --allow_topology_change.
 TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
 DESCRIBE_TOPOLOGY = "{} process(es) x per-device batch {} x accumulation {}".format
@@ -115,10 +117,12 @@ def check_options(path: str, saved: dict, config: TrainConfig) -> None:
     """Refuse a checkpoint saved with other training options, naming each one."""
     before, now = saved.get("options"), training_options(config)
     if isinstance(before, dict):  # compared as values: 2 epochs and 2.0 are the same option
+        before = {key: RENAMED_VALUES.get((key, value), value) for key, value in before.items()}
+        # Options one side does not have (added since, or another task's) are not compared.
         changed = [
-            f"--{key} {before.get(key)!r} then, {now.get(key)!r} now"
-            for key in sorted(set(before) | set(now))
-            if before.get(key) != now.get(key)
+            f"--{key} {before[key]!r} then, {now[key]!r} now"
+            for key in sorted(set(before) & set(now))
+            if before[key] != now[key]
         ]
     elif saved.get("config_hash") != options_hash(config):
         # A checkpoint from before options were recorded: only their hash is known.
