@@ -449,6 +449,13 @@ def lock_output_dir(output_dir: str):
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
+        if holder == f"{os.getpid()} on {socket.gethostname()}":
+            raise ConfigError(
+                f"--output_dir {output_dir!r} is in use by another trainer in this process: one "
+                "built by AccelerateTrainer.from_files holds it until its fit() ends. Run that "
+                "trainer's fit(), call its release_output_dir(), or give this one another "
+                "--output_dir."
+            ) from None
         raise ConfigError(
             f"--output_dir {output_dir!r} is in use by another run (process {holder}). Two "
             "`accel-trainer train` commands are two separate runs, not one run on two "

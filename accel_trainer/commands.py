@@ -53,7 +53,7 @@ def evaluate(config: EvalConfig) -> dict:
 
     accelerator = create_accelerator(config.runtime)
     prepare.quiet_other_ranks(accelerator.is_main_process)
-    saved = prepare.load_saved(config)
+    saved = prepare.load_saved(config, config.task_options.given())
     task, tokenizer = saved.task, saved.tokenizer
     eval_raw = prepare.read_split(config.data, task, "validation")
     task.check_labels(eval_raw, saved.labels, prepare.eval_source(config.data))
@@ -114,7 +114,7 @@ def predict(config: PredictConfig) -> int:
     check_output_file(config)
     accelerator = create_accelerator(config.runtime)
     prepare.quiet_other_ranks(accelerator.is_main_process)
-    saved = prepare.load_saved(config)
+    saved = prepare.load_saved(config, {})
     task, tokenizer, max_length = saved.task, saved.tokenizer, config.data.max_seq_length
     try:
         raw = task.read(config.input_file, "--input_file", config.data.data_format, labelled=False)

@@ -192,10 +192,10 @@ class SavedModel:
     tokenizer: Any
 
 
-def load_saved(config: EvalConfig | PredictConfig) -> SavedModel:
+def load_saved(config: EvalConfig | PredictConfig, overrides: dict) -> SavedModel:
     """The task, labels, model and tokenizer of the folder `train` saved that an evaluate or
-    predict config names, each checked; its options may replace settings of the saved task
-    (RE: --negative_label)."""
+    predict config names, each checked; `overrides` replace settings of the saved task (NER:
+    tag_scheme, RE: negative_label)."""
     model_dir = config.model_name_or_path
     if os.path.isdir(model_dir):  # an interrupted or damaged save, before reading any of it
         problem = final_model_problem(model_dir)
@@ -204,7 +204,7 @@ def load_saved(config: EvalConfig | PredictConfig) -> SavedModel:
     check_model_source(model_dir, saved_by_us=True)
     labels, settings = saved_config(model_dir)
     task = task_from_settings(settings, model_dir)
-    task.apply_run_options(config)
+    task.apply_run_options(overrides, model_dir)
     data_format = config.data.data_format
     if data_format not in task.data_formats:
         raise ConfigError(

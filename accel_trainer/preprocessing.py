@@ -8,6 +8,7 @@ import glob
 import inspect
 import json
 import logging
+import marshal
 import os
 import sys
 import time
@@ -48,11 +49,28 @@ def task_fingerprint(task: Any) -> dict:
 
 def task_source(task: Any) -> str:
     """The source of the task's module; where there is none to read (a task defined in an
-    interactive session), its class's name and attribute names."""
+    interactive session), the compiled code of its classes, so that an edit still changes it."""
     try:
         return inspect.getsource(sys.modules[type(task).__module__])
     except (OSError, TypeError, KeyError):
-        return repr(sorted(vars(type(task)))) + type(task).__qualname__
+        return class_code(type(task)).hex()
+
+
+def class_code(task_class: type) -> bytes:
+    """The bytecode (marshal: the same in every process) and plain values of a class and its
+    bases, less those of this package, whose modules have a source."""
+    parts = []
+    for owner in task_class.__mro__:
+        if owner.__module__.startswith("accel_trainer") or owner is object:
+            continue
+        for name, value in sorted(vars(owner).items()):
+            function = getattr(value, "__func__", value)  # classmethods, staticmethods
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                parts.append(name.encode() + marshal.dumps(code))
+            elif isinstance(value, (str, int, float, bool, tuple, type(None))):
+                parts.append(f"{name}={value!r}".encode())
+    return b"\0".join(parts)
 
 
 def fingerprint(parts: dict) -> str:

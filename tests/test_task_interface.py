@@ -151,10 +151,12 @@ def test_re_decides_its_negative_label_for_the_demo_evaluate_and_the_label_check
     given = ReTask(negative_label="Other")
     given.demo_defaults()
     assert given.negative_label == "Other"
-    given.apply_run_options(ReOptions(negative_label="none"))
+    given.apply_run_options({"negative_label": "none"}, "model")
     assert given.negative_label == "none"
-    given.apply_run_options(ReOptions())  # not given: the saved model's stays
+    given.apply_run_options({}, "model")  # not given: the saved model's stays
     assert given.negative_label == "none"
+    with pytest.raises(ConfigError, match="--tag_scheme is not an option of the model's task"):
+        given.apply_run_options({"tag_scheme": "bio"}, "model")
     with pytest.raises(ConfigError, match="--negative_label is not among the labels: got 'none'"):
         given.check_label_options(["Other", "works_for"])
     NerTask().check_label_options(["O"])  # NER has no option naming a label
@@ -207,3 +209,15 @@ def test_installed_packages_declare_tasks_by_entry_point(clean_registry, tmp_pat
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "sentiment" in registry.task_names()
     assert registry.get_task("sentiment").__module__ == "my_tasks"
+
+
+def test_evaluate_overrides_reach_the_task_of_the_saved_model():
+    task = NerTask(tag_scheme="none")
+    task.apply_run_options({"tag_scheme": "bio"}, "model")
+    assert task.tag_scheme == "bio"
+    with pytest.raises(ConfigError) as error:
+        task.apply_run_options({"negative_label": "O"}, "out/ner-model")
+    assert str(error.value) == (
+        "--negative_label is not an option of the model's task: got --negative_label 'O', and "
+        "the model at out/ner-model does task 'ner'. Leave it out."
+    )

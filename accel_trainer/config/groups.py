@@ -214,6 +214,9 @@ class EvalBatchingOptions(OptionGroup):
         return found + upper_bound_problems(self, {"per_device_eval_batch_size": MAX_COUNT})
 
 
+LOSS_NORMALIZATIONS = ("global", "batch")
+
+
 @dataclass
 class BatchingOptions(EvalBatchingOptions):
     """How an optimizer step's examples are split into micro-batches and laid out."""
@@ -253,12 +256,21 @@ class BatchingOptions(EvalBatchingOptions):
             "divided by its labelled positions (tokens for NER, examples for RE), the same on "
             "any topology. batch: the mean of each micro-batch, averaged (the transformers "
             "default).",
-            choices=["global", "batch"],
         ),
     )
 
     def problems(self) -> list[str]:
         found = super().problems()
+        if self.loss_normalization == "tokens":  # what `global` was called before
+            found.append(
+                "--loss_normalization tokens is now called global: got 'tokens'. Use "
+                "--loss_normalization global (the default)."
+            )
+        elif self.loss_normalization not in LOSS_NORMALIZATIONS:
+            found.append(
+                f"--loss_normalization is not one of {list(LOSS_NORMALIZATIONS)}: got "
+                f"{self.loss_normalization!r}."
+            )
         found += positive_problems(
             self, ("per_device_train_batch_size", "gradient_accumulation_steps")
         )
@@ -631,6 +643,10 @@ class TaskOverrides(OptionGroup):
 
     tag_scheme: str | None = field(default=None, metadata={"task": "ner"})
     negative_label: str | None = field(default=None, metadata={"task": "re"})
+
+    def given(self) -> dict[str, str]:
+        """The overrides given, by option name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
 
     def problems(self) -> list[str]:
         """The task's own checks of each given override."""

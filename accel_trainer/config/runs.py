@@ -152,6 +152,15 @@ class TrainConfig(FromOptions):
                 "--train_file is missing: got only --validation_file. Give --train_file too, or "
                 "neither for the demo."
             )
+        evaluation = self.evaluation
+        watches = evaluation.metric_for_best_model or evaluation.load_best_model_at_end
+        has_eval_data = self.data.validation_file is not None or self.data.dataset_name is not None
+        if watches and not (self.is_demo or has_eval_data):
+            found.append(
+                "--metric_for_best_model needs evaluation data: got no --validation_file (or "
+                "--dataset_name). Give one, or leave out --metric_for_best_model, "
+                "--load_best_model_at_end and --early_stopping_patience."
+            )
         if not self.is_demo and self.output_dir is None:
             found.append(
                 "--output_dir is missing: it is required with your own data. "

@@ -6,7 +6,7 @@ import abc
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from accel_trainer.errors import ConfigError, DataError
@@ -78,10 +78,17 @@ class Task(abc.ABC):
         """What a saved model needs to rebuild this task (stored in its config.json)."""
         return {"task": self.name}
 
-    def apply_run_options(self, options: Any) -> None:
-        """Let options of an evaluate or predict run replace settings of the saved model (RE:
-        --negative_label); nothing by default."""
-        return None
+    def apply_run_options(self, overrides: dict[str, Any], model_dir: str) -> None:
+        """Options given to evaluate replace the saved model's settings of the same name (NER:
+        --tag_scheme, RE: --negative_label); an option this task does not have is refused."""
+        own = {option.name for option in fields(self.options_class)}
+        for name, value in overrides.items():
+            if name not in own:
+                raise ConfigError(
+                    f"--{name} is not an option of the model's task: got --{name} {value!r}, "
+                    f"and the model at {model_dir} does task {self.name!r}. Leave it out."
+                )
+            setattr(self, name, value)
 
     def tokenization_settings(self) -> dict:
         """Everything of the task that shapes tokenized rows: part of the tokenization cache key."""

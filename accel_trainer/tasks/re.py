@@ -374,12 +374,6 @@ class ReTask(Task):
             list(settings.get("entity_types") or []),
         )
 
-    def apply_run_options(self, options: Any) -> None:
-        """--negative_label given to evaluate replaces the trained model's."""
-        negative = getattr(getattr(options, "task_options", options), "negative_label", None)
-        if negative is not None:
-            self.negative_label = negative
-
     def settings(self) -> dict:
         return {
             "task": self.name,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
+import re
 from importlib.metadata import entry_points
 
 from accel_trainer.errors import ConfigError
@@ -13,6 +15,7 @@ from accel_trainer.tasks.base import Task
 # Built-in tasks by module path, imported on first use so that `--help` stays fast.
 BUILT_IN = {"ner": "accel_trainer.tasks.ner:NerTask", "re": "accel_trainer.tasks.re:ReTask"}
 ENTRY_POINTS = "accel_trainer.tasks"  # name = "package.module:TaskClass" in pyproject.toml
+TASK_NAME = re.compile(r"[A-Za-z][\w.-]*")  # usable as `--task NAME` and in a folder name
 _registered: dict[str, type[Task]] = {}
 
 
@@ -25,10 +28,16 @@ def register_task(task_class: type[Task]) -> type[Task]:
             "your task from accel_trainer.Task."
         )
     name = getattr(task_class, "name", None)
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not TASK_NAME.fullmatch(name):
         raise ConfigError(
-            f"register_task needs a task class with a `name`: got {task_class!r}. Set "
-            "name = 'my-task' on the class."
+            f"register_task needs a task class whose `name` is a word (letters, digits, - _ .): "
+            f"got {name!r} on {task_class!r}. Set e.g. name = 'my-task' on the class."
+        )
+    if inspect.isabstract(task_class):
+        missing = sorted(task_class.__abstractmethods__)
+        raise ConfigError(
+            f"register_task needs a complete task: {task_class.__name__} does not define "
+            f"{', '.join(missing)}. Write those methods (see accel_trainer.Task)."
         )
     taken = _registered.get(name)
     owner = qualified_name(taken) if taken else (declared(name) or "").replace(":", ".")

@@ -178,6 +178,11 @@ class AccelerateTrainer:
             output_lock=run.output_lock,
         )
 
+    def release_output_dir(self) -> None:
+        """Give up this trainer's hold on its output folder (fit() takes it again)."""
+        self.output_lock.release()
+        self.folder_checked = False
+
     def add_observer(self, observer: Observer) -> None:
         self.observers.attached.append(observer)
 
@@ -249,15 +254,16 @@ class AccelerateTrainer:
                 "continue from its checkpoints)."
             )
         self.fitted = True
-        self.output_lock.acquire()
         if not self.folder_checked:  # a trainer built directly, not by from_files
-            check = lambda: check_output_dir(self.output_dir, self.config, demo=False)  # noqa: E731
-            on_main_then_share(self.accelerator, check)
-            if self.accelerator.is_main_process:
-                mark_output_dir(self.output_dir, is_demo=False)
-            self.folder_checked = True
+            self._check_output_dir()
         progress = tqdm(desc="train", unit="step", disable=not self.accelerator.is_main_process)
         try:
+            self.output_lock.acquire()
+            if not self.folder_checked:  # again, now that no other run can change it
+                self._check_output_dir()
+                if self.accelerator.is_main_process:
+                    mark_output_dir(self.output_dir, is_demo=False)
+                self.folder_checked = True
             with Preemption(self.accelerator) as preemption:
                 yield preemption, progress
         except RuntimeError as error:
@@ -272,6 +278,10 @@ class AccelerateTrainer:
         finally:
             progress.close()  # so that an error message starts on a line of its own
             self.output_lock.release()
+
+    def _check_output_dir(self) -> None:
+        check = lambda: check_output_dir(self.output_dir, self.config, demo=False)  # noqa: E731
+        on_main_then_share(self.accelerator, check)
 
     def _plan(self) -> TrainPlan:
         config = self.config
