@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from accel_trainer.checkpoint import (
     LOCK_FILE,
+    MODEL_FILES,
     MODEL_MANIFEST,
     MODEL_TEMP,
     RUN_MARKER,
@@ -111,6 +112,18 @@ def check_output_dir(output_dir: str, config: TrainConfig, demo: bool | None = N
             f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
         )
     check_writable_folder(output_dir)
+    in_the_way = [
+        name
+        for name in (*MODEL_FILES, *RUN_OUTPUTS)
+        if name != "runs"
+        and os.path.isdir(os.path.join(output_dir, name))
+        and not os.path.islink(os.path.join(output_dir, name))
+    ]
+    if in_the_way:
+        raise ConfigError(
+            f"--output_dir has a folder where the model's file goes: got {output_dir!r} (with a "
+            f"folder {in_the_way[0]}). Move it away, or choose another --output_dir."
+        )
     if os.path.isdir(output_dir) and not config.overwrite_output_dir:
         check_saved_run(output_dir, config, demo)
     if demo:

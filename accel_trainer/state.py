@@ -72,6 +72,13 @@ class TrainState:
         if not isinstance(saved, dict):
             raise ValueError(f"it holds {type(saved).__name__}, not an object")
         saved = upgraded(saved)
+        known = {option.name for option in fields(cls)}
+        unknown = sorted(set(saved) - known)
+        if unknown:
+            raise ValueError(f"it has fields no state has: {unknown}")
+        missing = [name for name in REQUIRED if name not in saved]
+        if missing:
+            raise ValueError(f"it lacks {missing}")
         values = {}
         for option in fields(cls):
             if option.name not in saved:
@@ -81,7 +88,25 @@ class TrainState:
             if problem:
                 raise ValueError(f"{option.name!r} {problem}: got {value!r:.60}")
             values[option.name] = Totals(**value) if option.type == "Totals" else value
-        return cls(**values)
+        state = cls(**values)
+        problem = state.inconsistency()
+        if problem:
+            raise ValueError(problem)
+        return state
+
+    def inconsistency(self) -> str | None:
+        """Counts that cannot belong together (an edited or damaged state), or None."""
+        if self.nonfinite_steps > self.step:
+            return f"it has {self.nonfinite_steps} skipped steps in {self.step} steps"
+        if self.consecutive_nonfinite > self.nonfinite_steps:
+            return (
+                f"it has {self.consecutive_nonfinite} skipped steps in a row but "
+                f"{self.nonfinite_steps} in all"
+            )
+        for name in ("last_eval_step", "best_step"):
+            if getattr(self, name) > self.step:
+                return f"its {name} {getattr(self, name)} is after its step {self.step}"
+        return None
 
     @property
     def optimizer_steps(self) -> int:
@@ -102,6 +127,20 @@ def upgraded(saved: dict) -> dict:
     return saved
 
 
+# What every state since checkpoints exist has: without them the position is unknown.
+REQUIRED = (
+    "step",
+    "epoch_index",
+    "micro_step",
+    "micro_step_in_epoch",
+    "samples_seen",
+    "last_eval_step",
+    "run_totals",
+    "pending_totals",
+    "world_size",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+)
 COUNTS = {
     "step",
     "epoch_index",
@@ -122,6 +161,11 @@ def is_number(value: object) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
 
 
+def is_float(value: object) -> bool:
+    """A number, NaN and infinities included."""
+    return type(value) in (int, float)
+
+
 def field_problem(name: str, value: object) -> str | None:
     """What is wrong with one saved field, or None."""
     if name in COUNTS:
@@ -131,7 +175,10 @@ def field_problem(name: str, value: object) -> str | None:
         return None if type(value) is int and value >= -1 else "is not a step (or -1)"
     if name in ("run_totals", "pending_totals"):
         ok = isinstance(value, dict) and sorted(value) == sorted(TOTALS_FIELDS)
-        ok = ok and all(map(is_number, value.values()))
+        # The next log record's loss may be a skipped step's NaN: shown, never trained on.
+        loss_ok = is_number if name == "run_totals" else is_float
+        ok = ok and loss_ok(value["loss_sum"])
+        ok = ok and all(is_number(value[k]) and value[k] >= 0 for k in TOTALS_FIELDS[1:])
         return None if ok else f"is not a record of {', '.join(TOTALS_FIELDS)}"
     if name == "best_metric":
         return None if value is None or is_number(value) else "is not a number"

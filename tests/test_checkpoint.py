@@ -469,3 +469,46 @@ def test_rotation_never_leaves_less_than_the_newest_and_the_best(small_data, tmp
     train(small_data, out, eval_steps=1, metric_for_best_model="eval_f1", save_total_limit=2)
     # From step 3 on each commit makes 3 checkpoints, one too many: one goes, never the best.
     assert after_each_deletion == [[2, step] for step in range(3, 9)]
+
+
+def test_a_run_that_skipped_a_nan_step_resumes_and_reports_a_finite_train_loss(
+    small_data, tmp_path
+):
+    """The skipped step's NaN is shown in the log, kept out of train_loss, and does not make
+    the checkpoints after it unusable."""
+    import json
+    import math
+
+    from tests.conftest import inject_nan
+
+    out = tmp_path / "out"
+    options = dict(logging_steps=10, max_train_steps=6, checkpointing_steps="2", num_train_epochs=1)
+    trainer = commands.build_trainer(config(small_data, out, **options))
+    inject_nan(trainer, {7})  # a micro-batch of step 3 (3 per step)
+    original = trainer.save_checkpoint
+
+    def save_then_die():
+        path = original()
+        if trainer.state.step == 4:
+            raise Interrupted
+        return path
+
+    trainer.save_checkpoint = save_then_die
+    with pytest.raises(Interrupted):
+        trainer.fit()
+    reset_accelerate()
+    saved = read_json(out / "checkpoint-4" / "trainer_state.json")
+    assert (
+        saved["nonfinite_steps"] == 1
+        and saved["pending_totals"]["loss_sum"] != saved["pending_totals"]["loss_sum"]
+    )  # NaN: the next log record shows it
+    resumed = commands.build_trainer(
+        config(small_data, out, resume_from_checkpoint="auto", **options)
+    )
+    results = resumed.fit()
+    reset_accelerate()
+    assert results["global_step"] == 6 and results["nonfinite_steps"] == 1
+    assert results["optimizer_steps"] == 5
+    text = (out / "all_results.json").read_text()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in all_results.json"))
+    assert math.isnan([r["loss"] for r in resumed.log_history if "loss" in r][-1])

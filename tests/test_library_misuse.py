@@ -140,3 +140,24 @@ def test_a_trainer_built_directly_never_overwrites_someones_files(small_data, tm
             eval_data=[{"input_ids": [1]}], accelerator=trained.accelerator,
         )  # fmt: skip
     reset_accelerate()
+
+
+def test_an_accelerator_that_would_change_the_training_is_refused(small_data, tmp_path):
+    from accelerate import Accelerator
+
+    from accel_trainer.train.loop import check_accelerator
+
+    with pytest.raises(ConfigError) as error:
+        check_accelerator(Accelerator(cpu=True))
+    assert "step_scheduler_with_optimizer=True" in str(error.value)
+    assert "use_seedable_sampler=False" in str(error.value)
+    assert "training_accelerator(config)" in str(error.value)
+    reset_accelerate()
+
+
+def test_a_folder_where_a_model_file_goes_is_refused_before_training(small_data, tmp_path):
+    out = tmp_path / "out"
+    (out / "tokenizer.json").mkdir(parents=True)
+    config = small_config(small_data, out, overwrite_output_dir=True)
+    with pytest.raises(ConfigError, match="has a folder where the model's file goes: .*tokenizer"):
+        AccelerateTrainer.from_files(config)

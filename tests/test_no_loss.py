@@ -648,6 +648,9 @@ def test_a_checkpoint_file_its_manifest_does_not_list_makes_it_invalid(small_dat
     assert code == 2 and "holds model.safetensors, which its manifest.json does not list" in err
 
 
+DELETE = object()  # the field is taken out of the state
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -662,12 +665,19 @@ def test_a_checkpoint_file_its_manifest_does_not_list_makes_it_invalid(small_dat
         ("best_step", "x", "'best_step' is not a step"),
         ("world_size", 2, "for step 3 on 2 process(es), the manifest for step 3 on 1"),
         ("micro_step_in_epoch", 100000, "micro-batch 100000 of 10"),
+        ("epoch_index", DELETE, "it lacks ['epoch_index']"),
+        ("world_size", DELETE, "it lacks ['world_size']"),
+        ("stray", 1, "it has fields no state has: ['stray']"),
+        ("nonfinite_steps", 50, "it has 50 skipped steps in 3 steps"),
+        ("last_eval_step", 99, "its last_eval_step 99 is after its step 3"),
     ],
 )
 def test_an_edited_trainer_state_is_refused(small_data, stopped, capsys, field, value, message):
     folder = stopped / "checkpoint-3"
     state = read_json(folder / "trainer_state.json")
     state[field] = value
+    if value is DELETE:
+        del state[field]
     (folder / "trainer_state.json").write_text(json.dumps(state))
     resign(folder, "trainer_state.json")
     code, err = run(train_flags(small_data, stopped, "--resume_from_checkpoint", folder), capsys)

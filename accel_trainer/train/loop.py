@@ -93,13 +93,7 @@ class AccelerateTrainer:
         self.config, self.task, self.tokenizer = config, task, tokenizer
         self.output_dir = config.resolved_output_dir()
         self.accelerator = accelerator or training_accelerator(config)
-        if self.accelerator.gradient_accumulation_steps != 1:
-            raise ConfigError(
-                "the Accelerator accumulates gradients itself (gradient_accumulation_steps "
-                f"{self.accelerator.gradient_accumulation_steps}), which would rescale the "
-                "trainer's loss: build it with training_accelerator(config) and give "
-                "--gradient_accumulation_steps to the trainer."
-            )
+        check_accelerator(self.accelerator)
         self.accumulation_steps = config.batching.resolved_accumulation_steps(
             self.accelerator.num_processes
         )
@@ -424,7 +418,8 @@ class AccelerateTrainer:
                 f"training diverged: {state.consecutive_nonfinite} optimizer steps in a row "
                 f"up to step {step} had a NaN or inf loss or gradient (--max_nonfinite_steps "
                 f"{self.config.optim.max_nonfinite_steps}). The last committed checkpoint in "
-                f"{self.output_dir} is intact: lower the learning rate or check the data."
+                f"{self.output_dir} is intact: check the data, or train again in another "
+                "--output_dir with a lower --learning_rate."
             )
 
     def _log(self, record: dict) -> None:
@@ -565,4 +560,27 @@ def check_arguments(config, task, observers) -> None:
         raise ConfigError(
             f"observers must be accel_trainer.Observer instances: got {wrong[0]!r}. Subclass "
             "Observer and override the hooks you need."
+        )
+
+
+def check_accelerator(accelerator: Accelerator) -> None:
+    """Refuse an Accelerator whose settings would change what the trainer computes."""
+    problems = []
+    if accelerator.gradient_accumulation_steps != 1:
+        problems.append(
+            f"it accumulates gradients itself (gradient_accumulation_steps "
+            f"{accelerator.gradient_accumulation_steps}), which would rescale the loss"
+        )
+    if accelerator.step_scheduler_with_optimizer:
+        problems.append(
+            "it steps the scheduler once per process (step_scheduler_with_optimizer=True), "
+            "decaying the learning rate that many times too fast"
+        )
+    if not accelerator.dataloader_config.use_seedable_sampler:
+        problems.append("its data order is not seeded (use_seedable_sampler=False)")
+    if problems:
+        raise ConfigError(
+            f"the Accelerator given does not fit the trainer: {'; '.join(problems)}. Build it "
+            "with accel_trainer.runtime.training_accelerator(config), and give "
+            "--gradient_accumulation_steps to the trainer."
         )

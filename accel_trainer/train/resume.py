@@ -36,6 +36,8 @@ RESUME_INSENSITIVE = {
     "allow_topology_change",
     "load_best_model_at_end",
     "ddp_timeout",
+    "per_device_eval_batch_size",  # evaluation's memory, not what is learned
+    "max_nonfinite_steps",
     "preprocessing_num_workers",
     "overwrite_cache",
     # Compared by content (their SHA-256, in the run's identity), so a requeued job may spell
@@ -296,10 +298,12 @@ def move_to_topology(state: TrainState, saved: tuple[int, int, int], position: P
 
 def check_position(path: str, state: TrainState, position: Position) -> None:
     """Refuse a saved position this run cannot have reached (a damaged or edited state)."""
+    inside = state.micro_step_in_epoch < position.batches_per_epoch
     if (
         state.step > position.total_steps
         or state.epoch_index > position.num_epochs
         or state.micro_step_in_epoch > position.batches_per_epoch
+        or (inside and state.micro_step_in_epoch % position.topology[2] != 0)
     ):
         raise ConfigError(
             f"--resume_from_checkpoint {path} has a position this run never reaches: step "

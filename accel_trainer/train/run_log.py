@@ -56,10 +56,13 @@ class RunLog:
         self.clock = Stopwatch(state.seconds)
         self._last_log_seconds = self.clock.train_seconds()
 
-    def add_totals(self, state: TrainState, totals: list[float]) -> None:
-        """Add sums over all processes to the run's and the next record's totals."""
-        state.run_totals.add(totals)
-        state.pending_totals.add(totals)
+    def add_totals(self, state: TrainState, totals: tuple[list[float], list[float]]) -> None:
+        """Add sums over all processes to the next record's totals (every step's) and to the
+        run's (the steps that updated the weights: a skipped step's NaN stays out of
+        train_loss)."""
+        logged, applied = totals
+        state.pending_totals.add(logged)
+        state.run_totals.add(applied)
 
     def take_pending(self, state: TrainState) -> dict:
         """Loss, real tokens per second and padding efficiency since the last log record."""

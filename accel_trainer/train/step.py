@@ -63,7 +63,9 @@ class OptimizerStep:
         self.accumulation_steps = accumulation_steps
         self.normalize_globally = loss_normalization == "global"
         self.max_grad_norm = max_grad_norm or float("inf")  # 0: only measure the norm
-        self._totals = torch.zeros(4, device=accelerator.device)  # TOTALS_FIELDS, this process
+        # TOTALS_FIELDS of this process: over every step (row 0, for the log, which shows a
+        # skipped step's NaN) and over the steps that updated the weights (row 1, the run's).
+        self._totals = torch.zeros(2, 4, device=accelerator.device)
 
     def run(self, micro_batches: list[dict]) -> StepOutcome:
         """Forward and backward over the step's micro-batches, then clip and update, unless
@@ -75,12 +77,13 @@ class OptimizerStep:
             # Counted before the first backward: every process must divide by the same total.
             step_labelled = self.accelerator.reduce(torch.stack(labelled).sum(), "sum")
         last = len(micro_batches) - 1
+        step_totals = torch.zeros(4, device=self._totals.device)
         for index, (batch, count) in enumerate(zip(micro_batches, labelled, strict=True)):
             if index < last:
                 with self.accelerator.no_sync(self.model):
-                    self._forward_backward(batch, count, step_labelled)
+                    step_totals += self._forward_backward(batch, count, step_labelled)
             else:  # gradients are averaged over processes on this backward
-                self._forward_backward(batch, count, step_labelled)
+                step_totals += self._forward_backward(batch, count, step_labelled)
         grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         # Averaged over processes by now, so every process sees the same norm: a NaN or inf on
         # any of them skips this step on all. (fp16's gradient scaler handles its overflows.)
@@ -92,12 +95,16 @@ class OptimizerStep:
             if updated:
                 self.scheduler.step()
         self.optimizer.zero_grad()
+        self._totals[0] += step_totals
+        if not skipped:
+            self._totals[1] += step_totals
         examples = sum(batch[LABELS].shape[0] for batch in micro_batches)
         return StepOutcome(
             float(grad_norm), skipped, updated, learning_rate, len(micro_batches), examples
         )
 
-    def _forward_backward(self, batch: dict, labelled, step_labelled) -> None:
+    def _forward_backward(self, batch: dict, labelled, step_labelled) -> torch.Tensor:
+        """One micro-batch's forward and backward; returns its sums in TOTALS_FIELDS order."""
         logits = self.model(**model_inputs(batch, with_labels=False)).logits
         loss_sum = summed_cross_entropy(logits, batch[LABELS])
         self.accelerator.backward(self._scaled(loss_sum, labelled, step_labelled))
@@ -109,9 +116,8 @@ class OptimizerStep:
         if mask is None:
             mask = torch.ones_like(batch["input_ids"])
         values = (*logged, mask.sum(), mask.numel())
-        self._totals += torch.stack(
-            [torch.as_tensor(v, dtype=torch.float32, device=self._totals.device) for v in values]
-        )
+        device = self._totals.device
+        return torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in values])
 
     def _scaled(self, loss_sum, labelled, step_labelled) -> torch.Tensor:
         """The loss to back-propagate so that the accumulated, process-averaged gradient is the
@@ -122,8 +128,9 @@ class OptimizerStep:
         # sum over the global batch divided by its labelled count.
         return loss_sum * self.accelerator.num_processes / step_labelled.clamp(min=1)
 
-    def take_totals(self) -> list[float]:
-        """This step's and earlier sums since the last call, added over all processes."""
+    def take_totals(self) -> tuple[list[float], list[float]]:
+        """The sums since the last call, added over all processes: over every step, and over
+        the steps that updated the weights (one all-reduce)."""
         totals = self.accelerator.reduce(self._totals, reduction="sum").tolist()
         self._totals.zero_()
-        return totals
+        return totals[0], totals[1]
