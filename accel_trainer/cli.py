@@ -197,7 +197,6 @@ def build_parser(config_class: type, command: str) -> argparse.ArgumentParser:
         description=COMMANDS[command][1],
         formatter_class=FlagHelpFormatter,
         argument_default=argparse.SUPPRESS,
-        allow_abbrev=False,  # --lr must not silently mean --lr_scheduler_type
     )
     for title, options in option_sections(config_class):
         group = parser.add_argument_group(title)

@@ -115,7 +115,8 @@ def check_output_dir(output_dir: str, config: TrainConfig, demo: bool | None = N
     in_the_way = [
         name
         for name in (*MODEL_FILES, *RUN_OUTPUTS)
-        if name != "runs"
+        # runs/ is the trackers' folder; the run log has its own check when it starts
+        if name not in ("runs", "log_history.jsonl")
         and os.path.isdir(os.path.join(output_dir, name))
         and not os.path.islink(os.path.join(output_dir, name))
     ]

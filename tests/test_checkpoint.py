@@ -76,9 +76,9 @@ def uninterrupted(small_data, tmp_path_factory):
     return run
 
 
-# 48 sentences in batches of 5 = 10 micro-batches per epoch, windows of 3: 3+3+3+1, so
+# 48 sentences in batches of 5 = 10 micro-batches per epoch, 3 per optimizer step: 3+3+3+1, so
 # 4 optimizer steps per epoch, 8 in all. Step 2 is mid-epoch; step 4 ends epoch 0 with a
-# partial window (before that epoch's evaluation, or after it with epoch checkpoints); step 5
+# short step (before that epoch's evaluation, or after it with epoch checkpoints); step 5
 # is inside epoch 1.
 @pytest.mark.parametrize("stop_at, every", [(2, "1"), (4, "1"), (5, "1"), (4, "epoch"), (8, "1")])
 def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(

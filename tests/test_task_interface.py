@@ -86,7 +86,7 @@ def test_only_named_task_subclasses_can_be_registered(clean_registry):
     class Nameless(Minimal):
         name = ""
 
-    with pytest.raises(ConfigError, match="needs a task class with a `name`"):
+    with pytest.raises(ConfigError, match="needs a task class whose `name` is a word"):
         registry.register_task(Nameless)
 
 
