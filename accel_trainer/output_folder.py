@@ -14,6 +14,7 @@ from accel_trainer.checkpoint import (
     MODEL_MANIFEST,
     MODEL_TEMP,
     RUN_MARKER,
+    TEMP_MARKER,
     committed_checkpoints,
     final_model_step,
     finish_final_model,
@@ -120,6 +121,13 @@ def check_output_dir(output_dir: str, config: TrainConfig, demo: bool | None = N
         and os.path.isdir(os.path.join(output_dir, name))
         and not os.path.islink(os.path.join(output_dir, name))
     ]
+    temporary = os.path.join(output_dir, MODEL_TEMP)
+    if os.path.lexists(temporary) and not is_our_temporary(temporary):
+        raise ConfigError(
+            f"--output_dir holds {MODEL_TEMP}, which accel-trainer did not write: got "
+            f"{output_dir!r}. The final save writes there: move it away, or choose another "
+            "--output_dir."
+        )
     if in_the_way:
         raise ConfigError(
             f"--output_dir has a folder where the model's file goes: got {output_dir!r} (with a "
@@ -129,6 +137,14 @@ def check_output_dir(output_dir: str, config: TrainConfig, demo: bool | None = N
         check_saved_run(output_dir, config, demo)
     if demo:
         check_demo_folder(output_dir)
+
+
+def is_our_temporary(folder: str) -> bool:
+    """Whether `folder` is a temporary folder of ours: marked, or a complete final model."""
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        return False
+    marked = os.path.isfile(os.path.join(folder, TEMP_MARKER))
+    return marked or model_manifest(folder, check_files=False) is not None
 
 
 def check_saved_run(output_dir: str, config: TrainConfig, demo: bool) -> None:

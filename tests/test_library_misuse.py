@@ -161,3 +161,66 @@ def test_a_folder_where_a_model_file_goes_is_refused_before_training(small_data,
     config = small_config(small_data, out, overwrite_output_dir=True)
     with pytest.raises(ConfigError, match="has a folder where the model's file goes: .*tokenizer"):
         AccelerateTrainer.from_files(config)
+
+
+def test_save_model_checks_and_locks_a_folder_it_did_not_check(small_data, tmp_path):
+    trained = AccelerateTrainer.from_files(small_config(small_data, tmp_path / "a"))
+    trained.fit()
+    folder = tmp_path / "someone"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"mine": 1}')
+    from accel_trainer.tasks import NerTask
+
+    model = trained.accelerator.unwrap_model(trained.model)
+    direct = AccelerateTrainer(model, trained.tokenizer, small_config(small_data, folder),
+                               NerTask(), accelerator=trained.accelerator)  # fmt: skip
+    with pytest.raises(ConfigError, match="already holds a model"):
+        direct.save_model(str(folder))  # its own folder, never checked: before any fit()
+    assert (folder / "config.json").read_text() == '{"mine": 1}'
+    held = AccelerateTrainer.from_files(small_config(small_data, tmp_path / "held"))
+    with pytest.raises(ConfigError, match="in use by another trainer in this process"):
+        trained.save_model(str(tmp_path / "held"))
+    held.release_output_dir()
+    reset_accelerate()
+
+
+def test_a_refused_fit_can_be_retried_once_the_folder_is_fixed(small_data, tmp_path):
+    trained = AccelerateTrainer.from_files(small_config(small_data, tmp_path / "a"))
+    trained.fit()
+    folder = tmp_path / "later"
+    folder.mkdir()
+    (folder / "README.md").write_text("notes")
+    from accel_trainer.tasks import NerTask
+
+    model = trained.accelerator.unwrap_model(trained.model)
+    raw = NerTask().read(small_data[0], "train", "conll")
+    data = NerTask().tokenize(raw, trained.tokenizer, model.config.label2id, 128, True)
+    config = small_config(small_data, folder)
+    direct = AccelerateTrainer(
+        model,
+        trained.tokenizer,
+        config,
+        NerTask(),
+        train_data=data,
+        accelerator=trained.accelerator,
+    )
+    with pytest.raises(ConfigError, match="already holds files that a run writes"):
+        direct.fit()
+    (folder / "README.md").unlink()
+    assert direct.fit()["global_step"] == 2
+    reset_accelerate()
+
+
+def test_a_foreign_final_model_folder_is_refused_before_training(small_data, tmp_path):
+    out = tmp_path / "out"
+    (out / ".tmp-final-model").mkdir(parents=True)
+    (out / ".tmp-final-model" / "keep").write_text("x")
+    with pytest.raises(ConfigError, match=r"holds \.tmp-final-model, which accel-trainer did not"):
+        AccelerateTrainer.from_files(small_config(small_data, out))
+    assert (out / ".tmp-final-model" / "keep").read_text() == "x"
+
+
+def test_large_counts_get_their_limit_not_a_type_error(small_data, tmp_path):
+    config = TrainConfig.from_options(max_train_steps=10**30)
+    with pytest.raises(ConfigError, match="--max_train_steps must be at most 2147483647"):
+        validate(config)

@@ -359,8 +359,8 @@ class OptimOptions(OptionGroup):
     max_nonfinite_steps: int = field(
         default=5,
         metadata=_opt(
-            "Stop (exit 3) after this many optimizer steps in a row with a NaN or inf "
-            "loss or gradient; each such step is skipped on every process."
+            "Stop (exit 3) when more than this many optimizer steps in a row have a NaN or "
+            "inf loss or gradient; each such step is skipped on every process."
         ),
     )
 

@@ -48,6 +48,8 @@ def coerce(value, hint):
     if target in (int, float):
         if isinstance(value, bool):
             raise TypeError(value)
+        if target is int and isinstance(value, int):
+            return int(value)  # exactly, however large: the limits are problems()'
         converted = target(value)
         if target is int and float(value) != converted:
             raise ValueError(value)

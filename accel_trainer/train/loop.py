@@ -247,7 +247,6 @@ class AccelerateTrainer:
                 "the schedule again. Build a new trainer (with --resume_from_checkpoint auto to "
                 "continue from its checkpoints)."
             )
-        self.fitted = True
         if not self.folder_checked:  # a trainer built directly, not by from_files
             self._check_output_dir()
         progress = tqdm(desc="train", unit="step", disable=not self.accelerator.is_main_process)
@@ -258,6 +257,7 @@ class AccelerateTrainer:
                 if self.accelerator.is_main_process:
                     mark_output_dir(self.output_dir, is_demo=False)
                 self.folder_checked = True
+            self.fitted = True  # from here on, a second fit() would start the schedule again
             with Preemption(self.accelerator) as preemption:
                 yield preemption, progress
         except RuntimeError as error:
@@ -529,11 +529,23 @@ class AccelerateTrainer:
 
     def save_model(self, output_dir: str, results: dict | None = None) -> None:
         """Save the final model folder (weights, tokenizer, config.json's accel_trainer entry,
-        options, `results` and model card) atomically from the main process; a folder other
-        than the run's own is checked first, as an output folder is."""
-        if os.path.abspath(output_dir) != os.path.abspath(self.output_dir):
+        options, `results` and model card) atomically from the main process; a folder not yet
+        checked (another one, or this trainer's own before fit()) is checked and locked first,
+        as an output folder is."""
+        own = os.path.abspath(output_dir) == os.path.abspath(self.output_dir)
+        if own and self.folder_checked:  # fit()'s own save, or after it: held and checked
+            self._save_final_model(output_dir, results)
+            return
+        lock = OutputLock(output_dir, self.accelerator.is_main_process)
+        try:
+            lock.acquire()
             check = lambda: check_output_dir(output_dir, self.config, demo=False)  # noqa: E731
             on_main_then_share(self.accelerator, check)
+            self._save_final_model(output_dir, results)
+        finally:
+            lock.release()
+
+    def _save_final_model(self, output_dir: str, results: dict | None) -> None:
         save_final_model(
             self.accelerator, self.model, self.tokenizer, self.task, self.config, output_dir,
             results, self.state.step, self.data_files,
