@@ -122,7 +122,9 @@ def check_output_dir(output_dir: str, config: TrainConfig, demo: bool | None = N
         and not os.path.islink(os.path.join(output_dir, name))
     ]
     temporary = os.path.join(output_dir, MODEL_TEMP)
-    if os.path.lexists(temporary) and not is_our_temporary(temporary):
+    # A link there is replaced, never followed; anything else must be ours.
+    foreign = os.path.lexists(temporary) and not os.path.islink(temporary)
+    if foreign and not is_our_temporary(temporary):
         raise ConfigError(
             f"--output_dir holds {MODEL_TEMP}, which accel-trainer did not write: got "
             f"{output_dir!r}. The final save writes there: move it away, or choose another "
