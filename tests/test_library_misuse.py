@@ -112,18 +112,27 @@ def test_a_second_trainer_of_this_process_on_the_same_folder_is_told_so(small_da
     reset_accelerate()
 
 
-def test_a_trainer_built_directly_never_overwrites_someones_files(small_data, tmp_path):
+def trained_and_tokenized(small_data, tmp_path):
+    """A trainer that has fitted, its model, and the training data tokenized for it: what a
+    user who builds AccelerateTrainer directly has in hand."""
     from accel_trainer.tasks import NerTask
 
     trained = AccelerateTrainer.from_files(small_config(small_data, tmp_path / "a"))
     trained.fit()
+    model = trained.accelerator.unwrap_model(trained.model)
+    raw = NerTask().read(small_data[0], "train", "conll")
+    data = NerTask().tokenize(raw, trained.tokenizer, model.config.label2id, 128, True)
+    return trained, model, data
+
+
+def test_a_trainer_built_directly_never_overwrites_someones_files(small_data, tmp_path):
+    from accel_trainer.tasks import NerTask
+
+    trained, model, data = trained_and_tokenized(small_data, tmp_path)
+    task = NerTask()
     folder = tmp_path / "someone"
     folder.mkdir()
     (folder / "README.md").write_text("my notes")
-    model = trained.accelerator.unwrap_model(trained.model)
-    task = NerTask()
-    raw = task.read(small_data[0], "train", "conll")
-    data = task.tokenize(raw, trained.tokenizer, model.config.label2id, 128, for_training=True)
     direct = AccelerateTrainer(
         model, trained.tokenizer, small_config(small_data, folder), task, train_data=data,
         accelerator=trained.accelerator,
@@ -185,16 +194,12 @@ def test_save_model_checks_and_locks_a_folder_it_did_not_check(small_data, tmp_p
 
 
 def test_a_refused_fit_can_be_retried_once_the_folder_is_fixed(small_data, tmp_path):
-    trained = AccelerateTrainer.from_files(small_config(small_data, tmp_path / "a"))
-    trained.fit()
+    from accel_trainer.tasks import NerTask
+
+    trained, model, data = trained_and_tokenized(small_data, tmp_path)
     folder = tmp_path / "later"
     folder.mkdir()
     (folder / "README.md").write_text("notes")
-    from accel_trainer.tasks import NerTask
-
-    model = trained.accelerator.unwrap_model(trained.model)
-    raw = NerTask().read(small_data[0], "train", "conll")
-    data = NerTask().tokenize(raw, trained.tokenizer, model.config.label2id, 128, True)
     config = small_config(small_data, folder)
     direct = AccelerateTrainer(
         model,
