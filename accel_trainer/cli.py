@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         getattr(commands, command)(config)
     except InputError as error:
         report_error(str(error))
+        from accel_trainer.runtime import leave_process_group
+
         leave_process_group()
         return 2
     except Preempted as error:
@@ -116,15 +118,6 @@ def plot_command(args: list[str]) -> int:
         return 2
     print(f"Wrote {path}")
     return 0
-
-
-def leave_process_group() -> None:
-    """Tear the process group down before exiting: a process that exits holding one while its
-    peers leave too can abort in gloo's destructor instead of returning its exit status."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def report_error(message: str, every_process: bool = False) -> None:

@@ -43,6 +43,7 @@ from accel_trainer.runtime import (
 )
 from accel_trainer.tasks import task_for_training, task_from_settings
 from accel_trainer.tasks.registry import get_task
+from accel_trainer.train.batching import check_layout_request
 from accel_trainer.train.resume import ResumePoint, plan_resume
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
             "registered name of yours."
         )
     task = task or task_for_training(config.task, config.task_options)
+    check_layout_request(config.batching, task.token_level_labels)
     if config.is_demo:
         task.demo_defaults()
     train_raw, eval_raw = read_train_and_eval(config, task, accelerator)

@@ -7,10 +7,12 @@ import os
 import resource
 import signal
 import threading
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed as dist
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import (
@@ -240,3 +242,15 @@ class Preemption:
         if self.requested:
             self.accelerator.set_trigger()
         return self.accelerator.check_trigger()
+
+
+def leave_process_group(wait_for_all: bool = False) -> None:
+    """Tear the process group down before exiting. With `wait_for_all`: after a barrier, and a
+    pause that lets gloo's worker threads free the collectives' tensors. Freeing DDP's reducer
+    (which holds the group) while a worker still must take the GIL to free one deadlocks: the
+    group's destructor joins that worker while holding the GIL."""
+    if dist.is_available() and dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
+            time.sleep(0.2)  # the GIL released, so the workers can finish
+        dist.destroy_process_group()

@@ -68,11 +68,14 @@ def contenders(args, model: str) -> dict[str, callable]:
             sys.executable, os.path.join(BENCH, name), *shared, *extra, "--results", results
         ]  # fmt: skip
 
+    train_file = args.train_file or os.path.join(args.data, "train.tsv")
+    validation_file = args.validation_file or os.path.join(args.data, "devel.tsv")
+
     def accel(*extra):
         return lambda results, scratch: [
-            sys.executable, "-m", "accel_trainer", "train", "--model_name_or_path", model,
-            "--train_file", os.path.join(args.data, "train.tsv"),
-            "--validation_file", os.path.join(args.data, "devel.tsv"), *accel_length,
+            sys.executable, "-m", "accel_trainer", "train", "--task", args.task,
+            "--model_name_or_path", model, "--train_file", train_file,
+            "--validation_file", validation_file, *accel_length,
             "--per_device_train_batch_size", str(args.batch_size),
             "--learning_rate", str(args.learning_rate), "--seed", str(args.seed),
             "--checkpointing_steps", "no", *precision, "--output_dir", scratch, *extra,
@@ -81,11 +84,15 @@ def contenders(args, model: str) -> dict[str, callable]:
     every = {
         "bare PyTorch loop": script("bare_loop.py"),
         "bare PyTorch loop, fused AdamW": script("bare_loop.py", "--fused_adamw"),
-        "accel-trainer": accel(),
+        "accel-trainer": accel(),  # the default layout: packed for NER, sorted for RE
+        "accel-trainer --batch_layout padded": accel("--batch_layout", "padded"),
+        "accel-trainer --batch_layout sorted": accel("--batch_layout", "sorted"),
         "accel-trainer --group_by_length": accel("--group_by_length"),
         "transformers Trainer": script("hf_trainer.py"),
         "transformers Trainer group_by_length": script("hf_trainer.py", "--group_by_length"),
     }
+    if args.task != "ner":  # the scripts are token classification only
+        every = {name: command for name, command in every.items() if name.startswith("accel")}
     if args.max_tokens_per_batch:
         name = f"accel-trainer --max_tokens_per_batch {args.max_tokens_per_batch}"
         every[name] = accel("--max_tokens_per_batch", str(args.max_tokens_per_batch))
@@ -124,7 +131,8 @@ def measure(args, model: str) -> dict[str, list[dict]]:
                     values = json.load(handle)
                 record = {key: values.get(key) for key, _, _ in MEASURES}
                 record.update(wall_s=wall, peak_rss_mb=peak, command=shlex.join(command))
-                for key in ("parameters", "train_padding_efficiency", "peak_gpu_memory_mb"):
+                for key in ("parameters", "train_padding_efficiency", "peak_gpu_memory_mb",
+                            "eval_macro_f1"):  # fmt: skip
                     if values.get(key) is not None:
                         record[key] = values[key]
                 if values.get("peak_memory_mb") is not None and args.bf16:
@@ -135,16 +143,14 @@ def measure(args, model: str) -> dict[str, list[dict]]:
     return runs
 
 
-def table(runs: dict[str, list[dict]], peak_tflops: float) -> tuple[str, dict]:
-    """A Markdown table of medians, each with its ratio to the bare loop (else to the first
-    contender). With peak_tflops, a
+def table(runs: dict[str, list[dict]], peak_tflops: float, baseline: str) -> tuple[str, dict]:
+    """A Markdown table of medians, each with its ratio to the baseline. With peak_tflops, a
     model FLOPs utilisation column: 6 x parameters x real tokens/s / peak FLOP/s."""
     measures = list(MEASURES)
     medians = {
         name: {key: statistics.median(r[key] for r in records) for key, _, _ in measures}
         for name, records in runs.items()
     }
-    baseline = BASELINE if BASELINE in runs else next(iter(runs))
     if peak_tflops:
         # The same model for everyone; the scripts report its size, accel-trainer does not.
         parameters = next(r["parameters"] for rs in runs.values() for r in rs if "parameters" in r)
@@ -165,9 +171,26 @@ def table(runs: dict[str, list[dict]], peak_tflops: float) -> tuple[str, dict]:
     return "\n".join(lines), medians
 
 
+def padding_line(runs: dict[str, list[dict]]) -> str:
+    """The accel-trainer runs' padding efficiency: real tokens / tokens computed."""
+    efficiency = {
+        name: records[0]["train_padding_efficiency"]
+        for name, records in runs.items()
+        if "train_padding_efficiency" in records[0]
+    }
+    cells = ", ".join(f"{name} {value:.4f}" for name, value in efficiency.items())
+    return f"Padding efficiency (real / computed tokens): {cells}." if cells else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True, help="NER folder with train.tsv and devel.tsv")
+    parser.add_argument("--task", default="ner", help="re: accel-trainer contenders only")
+    parser.add_argument("--train_file", help="instead of DATA/train.tsv")
+    parser.add_argument("--validation_file", help="instead of DATA/devel.tsv")
+    parser.add_argument(
+        "--baseline", help=f"the contender ratios are to (default: {BASELINE}, else the first)"
+    )
     parser.add_argument("--model", help="pretrained model folder (default: MiniLM)")
     parser.add_argument("--max_steps", type=int, default=60, help="0: run --epochs instead")
     parser.add_argument("--epochs", type=int, default=1, help="passes when --max_steps is 0")
@@ -192,15 +215,19 @@ def main() -> None:
     parser.add_argument("--output", default=os.path.join(BENCH, "results", "compare"))
     args = parser.parse_args()
     model = args.model or minilm_folder()
+    if args.baseline and args.baseline not in contenders(args, model):
+        raise SystemExit(f"--baseline {args.baseline!r} is not among the contenders")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     runs = measure(args, model)
     os.remove(args.output + ".partial.json")
-    text, medians = table(runs, args.peak_tflops)
+    baseline = args.baseline or (BASELINE if BASELINE in runs else next(iter(runs)))
+    text, medians = table(runs, args.peak_tflops, baseline)
+    text += "\n\n" + padding_line(runs)
     header = (
         f"Command: `python bench/compare.py {shlex.join(sys.argv[1:])}`\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {device_name()}, Python "
         f"{platform.python_version()}. Medians of {args.rounds} interleaved round(s); in "
-        f"brackets, the ratio to the {next(iter(runs))}.\n\n"
+        f"brackets, the ratio to the {baseline}.\n\n"
     )
     print(text)
     with open(args.output + ".md", "w", encoding="utf-8") as handle:

@@ -7,7 +7,13 @@ from accel_trainer import TrainConfig, commands
 from accel_trainer.checkpoint import committed_checkpoints, read_manifest
 from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError
-from tests.conftest import computed_records, read_json, reset_accelerate, trace_consumed_rows
+from tests.conftest import (
+    computed_records,
+    read_json,
+    reset_accelerate,
+    trace_consumed_rows,
+    without_dropout,
+)
 
 
 class Interrupted(Exception):
@@ -30,10 +36,12 @@ def config(small_data, output_dir, **overrides):
     return TrainConfig.from_options(**{**options, **overrides})
 
 
-def train(small_data, output_dir, stop_at=None, **overrides):
+def train(small_data, output_dir, stop_at=None, dropout=True, **overrides):
     """Train; with stop_at, stop as if killed right after the checkpoint of that step.
     trainer.consumed lists (micro_step, step, row ids) of every micro-batch trained on."""
     trainer = commands.build_trainer(config(small_data, output_dir, **overrides))
+    if not dropout:
+        without_dropout(trainer)
     trainer.consumed = []
     trace_consumed_rows(trainer, lambda *entry: trainer.consumed.append(entry))
     if stop_at is not None:

@@ -534,6 +534,7 @@ def test_log_records_and_results_carry_throughput_padding_and_memory(small_data,
         max_train_steps=4,
         per_device_train_batch_size=8,
         logging_steps=2,
+        batch_layout="padded",  # packed rows have no padding (tests/test_batch_layout.py)
     )
     trainer = commands.build_trainer(config)
     results = trainer.fit()

@@ -215,6 +215,9 @@ class EvalBatchingOptions(OptionGroup):
 
 
 LOSS_NORMALIZATIONS = ("global", "batch")
+# How a step's examples are laid out for computing; auto: the fastest exact one the model takes.
+BATCH_LAYOUTS = ("auto", "packed", "sorted", "padded")
+MAX_MICRO_BATCH_TOKENS = 2**24
 
 
 @dataclass
@@ -244,7 +247,7 @@ class BatchingOptions(EvalBatchingOptions):
     max_tokens_per_batch: int = field(
         default=0,
         metadata=_opt(
-            "Pack each training micro-batch to this many padded tokens (longest example x "
+            "Fill each training micro-batch up to this many padded tokens (longest example x "
             "examples), instead of --per_device_train_batch_size examples: the GPU memory "
             "knob. Changes the examples per step, so it changes what the model learns. 0: off."
         ),
@@ -258,9 +261,33 @@ class BatchingOptions(EvalBatchingOptions):
             "default).",
         ),
     )
+    batch_layout: str = field(
+        default="auto",
+        metadata=_opt(
+            "How each step's examples are laid out for computing; never which examples form the "
+            "step. packed: each micro-batch's sentences in one row without padding, attention "
+            "kept within each sentence (token classification on models that use transformers' "
+            "attention interface). sorted: the step's examples sorted by length into micro-"
+            "batches of at most --micro_batch_tokens padded tokens. padded: each micro-batch "
+            "padded to its longest example. auto: packed, else sorted, else padded. All give "
+            "the padded layout's gradient up to float rounding (sorted needs "
+            "--loss_normalization global).",
+            choices=list(BATCH_LAYOUTS),
+        ),
+    )
+    micro_batch_tokens: int = field(
+        default=0,
+        metadata=_opt(
+            "The sorted layout's budget of padded tokens (longest example x examples) per "
+            "micro-batch. 0: on a GPU 4096; on a CPU 256 for models of MiniLM's size (22.7M "
+            "parameters) or larger, and proportionally more for smaller ones, whose per-call "
+            "overhead outweighs the padding."
+        ),
+    )
 
     def problems(self) -> list[str]:
         found = super().problems()
+        found += self.layout_problems()
         if self.loss_normalization == "tokens":  # what `global` was called before
             found.append(
                 "--loss_normalization tokens is now called global: got 'tokens'. Use "
@@ -297,6 +324,35 @@ class BatchingOptions(EvalBatchingOptions):
         elif self.max_tokens_per_batch and self.global_batch_size:
             found.append(token_budget_problem("global_batch_size"))
         return found
+
+    def layout_problems(self) -> list[str]:
+        found = []
+        if self.batch_layout == "sorted" and self.loss_normalization == "batch":
+            found.append(
+                "--batch_layout sorted needs --loss_normalization global: got batch, whose "
+                "per-micro-batch means change when examples move between micro-batches. Use "
+                "--batch_layout packed or padded, or --loss_normalization global."
+            )
+        if not 0 <= self.micro_batch_tokens <= MAX_MICRO_BATCH_TOKENS:
+            found.append(
+                f"--micro_batch_tokens must be in [0, {MAX_MICRO_BATCH_TOKENS}]: got "
+                f"{self.micro_batch_tokens}. 0 picks a budget for the device."
+            )
+        elif self.micro_batch_tokens and self.batch_layout in ("packed", "padded"):
+            found.append(
+                f"--micro_batch_tokens is the sorted layout's budget: got "
+                f"{self.micro_batch_tokens} with --batch_layout {self.batch_layout}. Drop it, or "
+                "use --batch_layout sorted or auto."
+            )
+        return found
+
+    def resolved_micro_batch_tokens(self, device_type: str, parameters: int) -> int:
+        if self.micro_batch_tokens:
+            return self.micro_batch_tokens
+        if device_type == "cuda":
+            return 4096
+        # Measured on a 2-core CPU with MiniLM (bench/step_breakdown.py): 256 padded tokens.
+        return round(256 * max(1.0, 22.7e6 / max(parameters, 1)))
 
     def resolved_accumulation_steps(self, world_size: int) -> int:
         """Micro-batches per optimizer step on `world_size` processes."""
@@ -632,6 +688,29 @@ class RuntimeOptions(OptionGroup):
                 f"{self.ddp_timeout}. E.g. 300; it bounds how long a lost process can hang the run."
             )
         return found
+
+
+@dataclass
+class ComputeOptions(OptionGroup):
+    """How the model computes a training step: compiled, and with activations recomputed."""
+
+    title: ClassVar[str] = "compute"
+
+    torch_compile: bool = field(
+        default=False,
+        metadata=_opt(
+            "Compile the model's forward with torch.compile (inductor, in place: checkpoints "
+            "and the saved model are the same as without). Each new input shape compiles "
+            "first, so it pays off for long runs; see README."
+        ),
+    )
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata=_opt(
+            "Recompute activations in the backward pass instead of keeping them: about a third "
+            "more compute for much less activation memory; for batches that do not fit."
+        ),
+    )
 
 
 @dataclass

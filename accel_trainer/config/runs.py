@@ -30,6 +30,7 @@ from accel_trainer.config.checks import (
 from accel_trainer.config.groups import (
     BatchingOptions,
     CheckpointOptions,
+    ComputeOptions,
     DataOptions,
     EvalBatchingOptions,
     EvalDataOptions,
@@ -88,6 +89,7 @@ class TrainConfig(FromOptions):
     evaluation: EvalOptions = field(default_factory=EvalOptions)
     logging: LoggingOptions = field(default_factory=LoggingOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    compute: ComputeOptions = field(default_factory=ComputeOptions)
     task_options: Any = None  # a TaskOptions: the task's options_class; its defaults when None
     # Flat options of another task than --task: refused by problems(), all at once.
     other_task_options: dict = field(default_factory=dict, repr=False, metadata={"kind": INTERNAL})

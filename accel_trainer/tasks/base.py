@@ -59,6 +59,9 @@ class Task(abc.ABC):
     options_class: ClassVar[type[TaskOptions]] = TaskOptions
     example_word: ClassVar[str] = "example"  # what one row is called in messages
     data_formats: ClassVar[tuple[str, ...]] = ("auto",)  # the --data_format values read() takes
+    # One label per token: examples can share a packed row (--batch_layout packed). A task
+    # whose model pools a sentence into one prediction cannot.
+    token_level_labels: ClassVar[bool] = False
 
     # Configuration: for a training run, and for a saved model.
 

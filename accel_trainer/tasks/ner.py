@@ -277,6 +277,7 @@ class NerTask(Task):
 
     name = "ner"
     label_key = "labels"
+    token_level_labels = True
     auto_model_class_name = "AutoModelForTokenClassification"
     pipeline_tag = "token-classification"
     options_class = NerOptions

@@ -1,20 +1,26 @@
 """How examples become batches: the training order (shuffled, length-grouped or token-budget),
-the fixed order of inference, and the micro-batches that make up each optimizer step."""
+the fixed order of inference, the micro-batches that make up each optimizer step, and how a
+step's examples are laid out for computing (padded, sorted by length, or packed)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from accel_trainer.errors import InputError
+from accel_trainer.errors import ConfigError, InputError
 from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
+from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS
+from accel_trainer.train.packing import PACKED_ATTENTION, pack, packing_refusal, position_offset
+from accel_trainer.train.step import LABELS
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from accel_trainer.config import TrainConfig
+    from accel_trainer.config import BatchingOptions, TrainConfig
 
 
 def with_row_ids(data: Dataset) -> Dataset:
@@ -102,3 +108,158 @@ def step_groups(batches: Iterable[dict], accumulation_steps: int) -> Iterator[li
             group = []
     if group:
         yield group
+
+
+class PaddedLayout:
+    """The loader's micro-batches as they are: each padded to its own longest example."""
+
+    name = "padded"
+
+    def arrange(self, micro_batches: list[dict]) -> list[dict]:
+        return micro_batches
+
+
+class SortedLayout:
+    """The step's examples (all its micro-batches on this process) sorted by length and split
+    into micro-batches of at most `token_budget` padded tokens, each padded to its own longest.
+    The step's loss is normalised over the whole step, so the gradient is the padded one."""
+
+    name = "sorted"
+
+    def __init__(self, token_budget: int, pad_token_id: int, pad_left: bool):
+        self.token_budget = token_budget
+        # Padding that no computation sees; labels and word positions are ignored (-100).
+        self.pad_values = {"input_ids": pad_token_id, LABELS: IGNORE_INDEX}
+        self.pad_values.update(dict.fromkeys(META_KEYS, IGNORE_INDEX))
+        self.pad_left = pad_left
+
+    def arrange(self, micro_batches: list[dict]) -> list[dict]:
+        joined = self._joined([with_attention_mask(batch) for batch in micro_batches])
+        mask = joined["attention_mask"]
+        lengths = mask.sum(dim=1).tolist()
+        order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+        groups = list(self._groups(order, lengths))
+        if len(groups) == 1 and len(micro_batches) == 1:
+            return micro_batches  # the same padding: keep the loader's order, and its dropout
+        arranged = []
+        for group in groups:
+            index = torch.tensor(group, device=mask.device)
+            longest = max(lengths[group[0]], 1)
+            columns = slice(-longest, None) if self.pad_left else slice(0, longest)
+            arranged.append(
+                {
+                    key: value[index][:, columns] if self._per_token(value, mask) else value[index]
+                    for key, value in joined.items()
+                }
+            )
+        return arranged
+
+    def _groups(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+        """Longest first; a group grows while its padded tokens stay within the budget."""
+        group: list[int] = []
+        for index in order:
+            if group and (len(group) + 1) * lengths[group[0]] > self.token_budget:
+                yield group
+                group = []
+            group.append(index)
+        if group:
+            yield group
+
+    def _joined(self, micro_batches: list[dict]) -> dict:
+        """The micro-batches as one batch, per-token values padded to the longest."""
+        longest = max(batch["attention_mask"].shape[1] for batch in micro_batches)
+        joined = {}
+        for key in micro_batches[0]:
+            parts = []
+            for batch in micro_batches:
+                value = batch[key]
+                examples = batch["attention_mask"].shape[0]
+                if (
+                    not isinstance(value, torch.Tensor)
+                    or value.dim() == 0
+                    or len(value) != examples
+                ):
+                    raise ConfigError(
+                        f"--batch_layout sorted cannot split the batch key {key!r}: got a "
+                        f"{type(value).__name__}, not a tensor with a row per example. Use "
+                        "--batch_layout padded."
+                    )
+                if self._per_token(value, batch["attention_mask"]):
+                    extra = longest - value.shape[1]
+                    padding = (extra, 0) if self.pad_left else (0, extra)
+                    value = F.pad(value, padding, value=self.pad_values.get(key, 0))
+                parts.append(value)
+            joined[key] = torch.cat(parts)
+        return joined
+
+    @staticmethod
+    def _per_token(value: torch.Tensor, mask: torch.Tensor) -> bool:
+        return value.dim() == 2 and value.shape == mask.shape
+
+
+class PackedLayout:
+    """Each micro-batch as one packed row (see train/packing.py): no padding at all."""
+
+    name = "packed"
+
+    def __init__(self, position_offset: int):
+        self.position_offset = position_offset
+
+    def arrange(self, micro_batches: list[dict]) -> list[dict]:
+        return [pack(with_attention_mask(batch), self.position_offset) for batch in micro_batches]
+
+
+def with_attention_mask(batch: dict) -> dict:
+    """The batch with an attention mask: without one, every position is a real token."""
+    if "attention_mask" in batch:
+        return batch
+    return {**batch, "attention_mask": torch.ones_like(batch["input_ids"])}
+
+
+BatchLayout = PaddedLayout | SortedLayout | PackedLayout
+
+
+def choose_layout(
+    batching: BatchingOptions, token_level_labels: bool, model, tokenizer, device_type: str
+) -> tuple[BatchLayout, str]:
+    """The layout --batch_layout asks for, or under auto the fastest exact one the model takes;
+    and why, for the log. A packed layout switches the model's attention to the packed one."""
+    requested = batching.batch_layout
+    refusal = None
+    if requested in ("auto", "packed"):
+        refusal = packing_problem(token_level_labels, model)
+        if refusal is None:
+            model.set_attn_implementation(PACKED_ATTENTION)
+            return PackedLayout(position_offset(model)), "packed: one row per micro-batch"
+        if requested == "packed":
+            raise ConfigError(
+                f"--batch_layout packed is not possible here: {refusal}. Use --batch_layout "
+                "auto, which falls back to sorted micro-batches."
+            )
+    not_packed = "" if refusal is None else f" (not packed: {refusal})"
+    if requested == "sorted" or (requested == "auto" and batching.loss_normalization == "global"):
+        parameters = sum(parameter.numel() for parameter in model.parameters())
+        budget = batching.resolved_micro_batch_tokens(device_type, parameters)
+        layout = SortedLayout(
+            budget, tokenizer.pad_token_id or 0, getattr(tokenizer, "padding_side", "") == "left"
+        )
+        return layout, f"sorted: micro-batches of at most {budget} padded tokens{not_packed}"
+    if requested == "auto":
+        not_packed += " (not sorted: --loss_normalization batch)"
+    return PaddedLayout(), f"padded{not_packed}"
+
+
+def check_layout_request(batching: BatchingOptions, token_level_labels: bool) -> None:
+    """Refuse --batch_layout packed for a task with a label per example, before any data."""
+    if batching.batch_layout == "packed" and not token_level_labels:
+        raise ConfigError(
+            f"--batch_layout packed is not possible here: {packing_problem(False, None)}. Use "
+            "--batch_layout auto (sorted micro-batches) or sorted."
+        )
+
+
+def packing_problem(token_level_labels: bool, model) -> str | None:
+    """Why this task and model cannot be packed, or None."""
+    if not token_level_labels:
+        return "the task predicts one label per example, which a packed row cannot pool"
+    return packing_refusal(model)

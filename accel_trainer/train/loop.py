@@ -28,7 +28,12 @@ from accel_trainer.runtime import (
     training_accelerator,
 )
 from accel_trainer.state import TrainState
-from accel_trainer.train.batching import TrainBatches, check_label_column, step_groups
+from accel_trainer.train.batching import (
+    TrainBatches,
+    check_label_column,
+    choose_layout,
+    step_groups,
+)
 from accel_trainer.train.best import BestModel
 from accel_trainer.train.checkpointer import Checkpointer
 from accel_trainer.train.export import data_sources, save_final_model
@@ -112,6 +117,16 @@ class AccelerateTrainer:
                 self.accumulation_steps, self.accelerator.device.type == "cuda",
             )  # fmt: skip
         train_loader = self.batches.loader if self.batches else None
+        self.layout, self.layout_reason = choose_layout(
+            config.batching, task.token_level_labels, model, tokenizer,
+            self.accelerator.device.type,
+        )  # fmt: skip
+        if config.compute.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
+        if config.compute.torch_compile:
+            # In place (Module.compile), not wrapped: checkpoints and saved weights keep their
+            # names, so a run can resume with or without compiling.
+            model.compile()
         self.model, self.train_dataloader = self.accelerator.prepare(model, train_loader)
         self.inference = Inference(
             self.accelerator,
@@ -309,6 +324,7 @@ class AccelerateTrainer:
             self.accumulation_steps,
             config.batching.loss_normalization,
             config.optim.max_grad_norm,
+            self.layout,
         )
         self._log_setup(plan)
 
@@ -450,6 +466,7 @@ class AccelerateTrainer:
             plan.warmup_steps,
             self.config.resolved_learning_rate(),
         )
+        logger.info("batch layout %s", self.layout_reason)
 
     def _epoch_progress(self) -> float:
         """The fractional epoch, as logs show it."""
@@ -596,3 +613,13 @@ def check_accelerator(accelerator: Accelerator) -> None:
             "with accel_trainer.runtime.training_accelerator(config), and give "
             "--gradient_accumulation_steps to the trainer."
         )
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Activations recomputed in backward (non-reentrant: works under DDP's no_sync)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(
+            f"--gradient_checkpointing is not supported by {type(model).__name__}. Drop the "
+            "option, or use a model whose layers transformers can checkpoint (BERT, RoBERTa, ...)."
+        )
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

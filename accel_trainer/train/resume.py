@@ -38,6 +38,11 @@ RESUME_INSENSITIVE = {
     "ddp_timeout",
     "per_device_eval_batch_size",  # evaluation's memory, not what is learned
     "max_nonfinite_steps",
+    # how a step is computed, never what it computes (tests/test_batch_layout.py)
+    "batch_layout",
+    "micro_batch_tokens",
+    "torch_compile",
+    "gradient_checkpointing",
     "preprocessing_num_workers",
     "overwrite_cache",
     # Compared by content (their SHA-256, in the run's identity), so a requeued job may spell

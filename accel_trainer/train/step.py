@@ -19,7 +19,7 @@ class StepOutcome:
     skipped: bool  # a NaN/inf gradient: no update on any process
     updated: bool  # the weights changed (not skipped, and no fp16 overflow)
     learning_rate: float  # the rate this step used
-    micro_batches: int  # of this process
+    micro_batches: int  # of this process, as the loader gave them
     examples: int  # consumed by this process
 
 
@@ -57,8 +57,12 @@ class OptimizerStep:
         accumulation_steps: int,
         loss_normalization: str,
         max_grad_norm: float,
+        layout=None,
     ):
+        """`layout`: how the step's examples are laid out for computing (train/batching.py);
+        None: as the loader gives them."""
         self.accelerator = accelerator
+        self.layout = layout
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.accumulation_steps = accumulation_steps
         self.normalize_globally = loss_normalization == "global"
@@ -68,9 +72,13 @@ class OptimizerStep:
         self._totals = torch.zeros(2, 4, device=accelerator.device)
 
     def run(self, micro_batches: list[dict]) -> StepOutcome:
-        """Forward and backward over the step's micro-batches, then clip and update, unless
-        the gradient is not finite."""
+        """Forward and backward over the step's micro-batches (the loader's, laid out by the
+        layout), then clip and update, unless the gradient is not finite."""
         learning_rate = self.optimizer.param_groups[0]["lr"]
+        examples = sum(batch[LABELS].shape[0] for batch in micro_batches)
+        loaded = len(micro_batches)
+        if self.layout is not None:
+            micro_batches = self.layout.arrange(micro_batches)
         labelled = [(batch[LABELS] != IGNORE_INDEX).sum() for batch in micro_batches]
         step_labelled = None
         if self.normalize_globally:
@@ -98,10 +106,7 @@ class OptimizerStep:
         self._totals[0] += step_totals
         if not skipped:
             self._totals[1] += step_totals
-        examples = sum(batch[LABELS].shape[0] for batch in micro_batches)
-        return StepOutcome(
-            float(grad_norm), skipped, updated, learning_rate, len(micro_batches), examples
-        )
+        return StepOutcome(float(grad_norm), skipped, updated, learning_rate, loaded, examples)
 
     def _forward_backward(self, batch: dict, labelled, step_labelled) -> torch.Tensor:
         """One micro-batch's forward and backward; returns its sums in TOTALS_FIELDS order."""
