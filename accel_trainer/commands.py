@@ -12,7 +12,7 @@ from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig, validat
 from accel_trainer.errors import ConfigError, DataError, OutputError
 from accel_trainer.hashing import file_digest
 from accel_trainer.output_folder import SaveFinished, check_writable_folder
-from accel_trainer.runtime import leave_process_group
+from accel_trainer.runtime import exit_distributed_run
 
 logger = logging.getLogger("accel_trainer")
 EVAL_RESULTS = "eval_results.json"
@@ -29,7 +29,7 @@ def train(config: TrainConfig) -> dict:
     if trainer.accelerator.is_main_process:  # the only process that saved
         print(f"Saved the model and all_results.json to {trainer.output_dir}")
         print(json.dumps(results, indent=2))
-    leave_process_group(wait_for_all=True)  # before `trainer` and its DDP reducer are freed
+    exit_distributed_run()  # before `trainer` and its DDP reducer are freed
     return results
 
 

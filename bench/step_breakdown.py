@@ -3,6 +3,8 @@ random batches (padded, sorted micro-batches, packed), and the AdamW update that
 changes. It shows what keeps packing from the speed-up that the padding alone would allow.
 
   python bench/step_breakdown.py --data ../shared/data/ncbi_disease --batches 8
+  python bench/step_breakdown.py --task re --data \
+    ../shared/data/semeval2010_task8/SemEval2010_task8_training/TRAIN_FILE.TXT --batches 8
 
 Uses accel-trainer's own layouts (accel_trainer/train/batching.py) on MiniLM, dropout off."""
 
@@ -23,17 +25,25 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from compare import minilm_folder  # noqa: E402
 
+from accel_trainer.config import TrainConfig  # noqa: E402
 from accel_trainer.models import load_pretrained  # noqa: E402
-from accel_trainer.tasks import NerTask  # noqa: E402
+from accel_trainer.tasks import NerTask, task_for_training  # noqa: E402
 from accel_trainer.tasks.base import MetaCollator  # noqa: E402
 from accel_trainer.train.batching import PackedLayout, PaddedLayout, SortedLayout  # noqa: E402
 from accel_trainer.train.packing import PACKED_ATTENTION, register_packed_attention  # noqa: E402
-from accel_trainer.train.step import model_inputs, summed_cross_entropy  # noqa: E402
+from accel_trainer.train.step import LABELS, model_inputs, summed_cross_entropy  # noqa: E402
 
 
-def random_batches(args, tokenizer, label2id) -> list[dict]:
-    task = NerTask()
-    raw = task.read(os.path.join(args.data, "train.tsv"), "train", "conll")
+def read_task(args):
+    """The task and its raw training data: NER from DATA/train.tsv, RE from the file DATA."""
+    if args.task == "ner":
+        task = NerTask()
+        return task, task.read(os.path.join(args.data, "train.tsv"), "train", "conll")
+    task = task_for_training("re", TrainConfig.from_options(task="re").task_options)
+    return task, task.read(args.data, "train", "semeval2010")
+
+
+def random_batches(args, task, raw, tokenizer, label2id) -> list[dict]:
     data = task.tokenize(raw, tokenizer, label2id, 128, True)
     collate = MetaCollator(task.collator(tokenizer), tokenizer)
     order = list(range(len(data)))
@@ -47,32 +57,36 @@ def forward_backward_seconds(model, micro_batches: list[dict]) -> float:
     started = time.perf_counter()
     for batch in micro_batches:
         logits = model(**model_inputs(batch, with_labels=False)).logits
-        summed_cross_entropy(logits, batch["labels"]).backward()
+        summed_cross_entropy(logits, batch[LABELS]).backward()
     return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", required=True, help="NER folder with train.tsv")
+    parser.add_argument("--data", required=True, help="NER folder with train.tsv; RE: a file")
+    parser.add_argument("--task", default="ner", choices=["ner", "re"])
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results",
                                                          "step_breakdown"))  # fmt: skip
     args = parser.parse_args()
-    labels = ["O", "B-Disease", "I-Disease"]
-    model, tokenizer = load_pretrained("AutoModelForTokenClassification", minilm_folder(), labels)
+    task, raw = read_task(args)
+    model, tokenizer = load_pretrained(
+        task.auto_model_class_name, minilm_folder(), task.label_list(raw)
+    )
+    task.prepare_model(model, tokenizer)
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     model.train()
     register_packed_attention()
-    batches = random_batches(args, tokenizer, model.config.label2id)
-    layouts = {
-        "padded": PaddedLayout(),
-        "sorted, 256 tokens": SortedLayout(256, tokenizer.pad_token_id, False),
-        "packed": PackedLayout(0),
-    }
+    batches = random_batches(args, task, raw, tokenizer, model.config.label2id)
+    layouts = {"padded": PaddedLayout()}
+    for budget in (256, 512, 1024):
+        layouts[f"sorted, {budget} tokens"] = SortedLayout(budget, tokenizer.pad_token_id)
+    if task.token_level_labels:
+        layouts["packed"] = PackedLayout(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-12)
     seconds = {name: [] for name in [*layouts, "AdamW step + clipping"]}
     real = sum(int(b["attention_mask"].sum()) for b in batches)
@@ -98,7 +112,8 @@ def main() -> None:
         f"Command: `python bench/step_breakdown.py {' '.join(sys.argv[1:])}`\n",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads. MiniLM (22.7M parameters), {args.batches} random "
-        f"batches of {args.batch_size} NCBI-disease sentences, dropout off; medians.\n",
+        f"batches of {args.batch_size} {args.task.upper()} training examples, dropout off; "
+        "medians.\n",
         "| layout | real / computed tokens | forward+backward (s) | speed-up | whole step "
         "with AdamW (s) | step speed-up |",
         "|---|---|---|---|---|---|",

@@ -34,6 +34,7 @@ class TextClassificationTask(Task):
     auto_model_class_name = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
     data_formats = ("auto", "csv", "jsonl")
+    token_level_labels = False  # one label per text: sorted micro-batches, never packed rows
 
     def read_examples(self, path: str, what: str, data_format: str, labelled: bool) -> list[dict]:
         file_format = data_format if data_format != "auto" else format_of(path)

@@ -107,7 +107,7 @@ def padded_batch(lengths, start_id, pad_id=0):
 
 def test_sorted_layout_puts_each_example_once_in_micro_batches_within_the_budget():
     loaded = [padded_batch([3, 12, 2, 7], 100, 7), padded_batch([5, 1, 9, 4], 200, 7)]
-    arranged = SortedLayout(token_budget=20, pad_token_id=7, pad_left=False).arrange(loaded)
+    arranged = SortedLayout(token_budget=20, pad_token_id=7).arrange(loaded)
     rows = [row for batch in arranged for row in batch["row_id"].tolist()]
     assert sorted(rows) == [100, 101, 102, 103, 200, 201, 202, 203]
     real = [batch["attention_mask"].sum(1).tolist() for batch in arranged]
@@ -125,7 +125,7 @@ def test_sorted_layout_puts_each_example_once_in_micro_batches_within_the_budget
 
 
 def test_sorted_layout_gives_an_example_longer_than_the_budget_its_own_micro_batch():
-    arranged = SortedLayout(4, 0, False).arrange([padded_batch([6, 2, 2], 0)])
+    arranged = SortedLayout(4, 0).arrange([padded_batch([6, 2, 2], 0)])
     assert [b["row_id"].tolist() for b in arranged] == [[0], [1, 2]]
 
 
@@ -161,7 +161,10 @@ def test_models_on_the_attention_interface_are_packed(kind):
     options = TrainConfig.from_options(batch_layout="packed").batching
     layout, reason = choose_layout(options, True, model, None, "cpu")
     assert isinstance(layout, PackedLayout) and reason.startswith("packed")
-    assert model.config._attn_implementation == PACKED_ATTENTION
+    assert model.config._attn_implementation == "sdpa"  # switched only while training
+    with layout.computing(model):
+        assert model.config._attn_implementation == PACKED_ATTENTION
+    assert model.config._attn_implementation == "sdpa"
 
 
 def test_a_model_outside_the_attention_interface_falls_back_to_sorted_with_the_reason():
@@ -272,7 +275,7 @@ def test_re_sorted_trains_the_padded_weights_and_packing_is_refused(tmp_path):
     # auto: sorted, under a budget that keeps a tiny model's batch of 32 whole: the padded run
     auto = train_here(data, tmp_path / "auto", task="re", per_device_train_batch_size=32)
     assert max_difference(runs["padded"], auto) == 0
-    with pytest.raises(ConfigError, match="one label per example"):
+    with pytest.raises(ConfigError, match="does not predict a label per token"):
         train_here(data, tmp_path / "packed", task="re", batch_layout="packed")
 
 
@@ -311,7 +314,8 @@ def test_the_log_names_the_layout_and_why(scaling_data, tmp_path, caplog):
         (["--micro_batch_tokens", "-1"], "--micro_batch_tokens must be in [0, 16777216]: got -1"),
         (["--batch_layout", "tight"], "--batch_layout"),
         (["--task", "re", "--batch_layout", "packed"],
-         "--batch_layout packed is not possible here: the task predicts one label per example"),
+         "--batch_layout packed is not possible here: the task does not predict a label per "
+         "token"),
     ],
 )  # fmt: skip
 def test_layout_options_are_checked_before_any_model_is_built(
@@ -390,3 +394,33 @@ def test_two_processes_with_each_layout_train_the_one_process_padded_weights(
         data, tmp_path / "re-2x16", task="re", per_device_train_batch_size=16
     )
     assert max_difference(re_reference, re_sorted) < TOLERANCE
+
+
+def test_a_sliding_window_model_is_not_packed():
+    model = transformers.AutoModelForTokenClassification.from_config(
+        transformers.ModernBertConfig(
+            vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=16, num_labels=3, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            cls_token_id=1, sep_token_id=2, max_position_embeddings=64, local_attention=8,
+        )
+    )  # fmt: skip
+    assert "uses sliding-window attention" in packing_refusal(model)
+
+
+def test_sorted_micro_batches_never_exceed_the_loaders_padded_tokens():
+    loaded = [padded_batch([3, 4], 0), padded_batch([2, 2], 10), padded_batch([4, 1], 20)]
+    arranged = SortedLayout(token_budget=10_000, pad_token_id=0).arrange(loaded)
+    assert max(batch["input_ids"].numel() for batch in arranged) <= 8  # 2 examples x 4 tokens
+    assert sorted(r for b in arranged for r in b["row_id"].tolist()) == [0, 1, 10, 11, 20, 21]
+
+
+def test_a_left_padding_tokenizer_is_not_sorted_or_packed():
+    model = tiny_model("bert")
+    tokenizer = transformers.PreTrainedTokenizerBase(padding_side="left")
+    auto = TrainConfig.from_options().batching
+    layout, reason = choose_layout(auto, True, model, tokenizer, "cpu")
+    assert layout.name == "padded" and "the tokenizer pads on the left" in reason
+    for requested in ("packed", "sorted"):
+        options = TrainConfig.from_options(batch_layout=requested).batching
+        with pytest.raises(ConfigError, match="needs a tokenizer that pads on the right"):
+            choose_layout(options, True, model, tokenizer, "cpu")

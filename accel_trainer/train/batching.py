@@ -5,6 +5,7 @@ step's examples are laid out for computing (padded, sorted by length, or packed)
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
@@ -115,50 +116,57 @@ class PaddedLayout:
 
     name = "padded"
 
+    @contextmanager
+    def computing(self, model):
+        """While the layout's batches are computed: the model as it is."""
+        yield
+
     def arrange(self, micro_batches: list[dict]) -> list[dict]:
         return micro_batches
 
 
-class SortedLayout:
+class SortedLayout(PaddedLayout):
     """The step's examples (all its micro-batches on this process) sorted by length and split
     into micro-batches of at most `token_budget` padded tokens, each padded to its own longest.
     The step's loss is normalised over the whole step, so the gradient is the padded one."""
 
     name = "sorted"
 
-    def __init__(self, token_budget: int, pad_token_id: int, pad_left: bool):
+    def __init__(self, token_budget: int, pad_token_id: int):
         self.token_budget = token_budget
         # Padding that no computation sees; labels and word positions are ignored (-100).
         self.pad_values = {"input_ids": pad_token_id, LABELS: IGNORE_INDEX}
         self.pad_values.update(dict.fromkeys(META_KEYS, IGNORE_INDEX))
-        self.pad_left = pad_left
 
     def arrange(self, micro_batches: list[dict]) -> list[dict]:
         joined = self._joined([with_attention_mask(batch) for batch in micro_batches])
         mask = joined["attention_mask"]
         lengths = mask.sum(dim=1).tolist()
         order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-        groups = list(self._groups(order, lengths))
+        # Never more padded tokens per forward than the loader's own micro-batches hold: the
+        # memory a user sized with the batch size, accumulation or --max_tokens_per_batch.
+        loaded = max(batch["attention_mask"].numel() for batch in micro_batches)
+        groups = list(self._groups(order, lengths, min(self.token_budget, loaded)))
         if len(groups) == 1 and len(micro_batches) == 1:
             return micro_batches  # the same padding: keep the loader's order, and its dropout
         arranged = []
         for group in groups:
             index = torch.tensor(group, device=mask.device)
             longest = max(lengths[group[0]], 1)
-            columns = slice(-longest, None) if self.pad_left else slice(0, longest)
             arranged.append(
                 {
-                    key: value[index][:, columns] if self._per_token(value, mask) else value[index]
+                    key: value[index][:, :longest] if self._per_token(value, mask) else value[index]
                     for key, value in joined.items()
                 }
             )
         return arranged
 
-    def _groups(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+    @staticmethod
+    def _groups(order: list[int], lengths: list[int], budget: int) -> Iterator[list[int]]:
         """Longest first; a group grows while its padded tokens stay within the budget."""
         group: list[int] = []
         for index in order:
-            if group and (len(group) + 1) * lengths[group[0]] > self.token_budget:
+            if group and (len(group) + 1) * lengths[group[0]] > budget:
                 yield group
                 group = []
             group.append(index)
@@ -185,8 +193,7 @@ class SortedLayout:
                         "--batch_layout padded."
                     )
                 if self._per_token(value, batch["attention_mask"]):
-                    extra = longest - value.shape[1]
-                    padding = (extra, 0) if self.pad_left else (0, extra)
+                    padding = (0, longest - value.shape[1])
                     value = F.pad(value, padding, value=self.pad_values.get(key, 0))
                 parts.append(value)
             joined[key] = torch.cat(parts)
@@ -197,13 +204,23 @@ class SortedLayout:
         return value.dim() == 2 and value.shape == mask.shape
 
 
-class PackedLayout:
-    """Each micro-batch as one packed row (see train/packing.py): no padding at all."""
+class PackedLayout(PaddedLayout):
+    """Each micro-batch as one packed row (see train/packing.py): no padding at all. The model
+    computes with the packed attention while `computing` is entered (training), only."""
 
     name = "packed"
 
     def __init__(self, position_offset: int):
         self.position_offset = position_offset
+
+    @contextmanager
+    def computing(self, model):
+        original = model.config._attn_implementation
+        model.set_attn_implementation(PACKED_ATTENTION)
+        try:
+            yield
+        finally:
+            model.set_attn_implementation(original)
 
     def arrange(self, micro_batches: list[dict]) -> list[dict]:
         return [pack(with_attention_mask(batch), self.position_offset) for batch in micro_batches]
@@ -222,31 +239,45 @@ BatchLayout = PaddedLayout | SortedLayout | PackedLayout
 def choose_layout(
     batching: BatchingOptions, token_level_labels: bool, model, tokenizer, device_type: str
 ) -> tuple[BatchLayout, str]:
-    """The layout --batch_layout asks for, or under auto the fastest exact one the model takes;
-    and why, for the log. A packed layout switches the model's attention to the packed one."""
+    """The layout --batch_layout asks for, or under auto the fastest exact one the task, model
+    and tokenizer allow; and why, for the log."""
     requested = batching.batch_layout
-    refusal = None
-    if requested in ("auto", "packed"):
+    left_padded = getattr(tokenizer, "padding_side", "right") == "left"
+    if left_padded and requested in ("packed", "sorted"):
+        raise ConfigError(
+            f"--batch_layout {requested} needs a tokenizer that pads on the right: got "
+            "padding_side 'left', with which a model counting positions from the first column "
+            "(BERT) sees each token's position shift with its batch's padding. Use "
+            "--batch_layout padded or auto."
+        )
+    budget_note = ""
+    if batching.micro_batch_tokens:
+        budget_note = f"; --micro_batch_tokens {batching.micro_batch_tokens} applies to sorted only"
+    refusal = "the tokenizer pads on the left" if left_padded else None
+    if requested in ("auto", "packed") and refusal is None:
         refusal = packing_problem(token_level_labels, model)
         if refusal is None:
-            model.set_attn_implementation(PACKED_ATTENTION)
-            return PackedLayout(position_offset(model)), "packed: one row per micro-batch"
+            return PackedLayout(
+                position_offset(model)
+            ), f"packed: one row per micro-batch{budget_note}"
         if requested == "packed":
             raise ConfigError(
                 f"--batch_layout packed is not possible here: {refusal}. Use --batch_layout "
                 "auto, which falls back to sorted micro-batches."
             )
     not_packed = "" if refusal is None else f" (not packed: {refusal})"
-    if requested == "sorted" or (requested == "auto" and batching.loss_normalization == "global"):
+    exact_sort = batching.loss_normalization == "global" and not left_padded
+    if requested == "sorted" or (requested == "auto" and exact_sort):
         parameters = sum(parameter.numel() for parameter in model.parameters())
         budget = batching.resolved_micro_batch_tokens(device_type, parameters)
-        layout = SortedLayout(
-            budget, tokenizer.pad_token_id or 0, getattr(tokenizer, "padding_side", "") == "left"
+        layout = SortedLayout(budget, tokenizer.pad_token_id or 0)
+        return layout, (
+            f"sorted: micro-batches of at most {budget} padded tokens, and never more than the "
+            f"loader's{not_packed}"
         )
-        return layout, f"sorted: micro-batches of at most {budget} padded tokens{not_packed}"
-    if requested == "auto":
+    if requested == "auto" and not left_padded:
         not_packed += " (not sorted: --loss_normalization batch)"
-    return PaddedLayout(), f"padded{not_packed}"
+    return PaddedLayout(), f"padded{not_packed}{budget_note}"
 
 
 def check_layout_request(batching: BatchingOptions, token_level_labels: bool) -> None:
@@ -261,5 +292,8 @@ def check_layout_request(batching: BatchingOptions, token_level_labels: bool) ->
 def packing_problem(token_level_labels: bool, model) -> str | None:
     """Why this task and model cannot be packed, or None."""
     if not token_level_labels:
-        return "the task predicts one label per example, which a packed row cannot pool"
+        return (
+            "the task does not predict a label per token (Task.token_level_labels), and a "
+            "packed row cannot pool one prediction per example"
+        )
     return packing_refusal(model)

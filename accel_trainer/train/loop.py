@@ -117,12 +117,12 @@ class AccelerateTrainer:
                 self.accumulation_steps, self.accelerator.device.type == "cuda",
             )  # fmt: skip
         train_loader = self.batches.loader if self.batches else None
+        if config.compute.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         self.layout, self.layout_reason = choose_layout(
             config.batching, task.token_level_labels, model, tokenizer,
             self.accelerator.device.type,
         )  # fmt: skip
-        if config.compute.gradient_checkpointing:
-            enable_gradient_checkpointing(model)
         if config.compute.torch_compile:
             # In place (Module.compile), not wrapped: checkpoints and saved weights keep their
             # names, so a run can resume with or without compiling.
@@ -273,7 +273,8 @@ class AccelerateTrainer:
                     mark_output_dir(self.output_dir, is_demo=False)
                 self.folder_checked = True
             self.fitted = True  # from here on, a second fit() would start the schedule again
-            with Preemption(self.accelerator) as preemption:
+            model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+            with Preemption(self.accelerator) as preemption, self.layout.computing(model):
                 yield preemption, progress
         except RuntimeError as error:
             if self.accelerator.num_processes > 1 and is_lost_peer(error):
@@ -622,4 +623,8 @@ def enable_gradient_checkpointing(model) -> None:
             f"--gradient_checkpointing is not supported by {type(model).__name__}. Drop the "
             "option, or use a model whose layers transformers can checkpoint (BERT, RoBERTa, ...)."
         )
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    non_reentrant = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=non_reentrant)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=non_reentrant)

@@ -25,6 +25,9 @@ def packed_attention(
     """Attention within each packed sentence (query/key/value: 1 x heads x tokens x dim);
     a padded batch, which carries no boundaries, gets transformers' SDPA attention."""
     boundaries = kwargs.pop("cu_seq_lens_q", None)
+    if boundaries is not None and kwargs.get("sliding_window") is not None:
+        # Per-sentence attention would ignore the window (ModernBERT's local layers).
+        raise ValueError("the model's sliding-window attention cannot be packed")
     if boundaries is None:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
@@ -110,6 +113,9 @@ def packing_refusal(model) -> str | None:
     name = type(model).__name__
     if not getattr(model, "_supports_attention_backend", False):
         return f"{name} does not route attention through transformers' attention interface"
+    windows = [getattr(model.config, key, None) for key in ("sliding_window", "local_attention")]
+    if any(window is not None for window in windows):
+        return f"{name} uses sliding-window attention, which the packed attention does not apply"
     implementation = model.config._attn_implementation
     if implementation not in (UNPACKED_ATTENTION, PACKED_ATTENTION):
         return f"{name} uses {implementation!r} attention; packing replaces {UNPACKED_ATTENTION!r}"
