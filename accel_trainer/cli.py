@@ -87,15 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Preempted as error:
         report_error(f"{error}. Resume with --resume_from_checkpoint auto.")
-        return EXIT_PREEMPTED
+        return ended(EXIT_PREEMPTED)
     except Diverged as error:
         report_error(str(error))
-        return EXIT_DIVERGED
+        return ended(EXIT_DIVERGED)
     except PeerLost as error:
         # From every process: the first one of this machine may be the one that was lost.
         report_error(f"process {os.environ.get('RANK', '0')}: {error}", every_process=True)
-        return 1
+        return ended(1)
     return 0
+
+
+def ended(status: int) -> int:
+    """The status of a training run that stopped early. In a multi-process run, exit here,
+    while the exception still holds the trainer: freeing DDP's reducer can deadlock in gloo's
+    destructor (see runtime.exit_distributed_run)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def plot_command(args: list[str]) -> int:

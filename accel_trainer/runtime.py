@@ -252,13 +252,15 @@ def leave_process_group() -> None:
 
 
 def exit_distributed_run() -> None:
-    """End a finished multi-process command here, once every process is done: flush and exit
-    without running destructors. Freeing DDP's reducer, which holds the gloo group, can deadlock:
-    the group's destructor joins a worker thread that waits for the GIL the freeing thread
-    holds (seen in about 1 run in 3 under `accelerate launch`). One process: returns."""
-    if not (dist.is_available() and dist.is_initialized()):
+    """End a finished multi-process command here: flush and exit without running destructors.
+    Freeing DDP's reducer, which holds the gloo group, can deadlock: the group's destructor
+    joins a worker thread that waits for the GIL the freeing thread holds (seen in about 1 run
+    in 3 under `accelerate launch`). Accelerate's end_training has already left the group, so
+    the launcher's WORLD_SIZE says whether this is a multi-process run. One process: returns."""
+    if launched_world_size() <= 1:
         return
-    dist.barrier()
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
