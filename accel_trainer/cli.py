@@ -101,12 +101,11 @@ def main(argv: list[str] | None = None) -> int:
 def ended(status: int) -> int:
     """The status of a training run that stopped early. In a multi-process run, exit here,
     while the exception still holds the trainer: freeing DDP's reducer can deadlock in gloo's
-    destructor (see runtime.exit_distributed_run)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+    destructor (see runtime.exit_distributed_run). The processes may be in different places,
+    so no barrier."""
+    from accel_trainer.runtime import exit_distributed_run
+
+    exit_distributed_run(status, wait_for_all=False)
     return status
 
 

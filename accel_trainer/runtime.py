@@ -251,17 +251,18 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def exit_distributed_run() -> None:
-    """End a finished multi-process command here: flush and exit without running destructors.
+def exit_distributed_run(status: int = 0, wait_for_all: bool = True) -> None:
+    """End a multi-process command here with `status` (after a barrier, with `wait_for_all`):
+    flush and exit without running destructors.
     Freeing DDP's reducer, which holds the gloo group, can deadlock: the group's destructor
     joins a worker thread that waits for the GIL the freeing thread holds (seen in about 1 run
     in 3 under `accelerate launch`). Accelerate's end_training has already left the group, so
     the launcher's WORLD_SIZE says whether this is a multi-process run. One process: returns."""
     if launched_world_size() <= 1:
         return
-    if dist.is_available() and dist.is_initialized():
+    if wait_for_all and dist.is_available() and dist.is_initialized():
         dist.barrier()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)
