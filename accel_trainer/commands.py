@@ -109,7 +109,7 @@ def predict(config: PredictConfig) -> int:
     """`accel-trainer predict`: label a file with a saved model; output in input order."""
     validate(config)
     from accel_trainer import prepare
-    from accel_trainer.predictions import check_output_file, write_predictions
+    from accel_trainer.predictions import check_output_file, prediction_input, write_predictions
     from accel_trainer.runtime import create_accelerator
     from accel_trainer.train.inference import Inference
 
@@ -118,8 +118,9 @@ def predict(config: PredictConfig) -> int:
     prepare.quiet_other_ranks(accelerator.is_main_process)
     saved = prepare.load_saved(config, {})
     task, tokenizer, max_length = saved.task, saved.tokenizer, config.data.max_seq_length
+    source = prediction_input(config, task, saved.labels)
     try:
-        raw = task.read(config.input_file, "--input_file", config.data.data_format, labelled=False)
+        raw = task.read_for_prediction(source)
     except DataError as error:
         raise DataError(
             f"{error} The model at {config.model_name_or_path} does task {task.name!r}: give "
@@ -132,7 +133,7 @@ def predict(config: PredictConfig) -> int:
     batch_size = config.batching.per_device_eval_batch_size
     rows = Inference(accelerator, saved.model, tokenizer, task, batch_size).predict(data)
     if accelerator.is_main_process:
-        write_predictions(task, raw, rows, saved.model.config.id2label, config)
+        write_predictions(task, raw, rows, saved.model.config.id2label, config, source)
         print(f"Wrote {len(raw)} predictions to {config.output_file}")
     accelerator.wait_for_everyone()
     return len(raw)

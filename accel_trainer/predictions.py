@@ -13,12 +13,34 @@ from accel_trainer.hashing import file_digest, text_digest
 from accel_trainer.tasks.base import PredictionInput
 
 
-def write_predictions(task, raw, rows: dict, id2label: dict, config) -> None:
+def prediction_input(config, task, labels: list[str]) -> PredictionInput:
+    """What predict reads and writes, checked against what the model's task can do."""
+    if config.output_format not in task.output_formats:
+        raise ConfigError(
+            f"--output_format is not a format of the model's task {task.name!r}: got "
+            f"{config.output_format!r}. Use one of {list(task.output_formats)}."
+        )
+    if config.text_format is not None and not task.reads_text:
+        raise ConfigError(
+            f"--text_format is for tasks that read raw text: got --text_format "
+            f"{config.text_format}, and the model's task {task.name!r} does not. Leave it out."
+        )
+    data = config.data
+    return PredictionInput(
+        config.input_file,
+        data.data_format,
+        data.max_seq_length,
+        config.output_format,
+        config.text_format,
+        tuple(labels),
+    )
+
+
+def write_predictions(task, raw, rows: dict, id2label: dict, config, source) -> None:
     """Write the predictions of every input example, in input order, atomically, and mark the
     file as a prediction output (which a later predict may replace)."""
     id2label = {int(i): label for i, label in id2label.items()}
     handle = io.StringIO()
-    source = PredictionInput(config.input_file, config.data.data_format, config.data.max_seq_length)
     task.write_predictions(raw, rows, id2label, handle, source)
     text = handle.getvalue()
     write_atomically(config.output_file, text)

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from accel_trainer import commands
 from accel_trainer.cli import main
 from accel_trainer.errors import EXIT_PREEMPTED
+from accel_trainer.tasks.ner import read_conll
 from tests.conftest import (
     REPO_ROOT,
     computed_records,
@@ -150,6 +151,21 @@ def test_two_processes_train_once_and_count_each_eval_example_once(small_data, t
     one = (tmp_path / "one.conll").read_text()
     assert (tmp_path / "two.conll").read_text() == one
     assert one.count("\n\n") == 37
+
+    # Raw text: two processes write the same entities, offsets and scores as one.
+    notes = tmp_path / "notes.txt"
+    sentences = [" ".join(sentence["tokens"]) for sentence in read_conll(dev, "dev", "bio")]
+    notes.write_text("\n".join(f"\t{s}  {s.lower()}" for s in sentences) + "\n")
+    text_args = [*predict_args[:2], "--input_file", str(notes), *predict_args[4:]]
+    assert main(["predict", *text_args, "--output_file", str(tmp_path / "one.jsonl")]) == 0
+    done = accelerate_launch(
+        [*text_args, "--output_file", str(tmp_path / "two.jsonl")], command_name="predict"
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    one = (tmp_path / "one.jsonl").read_text()
+    assert (tmp_path / "two.jsonl").read_text() == one
+    records = [json.loads(line) for line in one.splitlines()]
+    assert len(records) == 37 and sum(len(r["entities"]) for r in records) > 0
 
 
 # 48 sentences, 2 processes x batch 2 = 12 micro-batches per process and epoch; windows of 2:

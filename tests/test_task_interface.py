@@ -124,9 +124,13 @@ def test_the_defaults_of_the_interface(tmp_path):
 def test_ner_settings_round_trip(tmp_path):
     task = task_for_training("ner", NerOptions(tag_scheme="iobes", label_all_tokens=True))
     assert (task.tag_scheme, task.label_all_tokens) == ("iobes", True)
+    task.word_split = "whitespace"  # as learned from training words with punctuation attached
     again = task_from_settings(task.settings(), str(tmp_path))
     assert isinstance(again, NerTask) and again.settings() == task.settings()
-    assert again.settings() == {"task": "ner", "tag_scheme": "iobes"}
+    assert again.settings() == {"task": "ner", "tag_scheme": "iobes", "word_split": "whitespace"}
+    # A model saved before word_split was recorded splits raw text at punctuation.
+    older = task_from_settings({"task": "ner", "tag_scheme": "bio"}, str(tmp_path))
+    assert older.word_split == "punctuation"
 
 
 def test_re_settings_round_trip(tmp_path):

@@ -279,6 +279,23 @@ class PredictConfig(FromOptions):
             "accel-trainer."
         ),
     )
+    output_format: str = field(
+        default="auto",
+        metadata=_opt(
+            "NER: conll (word and tag lines), jsonl (the input records with ner_tags) or "
+            "spans (the input records with their entities); auto: conll for CoNLL input, "
+            "jsonl for JSON lines of tokens, spans for raw text. RE writes jsonl.",
+            choices=["auto", "conll", "jsonl", "spans"],
+        ),
+    )
+    text_format: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Raw text input (NER): lines (one document per line, the default for plain text) "
+            "or document (the whole file is one document). Implies plain text input.",
+            choices=["lines", "document"],
+        ),
+    )
     config: str | None = field(
         default=None,
         metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
@@ -292,7 +309,7 @@ class PredictConfig(FromOptions):
 
     def problems(self) -> list[str]:
         """Every invalid option, as one message each."""
-        found = model_problems(self.model_name_or_path)
+        found = model_problems(self.model_name_or_path) + choice_problems(self)
         for name in group_fields(type(self)):
             found += getattr(self, name).problems()
         found += sequence_length_problems(self.model_name_or_path, self.data.max_seq_length)
@@ -300,8 +317,24 @@ class PredictConfig(FromOptions):
         return (
             found
             + self.output_file_problems()
+            + self.text_format_problems()
             + saved_model_problems(self.model_name_or_path, "predict")
         )
+
+    def text_format_problems(self) -> list[str]:
+        """--text_format with input that is not plain text."""
+        data_format, source = self.data.data_format, self.input_file or ""
+        as_json = data_format == "jsonl" or (
+            data_format == "auto" and source.lower().endswith((".json", ".jsonl"))
+        )
+        if self.text_format is None or not (as_json or data_format == "conll"):
+            return []
+        given = "JSON lines input" if as_json else "--data_format conll"
+        return [
+            f"--text_format is for plain text input: got --text_format {self.text_format} with "
+            f"{given} ({source}). Leave it out (a JSON record's text is one document), or pass "
+            "--data_format text to read the file as plain text."
+        ]
 
     def output_file_problems(self) -> list[str]:
         found = []

@@ -27,11 +27,16 @@ logger = logging.getLogger("accel_trainer")
 
 @dataclass(frozen=True)
 class PredictionInput:
-    """What `predict` read: the file, how it was read, and the length examples were fitted to."""
+    """What `predict` reads and writes: the file, how to read it (--data_format, and for raw
+    text --text_format), the length examples are fitted to, the --output_format asked for,
+    and the model's labels."""
 
     input_file: str
     data_format: str
     max_seq_length: int
+    output_format: str = "auto"
+    text_format: str | None = None
+    labels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -62,6 +67,9 @@ class Task(abc.ABC):
     # One label per token: examples can share a packed row (--batch_layout packed). A task
     # whose model pools a sentence into one prediction cannot.
     token_level_labels: ClassVar[bool] = False
+    # What `predict` can write (--output_format), and whether it reads raw text documents.
+    output_formats: ClassVar[tuple[str, ...]] = ("auto", "jsonl")
+    reads_text: ClassVar[bool] = False
 
     # Configuration: for a training run, and for a saved model.
 
@@ -116,6 +124,10 @@ class Task(abc.ABC):
                 f"{what} is empty: got 0 {word}s. Give a file with at least one {word}."
             )
         return Dataset.from_list(examples)
+
+    def read_for_prediction(self, source: PredictionInput) -> Dataset:
+        """The examples `predict` labels; by default read() without labels."""
+        return self.read(source.input_file, "--input_file", source.data_format, labelled=False)
 
     @abc.abstractmethod
     def read_examples(self, path: str, what: str, data_format: str, labelled: bool) -> list[dict]:

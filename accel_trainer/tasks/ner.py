@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,10 +21,20 @@ from accel_trainer.tasks.base import (
 from accel_trainer.tasks.demo import NER_DEMO_FILES
 from accel_trainer.tasks.files import (
     SEMEVAL_ID_LINE,
+    check_readable,
     entity_markers_in,
     json_lines,
     json_object,
     records_by_line,
+    utf8_problem,
+)
+from accel_trainer.tasks.text import (
+    WORD_SPLITS,
+    document_record,
+    learned_word_split,
+    looks_like_conll,
+    read_documents,
+    text_of_record,
 )
 from accel_trainer.tasks.windows import owning_window, sliding_windows, special_affixes
 
@@ -42,6 +53,7 @@ PREFIXES = ("B-", "I-", "E-", "S-")
 REPORT_AVERAGES = ("micro avg", "macro avg", "weighted avg")  # seqeval's rows beside the types
 # CoNLL-2003 has 4 columns and some files 5 (with a lemma); a run of 6 words is a sentence.
 SENTENCE_WORDS = 6
+logger = logging.getLogger("accel_trainer")
 
 
 def resolve_format(path: str, data_format: str) -> str:
@@ -281,12 +293,18 @@ class NerTask(Task):
     auto_model_class_name = "AutoModelForTokenClassification"
     pipeline_tag = "token-classification"
     options_class = NerOptions
-    data_formats = ("auto", "conll", "jsonl")
+    data_formats = ("auto", "conll", "jsonl", "text")
+    output_formats = ("auto", "conll", "jsonl", "spans")
+    reads_text = True
     example_word = "sentence"
 
-    def __init__(self, label_all_tokens: bool = False, tag_scheme: str = "bio"):
+    def __init__(
+        self, label_all_tokens: bool = False, tag_scheme: str = "bio", word_split: str = ""
+    ):
         self.label_all_tokens = label_all_tokens
         self.tag_scheme = tag_scheme
+        # How raw text is cut into words for predict; learned from the training words.
+        self.word_split = word_split or "punctuation"
         self.truncated: dict[str, int] = {}
         self.long_sentences = 0  # eval sentences over max_seq_length, scored in windows
 
@@ -295,10 +313,16 @@ class NerTask(Task):
         scheme = settings.get("tag_scheme", "bio")
         if scheme not in TAG_SCHEMES:
             raise KeyError("tag_scheme")
-        return cls(tag_scheme=scheme)
+        word_split = settings.get("word_split", "punctuation")  # older models: punctuation
+        if word_split not in WORD_SPLITS:
+            raise KeyError("word_split")
+        return cls(tag_scheme=scheme, word_split=word_split)
 
     def settings(self) -> dict:
-        return {"task": self.name, "tag_scheme": self.tag_scheme}
+        return {"task": self.name, "tag_scheme": self.tag_scheme, "word_split": self.word_split}
+
+    def learn_from_training_data(self, train: Dataset) -> None:
+        self.word_split = learned_word_split(train["tokens"])
 
     def tokenization_settings(self) -> dict:
         return {**self.settings(), "label_all_tokens": self.label_all_tokens}
@@ -316,9 +340,68 @@ class NerTask(Task):
             raise DataError(
                 f"{what}: --data_format semeval2010 is for --task re. Use conll or jsonl for NER."
             )
+        if file_format == "text":
+            raise DataError(
+                f"{what}: --data_format text is raw text for `accel-trainer predict`; training "
+                "and evaluation need tagged words. Use conll or jsonl."
+            )
         if file_format == "jsonl":
             return read_jsonl(path, what, self.tag_scheme, labelled)
         return read_conll(path, what, self.tag_scheme, labelled)
+
+    def read_for_prediction(self, source: PredictionInput) -> Dataset:
+        """Tokenised sentences (CoNLL, JSON lines of tokens) or raw text documents (plain text,
+        JSON lines of `text`), split into words the way the training words were split."""
+        from datasets import Dataset
+
+        path, what = source.input_file, f"--input_file {source.input_file}"
+        check_readable(path, "--input_file")
+        kind = self.prediction_input(source)
+        try:
+            if kind == "conll" or kind == "jsonl":
+                return self.read(path, "--input_file", kind, labelled=False)
+            if kind == "text":
+                documents = read_documents(path, source.text_format or "lines", self.word_split)
+            else:
+                documents = [
+                    document_record(text_of_record(record, where), number, self.word_split)
+                    for number, where, record in json_lines(path, what)
+                ]
+        except UnicodeDecodeError:
+            raise utf8_problem(path, what) from None
+        if not documents:
+            raise DataError(f"{what} is empty: got 0 documents. Give a file with some text.")
+        logger.info(
+            "predict: %d documents of %s, split into words %s (as the training words were)",
+            len(documents),
+            "JSON lines text" if kind == "jsonl-text" else f"plain text ({kind_words(source)})",
+            "at whitespace and around punctuation"
+            if self.word_split == "punctuation"
+            else "at whitespace",
+        )
+        return Dataset.from_list(documents, features=document_features())
+
+    def prediction_input(self, source: PredictionInput) -> str:
+        """What --input_file holds: "conll", "jsonl" (tokens), "text" (plain text) or
+        "jsonl-text" (JSON lines with a `text` document each)."""
+        path, data_format = source.input_file, source.data_format
+        if data_format == "text" or source.text_format is not None:
+            return "text"
+        if resolve_format(path, data_format) == "jsonl":
+            first = next(iter(json_lines(path, f"--input_file {path}")), None)
+            has_tokens = first is not None and "tokens" in first[2]
+            return "jsonl" if has_tokens or first is None else "jsonl-text"
+        if data_format == "conll":
+            return "conll"
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            conll = looks_like_conll(handle, source.labels)
+        if not conll:
+            logger.info(
+                "predict: %s is read as plain text, one document per line: its lines are not "
+                "CoNLL token lines (pass --data_format conll to read it as CoNLL)",
+                path,
+            )
+        return "conll" if conll else "text"
 
     def read_hub(self, name: str, config_name: str | None, split: str) -> Dataset:
         """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags."""
@@ -497,17 +580,23 @@ class NerTask(Task):
         )
         return encoded.remove_columns("long")
 
-    def assemble_tags(self, rows: dict, word_counts: list[int], id2label: dict[int, str]):
-        """Per-sentence word tags from windowed predictions; a word with no sub-token (which
-        the model cannot see) gets "O"."""
+    def assemble_words(self, rows: dict, word_counts: list[int], id2label: dict[int, str]):
+        """Per-sentence word tags and their probabilities from windowed predictions; a word
+        with no sub-token (which the model cannot see) gets "O" and probability 1."""
         tags = [["O"] * count for count in word_counts]
-        for example_id, words, predicted in zip(
-            rows["example_id"], rows["word_index"], rows["predictions"], strict=True
+        scores = [[1.0] * count for count in word_counts]
+        for example_id, words, predicted, confidence in zip(
+            rows["example_id"],
+            rows["word_index"],
+            rows["predictions"],
+            rows["confidence"],
+            strict=True,
         ):
-            for word, label_id in zip(words, predicted, strict=True):
+            for word, label_id, probability in zip(words, predicted, confidence, strict=True):
                 if word != IGNORE_INDEX:
                     tags[int(example_id)][int(word)] = id2label[int(label_id)]
-        return tags
+                    scores[int(example_id)][int(word)] = float(probability)
+        return tags, scores
 
     def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
         """Training truncates long sentences; evaluation scores them in sliding windows."""
@@ -532,22 +621,62 @@ class NerTask(Task):
         handle: TextIO,
         source: PredictionInput,
     ) -> None:
-        """CoNLL in, CoNLL out (token and tag); JSON lines in, the same records with
-        `ner_tags`."""
+        """By --output_format (auto: CoNLL for CoNLL, JSON lines of tags for JSON lines of
+        tokens, spans for raw text): `conll` writes word and tag lines; `jsonl` the input
+        records with `ner_tags` (raw text also gets its `tokens` and their `offsets`); `spans`
+        the input records with their `entities` (character offsets into raw text, word
+        indices into tokens, end exclusive)."""
         tokens = raw["tokens"]
-        tags = self.assemble_tags(rows, [len(words) for words in tokens], id2label)
-        if resolve_format(source.input_file, source.data_format) == "jsonl":
-            originals = records_by_line(source.input_file, "--input_file")
-            for line, words_tags in zip(raw["line"], tags, strict=True):
-                record = originals[line]
-                record["ner_tags"] = words_tags
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        tags, scores = self.assemble_words(rows, [len(words) for words in tokens], id2label)
+        is_text = "offsets" in raw.column_names
+        kind = resolve_format(source.input_file, source.data_format)  # conll, jsonl or text
+        if is_text:
+            kind = "jsonl-text" if kind == "jsonl" else "text"
+        output = source.output_format
+        if output == "auto":
+            output = {"conll": "conll", "jsonl": "jsonl"}.get(kind, "spans")
+        if output == "conll":
+            for words, words_tags in zip(tokens, tags, strict=True):
+                if words:
+                    handle.writelines(f"{w}\t{t}\n" for w, t in zip(words, words_tags, strict=True))
+                    handle.write("\n")
             return
-        for words, words_tags in zip(tokens, tags, strict=True):
-            handle.writelines(
-                f"{word}\t{tag}\n" for word, tag in zip(words, words_tags, strict=True)
-            )
-            handle.write("\n")
+        for index, record in enumerate(self.input_records(raw, source, kind)):
+            if output == "jsonl":
+                record["ner_tags"] = tags[index]
+                if is_text:
+                    record["tokens"], record["offsets"] = tokens[index], raw[index]["offsets"]
+            else:
+                record["entities"] = self.entities(raw[index], tags[index], scores[index], is_text)
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def input_records(self, raw: Dataset, source: PredictionInput, kind: str) -> list[dict]:
+        """Each example as the record its output line starts from: the input's own JSON
+        object, or its line number and its text (raw text) or tokens (CoNLL)."""
+        if kind in ("text", "conll"):
+            key = "text" if kind == "text" else "tokens"
+            return [
+                {"line": line, key: value}
+                for line, value in zip(raw["line"], raw[key], strict=True)
+            ]
+        originals = records_by_line(source.input_file, "--input_file")
+        return [dict(originals[line]) for line in raw["line"]]
+
+    def entities(self, example: dict, tags: list[str], scores: list[float], is_text: bool):
+        """The entities of one example's tags: type, start, end, surface text and score."""
+        found = []
+        for entity_type, first, last, score in entity_spans(tags, scores):
+            if is_text:
+                start, end = example["offsets"][first][0], example["offsets"][last - 1][1]
+                text = example["text"][start:end]
+            else:
+                start, end = first, last
+                text = " ".join(example["tokens"][first:last])
+            found.append(
+                {"start": start, "end": end, "text": text, "type": entity_type,
+                 "score": round(score, 4)}
+            )  # fmt: skip
+        return found
 
     def demo_files(self, folder: str) -> tuple[str, str]:
         train, dev = NER_DEMO_FILES
@@ -626,3 +755,37 @@ def is_byte_level(tokenizer) -> bool:
     """Whether a fast tokenizer pre-tokenizes bytes (GPT-2/RoBERTa style BPE)."""
     backend = json.loads(tokenizer.backend_tokenizer.to_str())
     return "ByteLevel" in json.dumps(backend.get("pre_tokenizer"))
+
+
+def entity_spans(tags: list[str], scores: list[float]) -> list[tuple[str, int, int, float]]:
+    """(type, first word, last word + 1, mean probability of its words) for each entity of
+    one sentence's tags, read by seqeval as the evaluation reads them."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    found = []
+    for entity_type, first, last in get_entities([seqeval_tag(tag) for tag in tags]):
+        found.append(
+            (entity_type, first, last + 1, sum(scores[first : last + 1]) / (last + 1 - first))
+        )
+    return found
+
+
+def document_features():
+    """The columns of raw text documents (fixed, so that a file of empty documents reads too)."""
+    from datasets import Features, Sequence, Value
+
+    return Features(
+        {
+            "tokens": Sequence(Value("string")),
+            "ner_tags": Sequence(Value("string")),
+            "line": Value("int64"),
+            "text": Value("string"),
+            "offsets": Sequence(Sequence(Value("int64"))),
+        }
+    )
+
+
+def kind_words(source: PredictionInput) -> str:
+    if source.text_format == "document":
+        return "the whole file as one document"
+    return "one document per line"

@@ -1,0 +1,101 @@
+"""Raw text for NER prediction: documents read from plain text or JSON lines, split into words
+with character offsets the way the training words were split, and the entities of tagged words
+as character spans of the original text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from accel_trainer.errors import DataError
+
+# How a text is cut into words: at whitespace, and around every punctuation character as
+# BERT's pre-tokenizer does ("(IL-2)," is ( IL - 2 ) ,), or at whitespace only.
+WORD_SPLITS = ("punctuation", "whitespace")
+TEXT_FORMATS = ("lines", "document")  # one document per line, or the whole file as one
+# A training word that is punctuation only, or a word with punctuation attached at an edge.
+PUNCTUATION_ONLY = re.compile(r"^[^\w\s]+$")
+PUNCTUATION_ATTACHED = re.compile(r"^[^\w\s]+\w|\w[^\w\s]+$")
+CONLL_SNIFF_LINES = 50  # lines looked at to tell a CoNLL file from plain text
+
+
+def split_words(text: str, how: str) -> list[tuple[str, int, int]]:
+    """(word, start, end) for each word of `text`; text[start:end] == word, in characters."""
+    from tokenizers import pre_tokenizers
+
+    splitter = (
+        pre_tokenizers.BertPreTokenizer()
+        if how == "punctuation"
+        else pre_tokenizers.WhitespaceSplit()
+    )
+    return [(word, start, end) for word, (start, end) in splitter.pre_tokenize_str(text)]
+
+
+def learned_word_split(sentences: Iterable[list[str]]) -> str:
+    """The split that reproduces the training words: "punctuation" where punctuation stands
+    as words of its own (CoNLL-2003, BC5CDR, NCBI-disease), "whitespace" where it mostly
+    sticks to the words around it ("Oslo," as one word)."""
+    alone = attached = 0
+    for words in sentences:
+        for word in words:
+            if PUNCTUATION_ONLY.match(word):
+                alone += 1
+            elif PUNCTUATION_ATTACHED.search(word):
+                attached += 1
+    return "whitespace" if attached > alone else "punctuation"
+
+
+def document_record(text: str, line: int, how: str) -> dict:
+    """One document as a prediction example: its words, placeholder tags and offsets."""
+    words = split_words(text, how)
+    return {
+        "tokens": [word for word, _, _ in words],
+        "ner_tags": ["O"] * len(words),
+        "line": line,
+        "text": text,
+        "offsets": [[start, end] for _, start, end in words],
+    }
+
+
+def read_documents(path: str, text_format: str, how: str) -> list[dict]:
+    """The documents of a plain-text file: each line without its line break, or the whole
+    file (newlines kept as they are, so offsets index the file's text)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        text = handle.read()
+    if text_format == "document":
+        return [document_record(text, 1, how)] if text else []
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the break that ends the last line starts no document
+    return [
+        document_record(line.removesuffix("\r"), number, how)
+        for number, line in enumerate(lines, start=1)
+    ]
+
+
+def text_of_record(record: dict, where: str) -> str:
+    """The `text` of a JSON lines document record."""
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise DataError(
+            f"{where} has no string 'text': got keys {sorted(record)}. Give every record of "
+            'a document file a "text" string, e.g. {"text": "John lives in Oslo."}.'
+        )
+    return text
+
+
+def looks_like_conll(lines: Iterable[str], labels: Iterable[str]) -> bool:
+    """Whether the first non-blank lines of a file are CoNLL token lines (a token alone, or
+    a token and columns ending in one of the model's tags) rather than sentences of text."""
+    known = set(labels) | {"O"}
+    seen = 0
+    for line in lines:
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            continue
+        if len(columns) > 1 and columns[-1] not in known:
+            return False
+        seen += 1
+        if seen == CONLL_SNIFF_LINES:
+            break
+    return True

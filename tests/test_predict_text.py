@@ -1,0 +1,306 @@
+"""`predict` on raw text: words split with character offsets, entities as spans of the original
+text (offsets that round-trip), and the --output_format choices for tokenised input."""
+
+import json
+
+import pytest
+
+from accel_trainer.cli import main
+from accel_trainer.tasks.base import PredictionInput
+from accel_trainer.tasks.ner import NerTask
+from accel_trainer.tasks.text import learned_word_split, read_documents, split_words
+from tests.conftest import read_jsonl
+
+# Hand-checked: Unicode (combining accents, an emoji, CJK), tabs, repeated and no-break
+# spaces, and the word offsets in characters of the Python string.
+HARD_TEXT = "\tZoë  Ångström (né Kim) flew to 東京\u00a0via Zürich 😀, on 2023-05-01."
+HARD_WORDS = [
+    ("Zoë", 1, 4),
+    ("Ångström", 6, 14),
+    ("(", 15, 16),
+    ("né", 16, 18),
+    ("Kim", 19, 22),
+    (")", 22, 23),
+    ("flew", 24, 28),
+    ("to", 29, 31),
+    ("東京", 32, 34),
+    ("via", 35, 38),
+    ("Zürich", 39, 45),
+    ("😀", 46, 47),
+    (",", 47, 48),
+    ("on", 49, 51),
+    ("2023", 52, 56),
+    ("-", 56, 57),
+    ("05", 57, 59),
+    ("-", 59, 60),
+    ("01", 60, 62),
+    (".", 62, 63),
+]
+
+
+def test_words_split_at_whitespace_and_punctuation_with_character_offsets():
+    assert split_words(HARD_TEXT, "punctuation") == HARD_WORDS
+    assert split_words("Oslo, Norway.\n\nNew  York", "whitespace") == [
+        ("Oslo,", 0, 5),
+        ("Norway.", 6, 13),
+        ("New", 15, 18),
+        ("York", 20, 24),
+    ]
+    # A combining accent stays with its letter: "e\u0301" is one word of 2 characters.
+    assert split_words("cafe\u0301 ok", "punctuation") == [("cafe\u0301", 0, 5), ("ok", 6, 8)]
+
+
+def test_the_split_is_learned_from_the_training_words():
+    punctuation_alone = [["John", "lives", "in", "Oslo", ",", "Norway", "."]]
+    punctuation_attached = [["John", "lives", "in", "Oslo,", "Norway."], ["Hi", "!"]]
+    assert learned_word_split(punctuation_alone) == "punctuation"
+    assert learned_word_split(punctuation_attached) == "whitespace"
+
+
+def test_plain_text_documents_are_lines_or_the_whole_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"one line\r\n\nsecond\tline\nlast")
+    lines = read_documents(str(path), "lines", "punctuation")
+    assert [(d["line"], d["text"]) for d in lines] == [
+        (1, "one line"),
+        (2, ""),
+        (3, "second\tline"),
+        (4, "last"),
+    ]
+    (document,) = read_documents(str(path), "document", "punctuation")
+    assert document["text"] == "one line\r\n\nsecond\tline\nlast"  # the file, byte for byte
+    assert document["offsets"][2] == [11, 17]  # "second", after "one line\r\n\n"
+
+
+def fake_rows(raw, tags_of_words, id2label):
+    """The gathered rows Inference.predict returns, one window per example, predicting the
+    given tags with probability 0.5 + 0.1 * word index (capped)."""
+    label2id = {label: i for i, label in id2label.items()}
+    rows = {"example_id": [], "word_index": [], "predictions": [], "confidence": []}
+    for example_id, tags in enumerate(tags_of_words):
+        rows["example_id"].append(example_id)
+        rows["word_index"].append(list(range(len(tags))))
+        rows["predictions"].append([label2id[tag] for tag in tags])
+        rows["confidence"].append([min(0.5 + 0.1 * i, 0.9) for i in range(len(tags))])
+    return rows
+
+
+def written(task, raw, rows, id2label, source) -> str:
+    import io
+
+    handle = io.StringIO()
+    task.write_predictions(raw, rows, id2label, handle, source)
+    return handle.getvalue()
+
+
+ID2LABEL = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+
+
+def test_entities_are_character_spans_that_round_trip(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text(HARD_TEXT + "\n")
+    task = NerTask()
+    source = PredictionInput(str(path), "text", 128)
+    raw = task.read_for_prediction(source)
+    tags = ["O"] * len(HARD_WORDS)
+    tags[0:2] = ["B-PER", "I-PER"]  # Zoë  Ångström
+    tags[4] = "B-PER"  # Kim
+    tags[8] = "B-LOC"  # 東京
+    tags[10:12] = ["B-LOC", "I-LOC"]  # Zürich 😀
+    (record,) = map(json.loads, written(task, raw, fake_rows(raw, [tags], ID2LABEL), ID2LABEL,
+                                        source).splitlines())  # fmt: skip
+    assert record["line"] == 1 and record["text"] == HARD_TEXT
+    assert record["entities"] == [
+        {"start": 1, "end": 14, "text": "Zoë  Ångström", "type": "PER", "score": 0.55},
+        {"start": 19, "end": 22, "text": "Kim", "type": "PER", "score": 0.9},
+        {"start": 32, "end": 34, "text": "東京", "type": "LOC", "score": 0.9},
+        {"start": 39, "end": 47, "text": "Zürich 😀", "type": "LOC", "score": 0.9},
+    ]
+    for entity in record["entities"]:
+        assert HARD_TEXT[entity["start"] : entity["end"]] == entity["text"]
+
+
+def test_an_entity_across_a_newline_keeps_it_in_document_format(tmp_path):
+    path = tmp_path / "doc.txt"
+    text = "Visit New\nYork\r\nor  Oslo"
+    path.write_bytes(text.encode())
+    task = NerTask()
+    source = PredictionInput(str(path), "auto", 128, text_format="document")
+    raw = task.read_for_prediction(source)
+    assert raw["tokens"] == [["Visit", "New", "York", "or", "Oslo"]]
+    tags = [["O", "B-LOC", "I-LOC", "O", "B-LOC"]]
+    (record,) = map(json.loads, written(task, raw, fake_rows(raw, tags, ID2LABEL), ID2LABEL,
+                                        source).splitlines())  # fmt: skip
+    assert [(e["start"], e["end"], e["text"]) for e in record["entities"]] == [
+        (6, 14, "New\nYork"),
+        (20, 24, "Oslo"),
+    ]
+
+
+def test_json_lines_documents_keep_their_fields(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text(
+        json.dumps({"id": "a", "text": "Anna\tBerg"}) + "\n\n" + json.dumps({"text": ""}) + "\n"
+    )
+    task = NerTask()
+    source = PredictionInput(str(path), "auto", 128)
+    raw = task.read_for_prediction(source)
+    rows = fake_rows(raw, [["B-PER", "I-PER"], []], ID2LABEL)
+    first, second = map(json.loads, written(task, raw, rows, ID2LABEL, source).splitlines())
+    assert first == {
+        "id": "a",
+        "text": "Anna\tBerg",
+        "entities": [{"start": 0, "end": 9, "text": "Anna\tBerg", "type": "PER", "score": 0.55}],
+    }
+    assert second == {"text": "", "entities": []}
+
+
+def test_output_formats_of_tokenised_input(tmp_path):
+    path = tmp_path / "in.conll"
+    path.write_text("Anna\tO\nBerg\tO\nsings\tO\n\nOslo\tO\n")
+    task = NerTask()
+    tags = [["B-PER", "I-PER", "O"], ["B-LOC"]]
+
+    def output(output_format):
+        source = PredictionInput(str(path), "auto", 128, output_format)
+        raw = task.read_for_prediction(source)
+        return written(task, raw, fake_rows(raw, tags, ID2LABEL), ID2LABEL, source)
+
+    assert (
+        output("auto") == output("conll") == "Anna\tB-PER\nBerg\tI-PER\nsings\tO\n\nOslo\tB-LOC\n\n"
+    )
+    spans = [json.loads(line) for line in output("spans").splitlines()]
+    assert spans == [
+        {
+            "line": 1,
+            "tokens": ["Anna", "Berg", "sings"],
+            "entities": [{"start": 0, "end": 2, "text": "Anna Berg", "type": "PER", "score": 0.55}],
+        },
+        {
+            "line": 5,
+            "tokens": ["Oslo"],
+            "entities": [{"start": 0, "end": 1, "text": "Oslo", "type": "LOC", "score": 0.5}],
+        },
+    ]
+    records = [json.loads(line) for line in output("jsonl").splitlines()]
+    assert records[0] == {"line": 1, "tokens": ["Anna", "Berg", "sings"],
+                          "ner_tags": ["B-PER", "I-PER", "O"]}  # fmt: skip
+
+
+def test_a_text_file_is_told_from_a_conll_file_by_its_lines(tmp_path):
+    task = NerTask()
+    conll = tmp_path / "tokens.txt"
+    conll.write_text("-DOCSTART- -X- O O\n\nAnna NNP B-NP B-PER\nsings VBZ B-VP O\n")
+    text = tmp_path / "prose.txt"
+    text.write_text("Anna sings in Oslo.\nShe left.\n")
+    single_column = tmp_path / "words.txt"
+    single_column.write_text("Anna\nsings\n")
+    labels = ("B-PER", "I-PER", "O")
+    assert task.prediction_input(PredictionInput(str(conll), "auto", 128, labels=labels)) == "conll"
+    assert task.prediction_input(PredictionInput(str(text), "auto", 128, labels=labels)) == "text"
+    assert task.prediction_input(PredictionInput(str(single_column), "auto", 128)) == "conll"
+    forced = PredictionInput(str(text), "conll", 128, labels=labels)
+    assert task.prediction_input(forced) == "conll"
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory):
+    """The NER demo model (trained once for this module)."""
+    folder = tmp_path_factory.mktemp("demo")
+    out = folder / "model"
+    assert main(["train", "--output_dir", str(out), "--max_train_steps", "60"]) == 0
+    return out
+
+
+def predict(model, input_file, output_file, *flags) -> int:
+    args = ["predict", "--model_name_or_path", str(model), "--input_file", str(input_file)]
+    return main([*args, "--output_file", str(output_file), *flags])
+
+
+def test_predict_on_raw_text_end_to_end(demo_model, tmp_path):
+    notes = tmp_path / "notes.txt"
+    documents = [
+        "Globex opened a new office in Lagos .",
+        "\tHeavy  rain hit Madrid on 2023, officials said.",
+        "",
+        "   ",
+        "Zoë 😀 met Ångström\tin  Buenos Aires; then Lagos...",
+    ]
+    notes.write_text("\n".join(documents) + "\n")
+    assert predict(demo_model, notes, tmp_path / "out.jsonl") == 0
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 5]  # one record per input line
+    assert [r["text"] for r in records] == documents
+    for record in records:
+        for entity in record["entities"]:
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
+            assert 0 < entity["score"] <= 1
+    found = {(e["text"], e["type"]) for r in records for e in r["entities"]}
+    assert {("Globex", "ORG"), ("Lagos", "LOC"), ("Madrid", "LOC")} <= found
+    assert records[2]["entities"] == records[3]["entities"] == []
+
+
+def test_long_documents_are_predicted_in_windows(demo_model, tmp_path):
+    """A document far longer than --max_seq_length: every word is tagged, in windows."""
+    sentence = "Globex opened a new office in Lagos . "
+    document = tmp_path / "long.txt"
+    document.write_text(sentence * 40)
+    assert predict(demo_model, document, tmp_path / "long.jsonl", "--text_format",
+                   "document", "--max_seq_length", "16") == 0  # fmt: skip
+    (record,) = read_jsonl(tmp_path / "long.jsonl")
+    lagos = [e for e in record["entities"] if e["text"] == "Lagos"]
+    assert len(lagos) == 40
+    at = sentence.index("Lagos")
+    assert [e["start"] for e in lagos] == [at + k * len(sentence) for k in range(40)]
+
+
+def test_raw_text_option_errors(demo_model, tmp_path, capsys):
+    conll = tmp_path / "in.conll"
+    conll.write_text("Anna\nsings\n")
+    out = tmp_path / "out.jsonl"
+    assert predict(demo_model, conll, out, "--data_format", "conll", "--text_format",
+                   "document") == 2  # fmt: skip
+    assert capsys.readouterr().err.endswith(
+        "accel-trainer: error: --text_format is for plain text input: got --text_format "
+        f"document with --data_format conll ({conll}). Leave it out (a JSON record's text is "
+        "one document), or pass --data_format text to read the file as plain text.\n"
+    )
+    assert predict(demo_model, conll, out, "--output_format", "table") == 2
+    assert capsys.readouterr().err.endswith(
+        "accel-trainer: error: --output_format is not one of 'auto', 'conll', 'jsonl', 'spans': "
+        "got 'table'. See `accel-trainer predict --help`.\n"
+    )
+    assert not out.exists()
+
+
+def test_training_on_raw_text_is_refused(tmp_path, capsys):
+    train = tmp_path / "train.txt"
+    train.write_text("John lives in Oslo.\n")
+    args = ["train", "--train_file", str(train), "--validation_file", str(train)]
+    assert main([*args, "--data_format", "text", "--output_dir", str(tmp_path / "o")]) == 2
+    assert (
+        f"--train_file {train}: --data_format text is raw text for `accel-trainer predict`; "
+        "training and evaluation need tagged words. Use conll or jsonl."
+    ) in capsys.readouterr().err
+
+
+def test_formats_a_task_cannot_write_are_refused():
+    from accel_trainer.config import PredictConfig
+    from accel_trainer.errors import ConfigError
+    from accel_trainer.predictions import prediction_input
+    from accel_trainer.tasks.re import ReTask
+
+    config = PredictConfig(input_file="in.jsonl", output_file="out.jsonl", output_format="spans")
+    with pytest.raises(ConfigError) as error:
+        prediction_input(config, ReTask(), ["a", "b"])
+    assert str(error.value) == (
+        "--output_format is not a format of the model's task 're': got 'spans'. Use one of "
+        "['auto', 'jsonl']."
+    )
+    config = PredictConfig(input_file="in.txt", output_file="out.jsonl", text_format="lines")
+    with pytest.raises(ConfigError) as error:
+        prediction_input(config, ReTask(), ["a", "b"])
+    assert str(error.value) == (
+        "--text_format is for tasks that read raw text: got --text_format lines, and the "
+        "model's task 're' does not. Leave it out."
+    )
