@@ -266,11 +266,14 @@ class PredictConfig(FromOptions):
     )
     input_file: str | None = field(
         default=None,
-        metadata=_opt("Text to label, in a format of the model's task (labels not needed)."),
+        metadata=_opt(
+            "What to label: a file in a format of the model's task (labels not needed), or for "
+            "NER raw text (plain text or JSON lines with a `text` field)."
+        ),
     )
     output_file: str | None = field(
         default=None,
-        metadata=_opt("Where predictions go: CoNLL or JSON lines matching --input_file."),
+        metadata=_opt("Where predictions go, in --output_format."),
     )
     overwrite_output_file: bool = field(
         default=False,
