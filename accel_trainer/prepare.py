@@ -181,6 +181,7 @@ def tokenized(
         parts,
         options.preprocessing_num_workers,
         options.overwrite_cache,
+        count_text=lambda rows: task.count_text(len(raw), rows),
     )
 
 

@@ -4,6 +4,7 @@ weights whatever the checkpoint's dtype."""
 
 import logging
 import os
+import re
 
 import pytest
 import torch
@@ -112,3 +113,90 @@ def test_a_half_precision_checkpoint_is_fine_tuned_in_float32(tmp_path):
     tokenizer.save_pretrained(tmp_path)
     loaded, _ = load_pretrained("AutoModelForTokenClassification", str(tmp_path), ["O", "B-X"])
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+
+
+def built_trainer(config):
+    """A trainer built from a config (its data tokenized) without training; its folder freed."""
+    trainer = commands.build_trainer(config)
+    trainer.output_lock.release()
+    return trainer
+
+
+def accel_trainer_messages(caplog) -> list[tuple[str, str]]:
+    """(level, text) of the package's messages before training, less timings and cache paths."""
+    return [
+        (record.levelname, re.sub(r" in [0-9.]+ s \(.*\)$", "", record.getMessage()))
+        for record in caplog.records
+        if record.name.startswith("accel_trainer") and not record.getMessage().startswith("[")
+    ]
+
+
+def test_ner_log_lines_count_sentences_and_say_what_became_of_long_ones(
+    small_data, tmp_path, caplog
+):
+    """The tokenization lines, the length report and the evaluation count the same sentences
+    in the same word; truncation in training warns, windows in evaluation only inform."""
+    caplog.set_level(logging.INFO, logger="accel_trainer")
+    config = TrainConfig.from_options(
+        train_file=small_data[0], validation_file=small_data[1], output_dir=str(tmp_path / "o"),
+        max_seq_length=14,
+    )  # fmt: skip
+    trainer = built_trainer(config)
+    stats = trainer.extra_results
+    truncated, windowed = stats["train_truncated_sentences"], stats["eval_windowed_sentences"]
+    assert 0 < truncated < 48 and 0 < windowed < 37
+    windows = len(trainer.eval_dataloader.dataset)
+    lines = accel_trainer_messages(caplog)
+    assert lines == [
+        ("INFO", "train: 48 sentences tokenized with 1 process(es)"),
+        ("INFO", f"eval: 37 sentences ({windows} windows) tokenized with 1 process(es)"),
+        ("WARNING", f"{truncated} of 48 training sentences are longer than --max_seq_length 14 "
+         "sub-tokens: they are truncated for training, none dropped. Raise --max_seq_length to "
+         "train on their last words too."),
+        ("INFO", f"{windowed} of 37 eval sentences are longer than --max_seq_length 14 "
+         "sub-tokens: they are scored in sliding windows, every word counted, none dropped or "
+         "truncated."),
+    ]  # fmt: skip
+    assert trainer.evaluate()["eval_samples"] == 37
+
+
+def test_re_log_lines_count_examples_and_the_dropped_ones(tmp_path, caplog):
+    from accel_trainer.tasks.demo import write_demo_re_corpus
+
+    caplog.set_level(logging.INFO, logger="accel_trainer")
+    train, dev = write_demo_re_corpus(str(tmp_path / "data"), num_train=64, num_dev=40)
+    config = TrainConfig.from_options(
+        task="re", train_file=train, validation_file=dev, output_dir=str(tmp_path / "o"),
+        max_seq_length=12,
+    )  # fmt: skip
+    trainer = built_trainer(config)
+    dropped_train = trainer.extra_results["train_dropped_examples"]
+    dropped_eval = trainer.extra_results["eval_dropped_examples"]
+    assert 0 < dropped_train < 64 and 0 < dropped_eval < 40
+    too_far = "their entities lie too far apart for --max_seq_length 12; raise it to keep them."
+    lines = accel_trainer_messages(caplog)
+    assert lines == [
+        ("INFO", f"train: 64 examples ({dropped_train} dropped) tokenized with 1 process(es)"),
+        ("INFO", f"eval: 40 examples ({dropped_eval} dropped) tokenized with 1 process(es)"),
+        ("WARNING", f"{dropped_train} of 64 training examples were dropped: {too_far}"),
+        ("WARNING", f"{dropped_eval} of 40 eval examples were dropped and are not scored: "
+         f"{too_far}"),
+    ]  # fmt: skip
+    assert trainer.evaluate()["eval_samples"] == 40 - dropped_eval
+
+
+def test_a_dataset_counts_the_sentences_a_conll_file_of_it_counts(tmp_path):
+    """conll2003 on the hub keeps each -DOCSTART- line as a row; like a CoNLL file's, it is no
+    sentence, and neither is an empty row."""
+    from datasets import Dataset
+
+    from accel_trainer.tasks import NerTask
+
+    rows = {
+        "tokens": [["-DOCSTART-"], ["John", "lives"], [], ["Oslo"]],
+        "ner_tags": [["O"], ["B-PER", "O"], [], ["B-LOC"]],
+    }
+    Dataset.from_dict(rows).to_parquet(str(tmp_path / "validation.parquet"))
+    dataset = NerTask().read_hub(str(tmp_path), None, "validation")
+    assert dataset["tokens"] == [["John", "lives"], ["Oslo"]]
+    assert dataset["line"] == [2, 4]  # the rows' places in the split, for messages

@@ -57,7 +57,8 @@ class Task(abc.ABC):
     auto_model_class_name: ClassVar[str] = "AutoModelForSequenceClassification"
     pipeline_tag: ClassVar[str] = "text-classification"  # the transformers pipeline of the model
     options_class: ClassVar[type[TaskOptions]] = TaskOptions
-    example_word: ClassVar[str] = "example"  # what one row is called in messages
+    example_word: ClassVar[str] = "example"  # what one example is called in messages
+    row_word: ClassVar[str] = "row"  # what tokenize() makes of an example, where there are more
     data_formats: ClassVar[tuple[str, ...]] = ("auto",)  # the --data_format values read() takes
     # One label per token: examples can share a packed row (--batch_layout packed). A task
     # whose model pools a sentence into one prediction cannot.
@@ -209,8 +210,18 @@ class Task(abc.ABC):
 
     def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
         """After tokenize(): counts of examples that did not fit max_seq_length, as train_* and
-        eval_* results (logged as warnings where not zero); none by default."""
+        eval_* results (logged where not zero, see log_length_report); none by default."""
         return {}
+
+    def count_text(self, num_examples: int, num_rows: int) -> str:
+        """A tokenized split's size for the log, in the words of the length report: its
+        examples, and where the rows differ, the dropped examples or the rows they became."""
+        counted = f"{num_examples} {self.example_word}{'' if num_examples == 1 else 's'}"
+        if num_rows < num_examples:
+            return f"{counted} ({num_examples - num_rows} dropped)"
+        if num_rows > num_examples:
+            return f"{counted} ({num_rows} {self.row_word}s)"
+        return counted
 
     # Metrics and predictions.
 
@@ -278,16 +289,16 @@ def example_predictions(rows: dict, id2label: dict[int, str]) -> dict[int, tuple
     }
 
 
-def log_length_report(stats: dict[str, int], what: dict[str, str], max_seq_length: int) -> None:
-    """Warn of each non-zero count of examples that did not fit; `what` says what became of them."""
+def log_length_report(
+    stats: dict[str, int], messages: dict[str, str], lost: set[str] | None = None
+) -> None:
+    """Log each non-zero count of examples that did not fit max_seq_length: `messages[key]`,
+    which says what became of them, as a warning where something was lost (the keys in `lost`;
+    by default all), else as information."""
     for key, count in stats.items():
         if count:
-            logger.warning(
-                "%d %s for --max_seq_length %d; raise it to keep them.",
-                count,
-                what[key],
-                max_seq_length,
-            )
+            lossy = lost is None or key in lost
+            logger.log(logging.WARNING if lossy else logging.INFO, messages[key])
 
 
 class MetaCollator:

@@ -283,6 +283,7 @@ class NerTask(Task):
     options_class = NerOptions
     data_formats = ("auto", "conll", "jsonl")
     example_word = "sentence"
+    row_word = "window"  # evaluation: a long sentence is scored in several
 
     def __init__(self, label_all_tokens: bool = False, tag_scheme: str = "bio"):
         self.label_all_tokens = label_all_tokens
@@ -369,6 +370,8 @@ class NerTask(Task):
             remove_columns=dataset.column_names,
             features=string_tags,
         )
+        # As in CoNLL files: document separators and empty sentences are no sentences.
+        dataset = dataset.filter(lambda example: example["tokens"] not in ([], ["-DOCSTART-"]))
         if len(dataset) == 0:
             raise DataError(f"{what} is empty: got 0 sentences. Use a split with data.")
         return dataset
@@ -512,16 +515,17 @@ class NerTask(Task):
     def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
         """Training truncates long sentences; evaluation scores them in sliding windows."""
         num_eval = len(eval_raw) if eval_raw is not None else 0
-        stats = {
-            "train_truncated_sentences": self.truncated.get("train", 0),
-            "eval_windowed_sentences": self.long_sentences,
+        truncated, windowed = self.truncated.get("train", 0), self.long_sentences
+        stats = {"train_truncated_sentences": truncated, "eval_windowed_sentences": windowed}
+        longer = f"longer than --max_seq_length {max_seq_length} sub-tokens"
+        messages = {
+            "train_truncated_sentences": f"{truncated} of {num_train} training sentences are "
+            f"{longer}: they are truncated for training, none dropped. Raise --max_seq_length to "
+            "train on their last words too.",
+            "eval_windowed_sentences": f"{windowed} of {num_eval} eval sentences are {longer}: "
+            "they are scored in sliding windows, every word counted, none dropped or truncated.",
         }
-        what = {
-            "train_truncated_sentences": f"of {num_train} training sentences were truncated",
-            "eval_windowed_sentences": f"of {num_eval} eval sentences are scored in sliding "
-            "windows, every word counted",
-        }
-        log_length_report(stats, what, max_seq_length)
+        log_length_report(stats, messages, lost={"train_truncated_sentences"})
         return stats
 
     def write_predictions(

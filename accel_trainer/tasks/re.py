@@ -519,17 +519,19 @@ class ReTask(Task):
     def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
         """Examples whose entities lie too far apart for max_seq_length are dropped."""
         num_eval = len(eval_raw) if eval_raw is not None else 0
-        stats = {
-            "train_dropped_examples": self.dropped.get("train", 0),
-            "eval_dropped_examples": self.dropped.get("eval", 0),
+        train, evaluation = self.dropped.get("train", 0), self.dropped.get("eval", 0)
+        stats = {"train_dropped_examples": train, "eval_dropped_examples": evaluation}
+        too_far = (
+            f"their entities lie too far apart for --max_seq_length {max_seq_length}; raise it "
+            "to keep them."
+        )
+        messages = {
+            "train_dropped_examples": f"{train} of {num_train} training examples were dropped: "
+            f"{too_far}",
+            "eval_dropped_examples": f"{evaluation} of {num_eval} eval examples were dropped and "
+            f"are not scored: {too_far}",
         }
-        what = {
-            "train_dropped_examples": f"of {num_train} training examples were dropped: their "
-            "entities lie too far apart",
-            "eval_dropped_examples": f"of {num_eval} eval examples were dropped (and are not "
-            "scored): their entities lie too far apart",
-        }
-        log_length_report(stats, what, max_seq_length)
+        log_length_report(stats, messages)
         return stats
 
     def write_predictions(
