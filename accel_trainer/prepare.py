@@ -29,6 +29,7 @@ from accel_trainer.output_folder import (
     check_output_dir,
     finish_interrupted_save,
     mark_output_dir,
+    note_replaced_model,
 )
 from accel_trainer.preprocessing import (
     task_fingerprint,
@@ -109,6 +110,7 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
         on_main_then_share(accelerator, lambda: check_output_dir(output_dir, config))
         finish_interrupted_save(accelerator, output_dir)
         if accelerator.is_main_process:
+            note_replaced_model(output_dir, config)
             mark_output_dir(output_dir, config.is_demo)
         resume = plan_resume(accelerator, config, identity)
         model, tokenizer = build_model(config, task, labels, train_raw)

@@ -14,6 +14,7 @@ from accel_trainer.checkpoint import commit_final_model
 from accel_trainer.errors import OutputError
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import vocabulary_digest
+from accel_trainer.output_folder import OPTIONS_FILE
 from accel_trainer.runtime import raise_if_any_failed
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from accel_trainer.tasks.base import Task
 
 RESULTS_FILE = "all_results.json"
-OPTIONS_FILE = "training_config.json"
 
 
 def data_sources(config: TrainConfig) -> dict[str, str | None]:
@@ -67,11 +67,7 @@ def save_final_model(
         def write(folder: str) -> None:
             unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
             tokenizer.save_pretrained(folder)
-            options = {
-                **config.to_dict(),
-                "learning_rate": config.resolved_learning_rate(),
-                "output_dir": output_dir,
-            }
+            options = {**config.effective_options(), "output_dir": output_dir}
             write_json(os.path.join(folder, OPTIONS_FILE), options)
             if results is not None:
                 write_json(os.path.join(folder, RESULTS_FILE), results)
