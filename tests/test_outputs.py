@@ -40,7 +40,124 @@ def test_model_card_names_base_model_data_metrics_command_and_versions(card_run,
     assert f"accel-trainer train --train_file {small_data[0]}" in card
     assert "| num_train_epochs | 2.0 |" in card
     assert f"| torch | {torch.__version__} |" in card
-    assert "48 training examples, 37 evaluation examples." in card
+    assert "48 training sentences, 37 evaluation sentences." in card
+
+
+def card_of(output_dir) -> str:
+    with open(os.path.join(output_dir, "README.md"), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def option_rows(card: str) -> dict[str, str]:
+    """The card's option table: name -> value as shown."""
+    table = card.split("| option | value |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    return dict(row.strip("|").strip().split(" | ", 1) for row in table.splitlines())
+
+
+def run_usage_code(output_dir, capsys) -> str:
+    """Run the card's usage code on the folder the card is in; what it prints."""
+    from accel_trainer.model_card import USAGE_PATH
+
+    code = re.search(r"## Usage\n\n```python\n(.*?)```", card_of(output_dir), re.S).group(1)
+    assert USAGE_PATH in code
+    capsys.readouterr()
+    exec(compile(code.replace(USAGE_PATH, str(output_dir)), "README.md", "exec"), {})
+    return capsys.readouterr().out
+
+
+def test_ner_card_metadata_options_and_usage_code(card_run, capsys):
+    from huggingface_hub import ModelCard
+
+    output_dir, _ = card_run
+    card = ModelCard.load(os.path.join(output_dir, "README.md"))
+    assert card.data.pipeline_tag == "token-classification"
+    assert card.data.base_model is None  # tiny-bert trains from scratch, and the card says so
+    assert card.data.tags == ["accel_trainer", "ner"]
+    assert "(a small BERT, randomly initialised" in card.text and "no base model" in card.text
+    options = option_rows(card_of(output_dir))
+    assert options["learning_rate"] == "0.001"  # tiny-bert's default, as used
+    assert options["mixed_precision"] == "no" and options["gradient_accumulation_steps"] == "1"
+    assert options["batch_layout"] == "packed (auto)"
+    assert options["label_names"] == "B-DATE, B-LOC, B-ORG, B-PER, I-DATE, I-LOC, I-ORG, I-PER, O"
+    assert options["tag_scheme"] == "bio" and options["label_all_tokens"] == "False"
+    assert options["metric_for_best_model"] == "none"  # defaults are listed, None ones too
+    assert not {"entity_markers", "typed_markers", "negative_label"} & set(options)
+    printed = run_usage_code(output_dir, capsys).strip()
+    assert printed.startswith("[") and printed.endswith("]")  # the entities the pipeline found
+
+
+def test_re_card_names_a_local_base_by_its_folder_and_its_usage_code_marks_entities(
+    tmp_path, capsys
+):
+    """An RE demo fine-tuned from a local folder: base_model is the folder's own name, the
+    negative label the demo settled is listed, and the usage code (with the markers) runs."""
+    from huggingface_hub import ModelCard
+
+    from accel_trainer.tasks import ReTask
+    from accel_trainer.tasks.demo import write_demo_re_corpus
+
+    train, _ = write_demo_re_corpus(str(tmp_path / "corpus"))
+    words = ReTask().words(ReTask().read(train, "train", "auto"))
+    base = tmp_path / "models" / "my-bert"
+    tokenizer = build_wordpiece_tokenizer(words, model_max_length=128)
+    model = build_tiny_bert("AutoModelForTokenClassification", len(tokenizer), ["O"], 128)
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    output_dir = tmp_path / "re"
+    argv = ["train", "--task", "re", "--model_name_or_path", str(base), "--max_train_steps", "2",
+            "--output_dir", str(output_dir)]  # fmt: skip
+    assert main(argv) == 0
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.pipeline_tag == "text-classification"
+    assert card.data.base_model == "my-bert"  # not the path it was read from
+    assert "from **my-bert (a local folder)**" in card.text
+    options = option_rows(card_of(output_dir))
+    assert options["learning_rate"] == "5e-05"  # the default for a pretrained model
+    assert options["negative_label"] == "no_relation"  # the demo's
+    assert options["entity_markers"] == "<e1>,</e1>,<e2>,</e2>"
+    assert options["batch_layout"] == "sorted (auto)" and int(options["micro_batch_tokens"]) > 0
+    assert not {"tag_scheme", "label_all_tokens"} & set(options)
+    assert 'print(relation("<e1> Tom </e1> works for <e2> Acme </e2> ."))' in card.text
+    printed = run_usage_code(output_dir, capsys)
+    labels = "based_in|born_in|no_relation|works_for"
+    assert re.fullmatch(rf"\[\{{'label': '({labels})', 'score': .*\}}\]\n", printed), printed
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("bert-base-cased", "bert-base-cased"),
+        ("dslim/bert-base-NER", "dslim/bert-base-NER"),
+        ("tiny-bert", None),
+    ],
+)
+def test_card_base_model_is_a_hub_id(name, expected):
+    from accel_trainer.model_card import base_model_of
+
+    assert base_model_of(TrainConfig.from_options(model_name_or_path=name)) == expected
+
+
+def test_card_base_model_of_a_local_folder_is_its_own_name(tmp_path):
+    from accel_trainer.model_card import base_model_of
+
+    snapshot = tmp_path / "hub" / "models--dslim--bert-base-NER" / "snapshots" / "0123abc"
+    folder = tmp_path / "site-packages" / "some_package" / "my-model"
+    for path in (snapshot, folder):
+        path.mkdir(parents=True)
+    assert base_model_of(TrainConfig.from_options(model_name_or_path=str(folder))) == "my-model"
+    trailing = TrainConfig.from_options(model_name_or_path=f"{folder}/")
+    assert base_model_of(trailing) == "my-model"
+    hub_cache = TrainConfig.from_options(model_name_or_path=str(snapshot))
+    assert base_model_of(hub_cache) == "dslim/bert-base-NER"
+
+
+def test_re_usage_code_uses_the_runs_markers():
+    from accel_trainer.tasks import ReTask
+
+    chemprot = ReTask(["<<", ">>", "[[", "]]"]).usage_code("M")
+    assert 'print(relation("<< Tom >> works for [[ Acme ]] ."))' in chemprot
+    typed = ReTask(typed_markers=True, entity_types=["ORG", "PER"]).usage_code("M")
+    assert 'print(relation("<e1:ORG> Tom </e1:ORG> works for <e2:PER> Acme </e2:PER> ."))' in typed
 
 
 def test_results_split_the_time_into_training_evaluation_and_checkpointing(card_run):

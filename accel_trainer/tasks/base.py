@@ -98,6 +98,19 @@ class Task(abc.ABC):
         """Everything of the task that shapes tokenized rows: part of the tokenization cache key."""
         return self.settings()
 
+    def resolved_options(self) -> dict[str, Any]:
+        """The task's options whose value the task itself settled (a default the demo sets,
+        say), by flat name, for the model card; none by default."""
+        return {}
+
+    def usage_code(self, model_path: str) -> str:
+        """Python that loads the saved model at `model_path` and labels one example, for the
+        model card; by default the pipeline of `pipeline_tag`, loaded."""
+        return (
+            "from transformers import pipeline\n\n"
+            f"model = pipeline({quoted(self.pipeline_tag)}, model={quoted(model_path)})\n"
+        )
+
     # Reading data.
 
     def read(self, path: str, what: str, data_format: str, labelled: bool = True) -> Dataset:
@@ -275,6 +288,11 @@ class Task(abc.ABC):
         """Set what training on the demo corpus needs that the options left unset; nothing by
         default."""
         return None
+
+
+def quoted(text: str) -> str:
+    """A Python string literal of `text` in double quotes, for code shown to users."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def example_predictions(rows: dict, id2label: dict[int, str]) -> dict[int, tuple[str, float]]:

@@ -16,6 +16,7 @@ from accel_trainer.tasks.base import (
     Task,
     TaskOptions,
     log_length_report,
+    quoted,
 )
 from accel_trainer.tasks.demo import NER_DEMO_FILES
 from accel_trainer.tasks.files import (
@@ -303,6 +304,15 @@ class NerTask(Task):
 
     def tokenization_settings(self) -> dict:
         return {**self.settings(), "label_all_tokens": self.label_all_tokens}
+
+    def usage_code(self, model_path: str) -> str:
+        """The token-classification pipeline, its sub-token tags joined into entities."""
+        return (
+            "from transformers import pipeline\n\n"
+            f'ner = pipeline("token-classification", model={quoted(model_path)}, '
+            'aggregation_strategy="simple")\n'
+            'print(ner("John Smith moved to Oslo in May ."))\n'
+        )
 
     def words(self, dataset: Dataset) -> list[list[str]]:
         """The pre-split words of each example, for building a tokenizer vocabulary."""

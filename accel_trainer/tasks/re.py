@@ -15,6 +15,7 @@ from accel_trainer.tasks.base import (
     TaskOptions,
     example_predictions,
     log_length_report,
+    quoted,
 )
 from accel_trainer.tasks.demo import RE_DEMO_FILES
 from accel_trainer.tasks.files import SEMEVAL_ID_LINE, json_lines, records_by_line
@@ -382,6 +383,24 @@ class ReTask(Task):
             "entity_types": self.entity_types,
             "negative_label": self.negative_label,
         }
+
+    def resolved_options(self) -> dict[str, Any]:
+        return {"negative_label": self.negative_label}  # the demo's is no_relation
+
+    def usage_code(self, model_path: str) -> str:
+        """The text-classification pipeline on a text marked as the model was trained: this
+        run's markers (typed with the training data's types where they are typed)."""
+        types = self.entity_types or [""]
+        example = {"text": "Tom works for Acme .", "head": [0, 3], "tail": [14, 18]}
+        example.update(head_type=types[0], tail_type=types[-1])
+        head_open, head_close, tail_open, tail_close = self.markers
+        return (
+            "from transformers import pipeline\n\n"
+            f'relation = pipeline("text-classification", model={quoted(model_path)})\n'
+            f"# The head entity between {head_open} and {head_close}, the tail between "
+            f"{tail_open} and {tail_close}, as in training:\n"
+            f"print(relation({quoted(self.marked_text(example))}))\n"
+        )
 
     def words(self, dataset: Dataset) -> list[list[str]]:
         """The whitespace-split words of each text, for building a tokenizer vocabulary."""

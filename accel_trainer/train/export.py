@@ -52,9 +52,11 @@ def save_final_model(
     results: dict | None,
     step: int,
     data_files: dict[str, str | None],
+    run_values: dict | None = None,
 ) -> None:
     """Save the full, unwrapped model (safetensors) with everything that describes it, from the
-    main process, as one atomic commit: a failed save leaves the previous model whole."""
+    main process, as one atomic commit: a failed save leaves the previous model whole.
+    `run_values`: options as the launched run settled them, for the model card."""
     accelerator.wait_for_everyone()
     # Every process takes part: under FSDP/DeepSpeed this gathers the sharded weights.
     state_dict = accelerator.get_state_dict(model)
@@ -71,7 +73,7 @@ def save_final_model(
             write_json(os.path.join(folder, OPTIONS_FILE), options)
             if results is not None:
                 write_json(os.path.join(folder, RESULTS_FILE), results)
-                write_model_card(folder, config, task, results, labels, data_files)
+                write_model_card(folder, config, task, results, labels, data_files, run_values)
 
         weights = sum(p.numel() * p.element_size() for p in unwrapped.parameters())
         try:
