@@ -126,8 +126,8 @@ def model_card_text(
         "|---|---|---|",
         *data_rows(data_files),
         "",
-        f"{results.get('train_samples', '?')} training {word}, "
-        f"{results.get('eval_samples', '?')} evaluation {word}.",
+        f"Trained on {results.get('train_samples', '?')} {word}, evaluated on "
+        f"{results.get('eval_samples', '?')} {word}.",
         "",
         "## Evaluation (the final model)",
         "",

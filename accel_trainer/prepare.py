@@ -132,9 +132,11 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
         output_lock.release()
         raise
     stats = task.length_report(max_length, len(train_raw), eval_raw)
+    # The examples trained on, as eval_samples counts those scored: a dropped one is neither.
+    results = {"train_samples": len(train_data), **stats}
     return PreparedRun(
-        accelerator, task, model, tokenizer, train_data, eval_data, identity, resume,
-        {"train_samples": len(train_raw), **stats}, data_files(config, task), output_lock,
+        accelerator, task, model, tokenizer, train_data, eval_data, identity, resume, results,
+        data_files(config, task), output_lock,
     )  # fmt: skip
 
 

@@ -40,7 +40,7 @@ def test_model_card_names_base_model_data_metrics_command_and_versions(card_run,
     assert f"accel-trainer train --train_file {small_data[0]}" in card
     assert "| num_train_epochs | 2.0 |" in card
     assert f"| torch | {torch.__version__} |" in card
-    assert "48 training sentences, 37 evaluation sentences." in card
+    assert "Trained on 48 sentences, evaluated on 37 sentences." in card
 
 
 def card_of(output_dir) -> str:
@@ -300,6 +300,7 @@ def test_re_log_lines_count_examples_and_the_dropped_ones(tmp_path, caplog):
          f"{too_far}"),
     ]  # fmt: skip
     assert trainer.evaluate()["eval_samples"] == 40 - dropped_eval
+    assert trainer.extra_results["train_samples"] == 64 - dropped_train  # those trained on
 
 
 def test_a_dataset_counts_the_sentences_a_conll_file_of_it_counts(tmp_path):
