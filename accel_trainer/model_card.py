@@ -15,6 +15,7 @@ from accel_trainer.config import TINY_BERT, TrainConfig
 if TYPE_CHECKING:
     from accel_trainer.tasks.base import Task
 
+USAGE_PATH = "PATH/TO/THIS/FOLDER"  # where the card's usage code loads the model from
 LIBRARIES = ("accel_trainer", "torch", "transformers", "accelerate", "datasets", "tokenizers")
 
 
@@ -44,12 +45,38 @@ def data_rows(data_files: dict[str, str | None]) -> list[str]:
 
 
 def base_model_of(config: TrainConfig) -> str | None:
-    """The hub id to name as base_model in the card's metadata; None for local folders and
-    tiny-bert, which have no hub page to link."""
+    """The base_model of the card's metadata: the hub id, or a local folder's own name (the
+    hub id for a folder of the hub's cache); None for tiny-bert, which starts from scratch."""
     name = config.model_name_or_path
-    if name == TINY_BERT or os.path.exists(name):
+    if name == TINY_BERT:
         return None
-    return name
+    if not os.path.exists(name):
+        return name
+    parts = os.path.normpath(os.path.abspath(name)).split(os.sep)
+    # The hub's cache: .../models--ORG--NAME/snapshots/REVISION
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return parts[-3].removeprefix("models--").replace("--", "/")
+    return parts[-1]
+
+
+def shown(value) -> str:
+    """An option's value in a Markdown table cell."""
+    if value is None:
+        text = "none"
+    elif isinstance(value, list):
+        text = ", ".join(str(item) for item in value)
+    else:
+        text = str(value)
+    return text.replace("|", "\\|")
+
+
+def card_options(config: TrainConfig, task: Task, labels: list[str]) -> dict:
+    """Every option of the run (its task's only) as it shaped the model: defaults resolved
+    (learning rate, output folder, label list, what the task settled)."""
+    options = {**config.effective_options(), **task.resolved_options()}
+    if options.get("label_names") is None:
+        options["label_names"] = labels
+    return options
 
 
 def model_card_text(
@@ -58,20 +85,29 @@ def model_card_text(
     results: dict,
     labels: list[str],
     data_files: dict[str, str | None],
+    run_values: dict | None = None,
 ) -> str:
+    """The card's text; `run_values`: options as the run settled them once launched (mixed
+    precision, accumulation, batch layout), over their configured values."""
     from huggingface_hub import ModelCardData
 
     metrics = {k: v for k, v in results.items() if k.startswith("eval_")}
+    base_model = base_model_of(config)
     card_data = ModelCardData(
-        base_model=base_model_of(config),
+        base_model=base_model,
         library_name="transformers",
         pipeline_tag=task.pipeline_tag,
         tags=["accel_trainer", task.name],
     )
-    base = config.model_name_or_path
-    if base == TINY_BERT:
-        base += " (a small BERT, randomly initialised, with a WordPiece vocabulary of the data)"
-    options = config.to_dict()
+    if base_model is None:
+        base = f"{TINY_BERT} (a small BERT, randomly initialised, with a WordPiece vocabulary "
+        base += "of the data: no base model)"
+    elif os.path.exists(config.model_name_or_path):
+        base = f"{base_model} (a local folder)"
+    else:
+        base = base_model
+    options = {**card_options(config, task, labels), **(run_values or {})}
+    word = f"{task.example_word}s"
     lines = [
         "---",
         card_data.to_yaml(),
@@ -90,8 +126,8 @@ def model_card_text(
         "|---|---|---|",
         *data_rows(data_files),
         "",
-        f"{results.get('train_samples', '?')} training examples, "
-        f"{results.get('eval_samples', '?')} evaluation examples.",
+        f"Trained on {results.get('train_samples', '?')} {word}, evaluated on "
+        f"{results.get('eval_samples', '?')} {word}.",
         "",
         "## Evaluation (the final model)",
         "",
@@ -116,9 +152,11 @@ def model_card_text(
         command_line(config),
         "```",
         "",
+        "Every option, defaults included, with the value the run used:",
+        "",
         "| option | value |",
         "|---|---|",
-        *[f"| {k} | {v} |" for k, v in options.items() if v is not None],
+        *[f"| {name} | {shown(value)} |" for name, value in options.items()],
         "",
         "## Library versions",
         "",
@@ -129,9 +167,7 @@ def model_card_text(
         "## Usage",
         "",
         "```python",
-        "from transformers import pipeline",
-        "",
-        f'model = pipeline("{task.pipeline_tag}", model="PATH/TO/THIS/FOLDER")',
+        task.usage_code(USAGE_PATH).rstrip("\n"),
         "```",
         "",
     ]
@@ -145,10 +181,12 @@ def write_model_card(
     results: dict,
     labels: list[str],
     data_files: dict[str, str | None],
+    run_values: dict | None = None,
 ) -> str:
     """Write OUTPUT_DIR/README.md; return its path."""
     from huggingface_hub import ModelCard
 
     path = os.path.join(output_dir, "README.md")
-    ModelCard(model_card_text(config, task, results, labels, data_files)).save(path)
+    text = model_card_text(config, task, results, labels, data_files, run_values)
+    ModelCard(text).save(path)
     return path

@@ -34,13 +34,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("accel_trainer")
 DEMO_MARKER = ".accel_trainer_demo"  # in output folders written by demo runs
+OPTIONS_FILE = "training_config.json"  # the effective options of the run that saved the model
+# Options that say where a run writes, not what it trains: a demo rerun may differ in them.
+WHERE_OPTIONS = ("output_dir", "overwrite_output_dir", "config")
 # What a run writes at the top of its output folder, besides the model and its checkpoints.
 RUN_OUTPUTS = (
     *TOKENIZER_FILES,
     "special_tokens_map.json",
     "added_tokens.json",
     "README.md",
-    "training_config.json",
+    OPTIONS_FILE,
     "log_history.jsonl",
     MODEL_MANIFEST,
     "runs",
@@ -180,6 +183,7 @@ def check_saved_run(output_dir: str, config: TrainConfig, demo: bool) -> None:
             "continue it, or --overwrite_output_dir to start over (its checkpoints are deleted)."
         )
     if demo and is_demo_output(output_dir):
+        check_demo_rerun(output_dir, config)
         return
     if present:
         raise ConfigError(
@@ -193,6 +197,74 @@ def check_saved_run(output_dir: str, config: TrainConfig, demo: bool) -> None:
             f"--output_dir already holds files that a run writes: got {output_dir!r} (has "
             f"{', '.join(written)}). Choose another folder (e.g. a subfolder), or pass "
             "--overwrite_output_dir to replace them."
+        )
+
+
+def check_demo_rerun(output_dir: str, config: TrainConfig) -> None:
+    """Refuse to replace the finished model of an earlier demo run with one trained with other
+    options (a rerun of the same command replaces it)."""
+    step = final_model_step(output_dir)
+    if step is None:
+        return  # no finished model: an interrupted demo run, which this one redoes
+    changes = changed_options(output_dir, config)
+    if changes == []:
+        return
+    if changes is None:
+        what = f"its {OPTIONS_FILE} cannot be read, so its options are unknown"
+    else:
+        shown = ", ".join(changes[:4]) + (
+            f" and {len(changes) - 4} more" if len(changes) > 4 else ""
+        )
+        what = f"this run changes {shown}"
+    raise ConfigError(
+        f"--output_dir holds the finished model of a demo run with other options: got "
+        f"{output_dir!r} (saved at step {step}; {what}). Pass --output_dir NEW to keep it and "
+        "train into a new folder, or --overwrite_output_dir to replace it."
+    )
+
+
+def changed_options(output_dir: str, config: TrainConfig) -> list[str] | None:
+    """`name old -> new` for each option the saved run's OPTIONS_FILE and this run's effective
+    options set differently (those naming where a run writes aside); None when it cannot be
+    read. An option only one of them knows (another version's) is no change."""
+    try:
+        with open(os.path.join(output_dir, OPTIONS_FILE), encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict):
+        return None
+    ours = config.effective_options()
+
+    def shown(value) -> str:
+        return "none" if value is None else str(value)
+
+    return [
+        f"{name} {shown(saved[name])} -> {shown(value)}"
+        for name, value in ours.items()
+        if name not in WHERE_OPTIONS and name in saved and saved[name] != value
+    ]
+
+
+def note_replaced_model(output_dir: str, config: TrainConfig) -> None:
+    """Say which finished model a fresh run will replace when it saves its own: an identical
+    demo rerun's, or the one --overwrite_output_dir replaces."""
+    step = final_model_step(output_dir)
+    if step is None or config.checkpointing.resume_from_checkpoint:
+        return
+    if config.overwrite_output_dir:
+        logger.warning(
+            "--overwrite_output_dir: this run replaces the finished model in %s (saved at step "
+            "%d) when it saves its own.",
+            output_dir,
+            step,
+        )
+    elif config.is_demo:
+        logger.info(
+            "%s holds the finished model of a demo run with the same options (saved at step %d): "
+            "this run replaces it when it saves its own.",
+            output_dir,
+            step,
         )
 
 

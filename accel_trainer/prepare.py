@@ -29,6 +29,7 @@ from accel_trainer.output_folder import (
     check_output_dir,
     finish_interrupted_save,
     mark_output_dir,
+    note_replaced_model,
 )
 from accel_trainer.preprocessing import (
     task_fingerprint,
@@ -109,6 +110,7 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
         on_main_then_share(accelerator, lambda: check_output_dir(output_dir, config))
         finish_interrupted_save(accelerator, output_dir)
         if accelerator.is_main_process:
+            note_replaced_model(output_dir, config)
             mark_output_dir(output_dir, config.is_demo)
         resume = plan_resume(accelerator, config, identity)
         model, tokenizer = build_model(config, task, labels, train_raw)
@@ -130,9 +132,11 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
         output_lock.release()
         raise
     stats = task.length_report(max_length, len(train_raw), eval_raw)
+    # The examples trained on, as eval_samples counts those scored: a dropped one is neither.
+    results = {"train_samples": len(train_data), **stats}
     return PreparedRun(
-        accelerator, task, model, tokenizer, train_data, eval_data, identity, resume,
-        {"train_samples": len(train_raw), **stats}, data_files(config, task), output_lock,
+        accelerator, task, model, tokenizer, train_data, eval_data, identity, resume, results,
+        data_files(config, task), output_lock,
     )  # fmt: skip
 
 
@@ -181,6 +185,7 @@ def tokenized(
         parts,
         options.preprocessing_num_workers,
         options.overwrite_cache,
+        count_text=lambda rows: task.count_text(len(raw), rows),
     )
 
 

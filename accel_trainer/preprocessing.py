@@ -93,10 +93,12 @@ def tokenize_once_per_node(
     parts: dict,
     num_workers: int = 0,
     overwrite_cache: bool = False,
+    count_text: Callable[[int], str] | None = None,
 ):
     """`tokenize(map_options)`, run by the first process of each machine, which writes the
     cache; the machine's other processes then read it back. `parts` names everything that
-    shapes the result (data fingerprint, tokenizer, task, options)."""
+    shapes the result (data fingerprint, tokenizer, task, options); `count_text(rows)` says in
+    the log what the split's rows are (by default "N rows")."""
     key = fingerprint({**parts, "split": split})
     folder = cache_folder()
     os.makedirs(folder, exist_ok=True)
@@ -119,10 +121,11 @@ def tokenize_once_per_node(
             how = (
                 "loaded from the cache" if cached else f"tokenized with {num_proc or 1} process(es)"
             )
+            counted = count_text(len(data)) if count_text else f"{len(data)} rows"
             logger.info(
-                "%s: %d rows %s in %.2f s (%s)",
+                "%s: %s %s in %.2f s (%s)",
                 split,
-                len(data),
+                counted,
                 how,
                 time.perf_counter() - started,
                 path,

@@ -2,7 +2,10 @@
 # Train on the CPU for debugging, through `accelerate launch`. By default one process
 # (accelerate_configs/cpu.yaml); NUM_PROCESSES=2 starts two processes that form one gloo world
 # (accelerate_configs/cpu_2proc.yaml), to reproduce multi-process behaviour without a GPU.
-# Extra arguments go to `accel-trainer train`; with no data options it trains on the demo corpus.
+# Extra arguments go to `accel-trainer train`; with no data options it trains on the demo corpus,
+# into outputs/demo-ner unless --output_dir says otherwise. A finished demo model trained with
+# other options is never replaced: the run stops and names them (pass --output_dir NEW, or
+# --overwrite_output_dir).
 #
 # Usage:
 #   bash launch/cpu_debug.sh --max_train_steps 20 --output_dir outputs/debug
@@ -31,7 +34,8 @@ command -v accelerate >/dev/null || {
 }
 
 if [[ "${num_processes}" == 1 ]]; then
-  launch=(accelerate launch --config_file "${repo_root}/accelerate_configs/cpu.yaml")
+  # --quiet: the trainer's one-line error, without the launcher's traceback around it.
+  launch=(accelerate launch --quiet --config_file "${repo_root}/accelerate_configs/cpu.yaml")
 else
   # A MULTI_GPU config is the only one that starts several processes on current Accelerate;
   # ACCELERATE_USE_CPU keeps them on the CPU (gloo) even on a machine that has GPUs.

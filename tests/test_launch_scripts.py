@@ -207,10 +207,13 @@ def launched(records) -> list[dict]:
         assert argv[0] == "launch", argv
         split = argv.index("-m")
         assert argv[split : split + 3] == ["-m", "accel_trainer", "train"], argv
-        flags = argv[1:split]
+        flags = [flag for flag in argv[1:split] if flag != "--quiet"]
         assert len(flags) % 2 == 0, flags
         options = dict(zip(flags[::2], flags[1::2], strict=True))
-        calls.append({"options": options, "trainer": argv[split + 3 :], "env": record["env"]})
+        quiet = "--quiet" in argv[1:split]
+        calls.append(
+            {"options": options, "quiet": quiet, "trainer": argv[split + 3 :], "env": record["env"]}
+        )
     return calls
 
 
@@ -244,6 +247,8 @@ def test_cpu_debug_command(fake_tools, tmp_path, values, config, extra):
         assert call["env"]["OMP_NUM_THREADS"] == "1"
         assert call["env"]["ACCELERATE_USE_CPU"] == "1"
     assert call["options"] == extra
+    # One process: the trainer's one-line error without the launcher's traceback.
+    assert call["quiet"] == (config == "cpu.yaml")
     assert call["trainer"] == TRAINER_ARGS
     assert call["env"]["PYTHONPATH"].split(os.pathsep)[0] == REPO_ROOT
 
@@ -505,6 +510,30 @@ def test_cpu_debug_trains_two_steps_from_another_directory(tmp_path):
     results = read_json(out / "all_results.json")
     assert results["global_step"] == 2
     assert results["num_processes"] == 1
+
+
+def test_cpu_debug_never_replaces_a_finished_demo_model_trained_otherwise(tmp_path):
+    """`bash launch/cpu_debug.sh --max_train_steps 20` in a folder holding the finished demo
+    model of the plain demo: one line naming the folder, the run there and the fix."""
+    folder = tmp_path / "outputs" / "demo-ner"
+    folder.mkdir(parents=True)
+    (folder / ".accel_trainer_demo").write_text("")
+    (folder / "model_manifest.json").write_text(json.dumps({"step": 114, "files": {}}))
+    (folder / "training_config.json").write_text(json.dumps({"max_train_steps": 0}))
+    before = sorted(os.listdir(folder))
+    log = tmp_path / "cpu_debug.log"
+    process = start([script("cpu_debug.sh"), "--max_train_steps", "20"], clean_env(), tmp_path, log)
+    (code,) = wait_all([process], TRAIN_TIMEOUT_S)
+    output = tail(log)
+    assert code == 1, output  # accelerate launch's status for a failed process
+    assert (
+        "accel-trainer: error: --output_dir holds the finished model of a demo run with other "
+        "options: got 'outputs/demo-ner' (saved at step 114; this run changes max_train_steps "
+        "0 -> 20). Pass --output_dir NEW to keep it and train into a new folder, or "
+        "--overwrite_output_dir to replace it.\n" in output
+    )
+    assert "Traceback" not in output
+    assert sorted(os.listdir(folder)) == before
 
 
 @pytest.mark.multiprocess

@@ -4,6 +4,7 @@ code, the message, and that the user's files are byte-identical afterwards."""
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -213,6 +214,59 @@ def test_a_demo_run_never_writes_over_a_users_data_folder(tmp_path, capsys, no_m
     code, err = run(["train", "--output_dir", folder], capsys)
     assert code == 2
     assert "--output_dir is not empty and not an earlier demo run's" in err
+    assert snapshot(folder) == before
+
+
+def test_a_demo_run_with_other_options_never_replaces_the_finished_demo_model(
+    tmp_path, monkeypatch, capsys, caplog
+):
+    """`accel-trainer train` again with other flags (or `launch/cpu_debug.sh FLAGS`, which runs
+    the demo too) refuses; the same options, spelled out or not, replace it and say so."""
+    caplog.set_level(logging.INFO, logger="accel_trainer")
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "outputs" / "demo-ner"
+    assert run(["train", "--max_train_steps", "2"], capsys)[0] == 0
+    before = snapshot(folder)
+    code, err = run(["train", "--max_train_steps", "3", "--lr_scheduler_type", "cosine"], capsys)
+    assert code == 2
+    assert err == (
+        "accel-trainer: error: --output_dir holds the finished model of a demo run with other "
+        "options: got 'outputs/demo-ner' (saved at step 2; this run changes lr_scheduler_type "
+        "linear -> cosine, max_train_steps 2 -> 3). Pass --output_dir NEW to keep it and train "
+        "into a new folder, or --overwrite_output_dir to replace it.\n"
+    )
+    assert snapshot(folder) == before
+    # The same effective options: tiny-bert's default learning rate, the demo's default folder.
+    same = ["train", "--max_train_steps", "2", "--learning_rate", "1e-3", "--output_dir",
+            "outputs/demo-ner"]  # fmt: skip
+    assert run(same, capsys)[0] == 0
+    assert (
+        "outputs/demo-ner holds the finished model of a demo run with the same options (saved at "
+        "step 2): this run replaces it when it saves its own." in caplog.messages
+    )
+    code, _ = run(["train", "--max_train_steps", "1", "--overwrite_output_dir"], capsys)
+    assert code == 0 and read_json(folder / "all_results.json")["global_step"] == 1
+    assert (
+        "--overwrite_output_dir: this run replaces the finished model in outputs/demo-ner (saved "
+        "at step 2) when it saves its own." in caplog.messages
+    )
+
+
+def test_a_demo_model_whose_options_cannot_be_read_is_never_replaced(
+    tmp_path, capsys, no_model_building
+):
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / output_folder.DEMO_MARKER).write_text("")
+    (folder / MODEL_MANIFEST).write_text(json.dumps({"step": 7, "files": {}}))
+    before = snapshot(folder)
+    code, err = run(["train", "--output_dir", folder], capsys)
+    assert code == 2 and err == (
+        f"accel-trainer: error: --output_dir holds the finished model of a demo run with other "
+        f"options: got '{folder}' (saved at step 7; its training_config.json cannot be read, so "
+        "its options are unknown). Pass --output_dir NEW to keep it and train into a new folder, "
+        "or --overwrite_output_dir to replace it.\n"
+    )
     assert snapshot(folder) == before
 
 

@@ -4,6 +4,7 @@ weights whatever the checkpoint's dtype."""
 
 import logging
 import os
+import re
 
 import pytest
 import torch
@@ -39,7 +40,124 @@ def test_model_card_names_base_model_data_metrics_command_and_versions(card_run,
     assert f"accel-trainer train --train_file {small_data[0]}" in card
     assert "| num_train_epochs | 2.0 |" in card
     assert f"| torch | {torch.__version__} |" in card
-    assert "48 training examples, 37 evaluation examples." in card
+    assert "Trained on 48 sentences, evaluated on 37 sentences." in card
+
+
+def card_of(output_dir) -> str:
+    with open(os.path.join(output_dir, "README.md"), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def option_rows(card: str) -> dict[str, str]:
+    """The card's option table: name -> value as shown."""
+    table = card.split("| option | value |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    return dict(row.strip("|").strip().split(" | ", 1) for row in table.splitlines())
+
+
+def run_usage_code(output_dir, capsys) -> str:
+    """Run the card's usage code on the folder the card is in; what it prints."""
+    from accel_trainer.model_card import USAGE_PATH
+
+    code = re.search(r"## Usage\n\n```python\n(.*?)```", card_of(output_dir), re.S).group(1)
+    assert USAGE_PATH in code
+    capsys.readouterr()
+    exec(compile(code.replace(USAGE_PATH, str(output_dir)), "README.md", "exec"), {})
+    return capsys.readouterr().out
+
+
+def test_ner_card_metadata_options_and_usage_code(card_run, capsys):
+    from huggingface_hub import ModelCard
+
+    output_dir, _ = card_run
+    card = ModelCard.load(os.path.join(output_dir, "README.md"))
+    assert card.data.pipeline_tag == "token-classification"
+    assert card.data.base_model is None  # tiny-bert trains from scratch, and the card says so
+    assert card.data.tags == ["accel_trainer", "ner"]
+    assert "(a small BERT, randomly initialised" in card.text and "no base model" in card.text
+    options = option_rows(card_of(output_dir))
+    assert options["learning_rate"] == "0.001"  # tiny-bert's default, as used
+    assert options["mixed_precision"] == "no" and options["gradient_accumulation_steps"] == "1"
+    assert options["batch_layout"] == "packed (auto)"
+    assert options["label_names"] == "B-DATE, B-LOC, B-ORG, B-PER, I-DATE, I-LOC, I-ORG, I-PER, O"
+    assert options["tag_scheme"] == "bio" and options["label_all_tokens"] == "False"
+    assert options["metric_for_best_model"] == "none"  # defaults are listed, None ones too
+    assert not {"entity_markers", "typed_markers", "negative_label"} & set(options)
+    printed = run_usage_code(output_dir, capsys).strip()
+    assert printed.startswith("[") and printed.endswith("]")  # the entities the pipeline found
+
+
+def test_re_card_names_a_local_base_by_its_folder_and_its_usage_code_marks_entities(
+    tmp_path, capsys
+):
+    """An RE demo fine-tuned from a local folder: base_model is the folder's own name, the
+    negative label the demo settled is listed, and the usage code (with the markers) runs."""
+    from huggingface_hub import ModelCard
+
+    from accel_trainer.tasks import ReTask
+    from accel_trainer.tasks.demo import write_demo_re_corpus
+
+    train, _ = write_demo_re_corpus(str(tmp_path / "corpus"))
+    words = ReTask().words(ReTask().read(train, "train", "auto"))
+    base = tmp_path / "models" / "my-bert"
+    tokenizer = build_wordpiece_tokenizer(words, model_max_length=128)
+    model = build_tiny_bert("AutoModelForTokenClassification", len(tokenizer), ["O"], 128)
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    output_dir = tmp_path / "re"
+    argv = ["train", "--task", "re", "--model_name_or_path", str(base), "--max_train_steps", "2",
+            "--output_dir", str(output_dir)]  # fmt: skip
+    assert main(argv) == 0
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.pipeline_tag == "text-classification"
+    assert card.data.base_model == "my-bert"  # not the path it was read from
+    assert "from **my-bert (a local folder)**" in card.text
+    options = option_rows(card_of(output_dir))
+    assert options["learning_rate"] == "5e-05"  # the default for a pretrained model
+    assert options["negative_label"] == "no_relation"  # the demo's
+    assert options["entity_markers"] == "<e1>,</e1>,<e2>,</e2>"
+    assert options["batch_layout"] == "sorted (auto)" and int(options["micro_batch_tokens"]) > 0
+    assert not {"tag_scheme", "label_all_tokens"} & set(options)
+    assert 'print(relation("<e1> Tom </e1> works for <e2> Acme </e2> ."))' in card.text
+    printed = run_usage_code(output_dir, capsys)
+    labels = "based_in|born_in|no_relation|works_for"
+    assert re.fullmatch(rf"\[\{{'label': '({labels})', 'score': .*\}}\]\n", printed), printed
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("bert-base-cased", "bert-base-cased"),
+        ("dslim/bert-base-NER", "dslim/bert-base-NER"),
+        ("tiny-bert", None),
+    ],
+)
+def test_card_base_model_is_a_hub_id(name, expected):
+    from accel_trainer.model_card import base_model_of
+
+    assert base_model_of(TrainConfig.from_options(model_name_or_path=name)) == expected
+
+
+def test_card_base_model_of_a_local_folder_is_its_own_name(tmp_path):
+    from accel_trainer.model_card import base_model_of
+
+    snapshot = tmp_path / "hub" / "models--dslim--bert-base-NER" / "snapshots" / "0123abc"
+    folder = tmp_path / "site-packages" / "some_package" / "my-model"
+    for path in (snapshot, folder):
+        path.mkdir(parents=True)
+    assert base_model_of(TrainConfig.from_options(model_name_or_path=str(folder))) == "my-model"
+    trailing = TrainConfig.from_options(model_name_or_path=f"{folder}/")
+    assert base_model_of(trailing) == "my-model"
+    hub_cache = TrainConfig.from_options(model_name_or_path=str(snapshot))
+    assert base_model_of(hub_cache) == "dslim/bert-base-NER"
+
+
+def test_re_usage_code_uses_the_runs_markers():
+    from accel_trainer.tasks import ReTask
+
+    chemprot = ReTask(["<<", ">>", "[[", "]]"]).usage_code("M")
+    assert 'print(relation("<< Tom >> works for [[ Acme ]] ."))' in chemprot
+    typed = ReTask(typed_markers=True, entity_types=["ORG", "PER"]).usage_code("M")
+    assert 'print(relation("<e1:ORG> Tom </e1:ORG> works for <e2:PER> Acme </e2:PER> ."))' in typed
 
 
 def test_results_split_the_time_into_training_evaluation_and_checkpointing(card_run):
@@ -112,3 +230,91 @@ def test_a_half_precision_checkpoint_is_fine_tuned_in_float32(tmp_path):
     tokenizer.save_pretrained(tmp_path)
     loaded, _ = load_pretrained("AutoModelForTokenClassification", str(tmp_path), ["O", "B-X"])
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+
+
+def built_trainer(config):
+    """A trainer built from a config (its data tokenized) without training; its folder freed."""
+    trainer = commands.build_trainer(config)
+    trainer.output_lock.release()
+    return trainer
+
+
+def accel_trainer_messages(caplog) -> list[tuple[str, str]]:
+    """(level, text) of the package's messages before training, less timings and cache paths."""
+    return [
+        (record.levelname, re.sub(r" in [0-9.]+ s \(.*\)$", "", record.getMessage()))
+        for record in caplog.records
+        if record.name.startswith("accel_trainer") and not record.getMessage().startswith("[")
+    ]
+
+
+def test_ner_log_lines_count_sentences_and_say_what_became_of_long_ones(
+    small_data, tmp_path, caplog
+):
+    """The tokenization lines, the length report and the evaluation count the same sentences
+    in the same word; truncation in training warns, windows in evaluation only inform."""
+    caplog.set_level(logging.INFO, logger="accel_trainer")
+    config = TrainConfig.from_options(
+        train_file=small_data[0], validation_file=small_data[1], output_dir=str(tmp_path / "o"),
+        max_seq_length=14,
+    )  # fmt: skip
+    trainer = built_trainer(config)
+    stats = trainer.extra_results
+    truncated, windowed = stats["train_truncated_sentences"], stats["eval_windowed_sentences"]
+    assert 0 < truncated < 48 and 0 < windowed < 37
+    windows = len(trainer.eval_dataloader.dataset)
+    lines = accel_trainer_messages(caplog)
+    assert lines == [
+        ("INFO", "train: 48 sentences tokenized with 1 process(es)"),
+        ("INFO", f"eval: 37 sentences ({windows} windows) tokenized with 1 process(es)"),
+        ("WARNING", f"{truncated} of 48 training sentences are longer than --max_seq_length 14 "
+         "sub-tokens: they are truncated for training, none dropped. Raise --max_seq_length to "
+         "train on their last words too."),
+        ("INFO", f"{windowed} of 37 eval sentences are longer than --max_seq_length 14 "
+         "sub-tokens: they are scored in sliding windows, every word counted, none dropped or "
+         "truncated."),
+    ]  # fmt: skip
+    assert trainer.evaluate()["eval_samples"] == 37
+
+
+def test_re_log_lines_count_examples_and_the_dropped_ones(tmp_path, caplog):
+    from accel_trainer.tasks.demo import write_demo_re_corpus
+
+    caplog.set_level(logging.INFO, logger="accel_trainer")
+    train, dev = write_demo_re_corpus(str(tmp_path / "data"), num_train=64, num_dev=40)
+    config = TrainConfig.from_options(
+        task="re", train_file=train, validation_file=dev, output_dir=str(tmp_path / "o"),
+        max_seq_length=12,
+    )  # fmt: skip
+    trainer = built_trainer(config)
+    dropped_train = trainer.extra_results["train_dropped_examples"]
+    dropped_eval = trainer.extra_results["eval_dropped_examples"]
+    assert 0 < dropped_train < 64 and 0 < dropped_eval < 40
+    too_far = "their entities lie too far apart for --max_seq_length 12; raise it to keep them."
+    lines = accel_trainer_messages(caplog)
+    assert lines == [
+        ("INFO", f"train: 64 examples ({dropped_train} dropped) tokenized with 1 process(es)"),
+        ("INFO", f"eval: 40 examples ({dropped_eval} dropped) tokenized with 1 process(es)"),
+        ("WARNING", f"{dropped_train} of 64 training examples were dropped: {too_far}"),
+        ("WARNING", f"{dropped_eval} of 40 eval examples were dropped and are not scored: "
+         f"{too_far}"),
+    ]  # fmt: skip
+    assert trainer.evaluate()["eval_samples"] == 40 - dropped_eval
+    assert trainer.extra_results["train_samples"] == 64 - dropped_train  # those trained on
+
+
+def test_a_dataset_counts_the_sentences_a_conll_file_of_it_counts(tmp_path):
+    """conll2003 on the hub keeps each -DOCSTART- line as a row; like a CoNLL file's, it is no
+    sentence, and neither is an empty row."""
+    from datasets import Dataset
+
+    from accel_trainer.tasks import NerTask
+
+    rows = {
+        "tokens": [["-DOCSTART-"], ["John", "lives"], [], ["Oslo"]],
+        "ner_tags": [["O"], ["B-PER", "O"], [], ["B-LOC"]],
+    }
+    Dataset.from_dict(rows).to_parquet(str(tmp_path / "validation.parquet"))
+    dataset = NerTask().read_hub(str(tmp_path), None, "validation")
+    assert dataset["tokens"] == [["John", "lives"], ["Oslo"]]
+    assert dataset["line"] == [2, 4]  # the rows' places in the split, for messages

@@ -1,7 +1,12 @@
 """The README stays true: its quick-start commands, what CI runs, and the options table."""
 
+import json
 import os
 import re
+import shutil
+import subprocess
+
+import pytest
 
 from accel_trainer.config import TrainConfig
 from tests.conftest import REPO_ROOT
@@ -66,3 +71,71 @@ def test_the_readme_python_api_snippet_runs_as_written(tmp_path, monkeypatch, ca
                  "--output_file", "dev.predicted.conll"]) == 0  # fmt: skip
     tagger = pipeline("token-classification", model=str(folder), aggregation_strategy="simple")
     assert tagger("Aiko Tanaka moved to Lagos .")
+
+
+def bash_commands() -> list[str]:
+    """Every command of the README's ```bash blocks, its continuation lines joined."""
+    blocks = re.findall(r"```bash\n(.*?)```", read("README.md"), re.S)
+    return [
+        " ".join(command.split())
+        for block in blocks
+        for command in block.replace("\\\n", " ").splitlines()
+        if command.strip() and not command.lstrip().startswith("#")
+    ]
+
+
+def test_readme_commands_write_under_outputs():
+    """outputs/ is what .gitignore keeps out of git; DIR, G and the like are placeholders."""
+    targets = [
+        (flag, value)
+        for command in bash_commands()
+        for flag, value in re.findall(r"(--output_(?:dir|file))[ =](\S+)", command)
+    ]
+    assert len(targets) >= 6  # the worked examples' at least
+    elsewhere = [
+        (flag, value)
+        for flag, value in targets
+        if not re.fullmatch(r"[A-Z_]+|\.\.\.", value) and not value.startswith("outputs/")
+    ]
+    assert elsewhere == []
+
+
+def test_readme_release_paths_keep_their_sub_folders():
+    """SemEval-2010 Task 8's release keeps its files in sub-folders; a path to one names it."""
+    sub_folders = {
+        "TRAIN_FILE.TXT": "SemEval2010_task8_training/",
+        "TEST_FILE_FULL.TXT": "SemEval2010_task8_testing_keys/",
+    }
+    paths = [path for command in bash_commands() for path in command.split()]
+    for name, folder in sub_folders.items():
+        named = [path for path in paths if path.endswith(name)]
+        assert named, name
+        assert all(path.endswith(folder + name) for path in named), named
+
+
+def test_outputs_is_git_ignored():
+    assert "outputs/" in read(".gitignore").splitlines()
+    if shutil.which("git") and os.path.exists(os.path.join(REPO_ROOT, ".git")):
+        ignored = subprocess.run(
+            ["git", "check-ignore", "-q", "outputs/demo-ner/model.safetensors"], cwd=REPO_ROOT
+        )
+        assert ignored.returncode == 0
+
+
+def test_readme_shows_the_demo_refusal_as_it_reads(tmp_path, monkeypatch):
+    """The message of `accel-trainer train --max_train_steps 20` over the finished default demo
+    (114 steps), as the README quotes it."""
+    from accel_trainer.errors import ConfigError
+    from accel_trainer.output_folder import DEMO_MARKER, check_output_dir
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "outputs" / "demo-ner"
+    folder.mkdir(parents=True)
+    (folder / DEMO_MARKER).write_text("")
+    (folder / "model_manifest.json").write_text(json.dumps({"step": 114, "files": {}}))
+    saved = TrainConfig.from_options().effective_options()
+    (folder / "training_config.json").write_text(json.dumps(saved))
+    check_output_dir("outputs/demo-ner", TrainConfig.from_options())  # the same: no error
+    with pytest.raises(ConfigError) as refused:
+        check_output_dir("outputs/demo-ner", TrainConfig.from_options(max_train_steps=20))
+    assert f"accel-trainer: error: {refused.value}\n" in read("README.md")

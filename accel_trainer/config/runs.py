@@ -138,6 +138,15 @@ class TrainConfig(FromOptions):
         # `is None`, not `or`: an empty --output_dir is refused, never taken for the demo's.
         return demo_output_dir(self.task) if self.output_dir is None else self.output_dir
 
+    def effective_options(self) -> dict:
+        """Every option by its flat name as the run uses it: the learning rate resolved for the
+        model, the output folder the demo's when none is given (training_config.json)."""
+        return {
+            **self.to_dict(),
+            "learning_rate": self.resolved_learning_rate(),
+            "output_dir": self.resolved_output_dir(),
+        }
+
     def problems(self) -> list[str]:
         """Every invalid option of every group, and of options that depend on each other."""
         found = self.task_problems() + model_problems(self.model_name_or_path)

@@ -62,7 +62,8 @@ class Task(abc.ABC):
     auto_model_class_name: ClassVar[str] = "AutoModelForSequenceClassification"
     pipeline_tag: ClassVar[str] = "text-classification"  # the transformers pipeline of the model
     options_class: ClassVar[type[TaskOptions]] = TaskOptions
-    example_word: ClassVar[str] = "example"  # what one row is called in messages
+    example_word: ClassVar[str] = "example"  # what one example is called in messages
+    row_word: ClassVar[str] = "row"  # what tokenize() makes of an example, where there are more
     data_formats: ClassVar[tuple[str, ...]] = ("auto",)  # the --data_format values read() takes
     # One label per token: examples can share a packed row (--batch_layout packed). A task
     # whose model pools a sentence into one prediction cannot.
@@ -104,6 +105,19 @@ class Task(abc.ABC):
     def tokenization_settings(self) -> dict:
         """Everything of the task that shapes tokenized rows: part of the tokenization cache key."""
         return self.settings()
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The task's options whose value the task itself settled (a default the demo sets,
+        say), by flat name, for the model card; none by default."""
+        return {}
+
+    def usage_code(self, model_path: str) -> str:
+        """Python that loads the saved model at `model_path` and labels one example, for the
+        model card; by default the pipeline of `pipeline_tag`, loaded."""
+        return (
+            "from transformers import pipeline\n\n"
+            f"model = pipeline({quoted(self.pipeline_tag)}, model={quoted(model_path)})\n"
+        )
 
     # Reading data.
 
@@ -221,8 +235,18 @@ class Task(abc.ABC):
 
     def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
         """After tokenize(): counts of examples that did not fit max_seq_length, as train_* and
-        eval_* results (logged as warnings where not zero); none by default."""
+        eval_* results (logged where not zero, see log_length_report); none by default."""
         return {}
+
+    def count_text(self, num_examples: int, num_rows: int) -> str:
+        """A tokenized split's size for the log, in the words of the length report: its
+        examples, and where the rows differ, the dropped examples or the rows they became."""
+        counted = f"{num_examples} {self.example_word}{'' if num_examples == 1 else 's'}"
+        if num_rows < num_examples:
+            return f"{counted} ({num_examples - num_rows} dropped)"
+        if num_rows > num_examples:
+            return f"{counted} ({num_rows} {self.row_word}s)"
+        return counted
 
     # Metrics and predictions.
 
@@ -278,6 +302,11 @@ class Task(abc.ABC):
         return None
 
 
+def quoted(text: str) -> str:
+    """A Python string literal of `text` in double quotes, for code shown to users."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def example_predictions(rows: dict, id2label: dict[int, str]) -> dict[int, tuple[str, float]]:
     """Example id -> (predicted label, probability) of gathered rows with one prediction per
     example."""
@@ -290,16 +319,16 @@ def example_predictions(rows: dict, id2label: dict[int, str]) -> dict[int, tuple
     }
 
 
-def log_length_report(stats: dict[str, int], what: dict[str, str], max_seq_length: int) -> None:
-    """Warn of each non-zero count of examples that did not fit; `what` says what became of them."""
+def log_length_report(
+    stats: dict[str, int], messages: dict[str, str], lost: set[str] | None = None
+) -> None:
+    """Log each non-zero count of examples that did not fit max_seq_length: `messages[key]`,
+    which says what became of them, as a warning where something was lost (the keys in `lost`;
+    by default all), else as information."""
     for key, count in stats.items():
         if count:
-            logger.warning(
-                "%d %s for --max_seq_length %d; raise it to keep them.",
-                count,
-                what[key],
-                max_seq_length,
-            )
+            lossy = lost is None or key in lost
+            logger.log(logging.WARNING if lossy else logging.INFO, messages[key])
 
 
 class MetaCollator:

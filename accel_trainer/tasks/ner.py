@@ -17,6 +17,7 @@ from accel_trainer.tasks.base import (
     Task,
     TaskOptions,
     log_length_report,
+    quoted,
 )
 from accel_trainer.tasks.demo import NER_DEMO_FILES
 from accel_trainer.tasks.files import (
@@ -297,6 +298,7 @@ class NerTask(Task):
     output_formats = ("auto", "conll", "jsonl", "spans")
     reads_text = True
     example_word = "sentence"
+    row_word = "window"  # evaluation: a long sentence is scored in several
 
     def __init__(
         self, label_all_tokens: bool = False, tag_scheme: str = "bio", word_split: str = ""
@@ -326,6 +328,15 @@ class NerTask(Task):
 
     def tokenization_settings(self) -> dict:
         return {**self.settings(), "label_all_tokens": self.label_all_tokens}
+
+    def usage_code(self, model_path: str) -> str:
+        """The token-classification pipeline, its sub-token tags joined into entities."""
+        return (
+            "from transformers import pipeline\n\n"
+            f'ner = pipeline("token-classification", model={quoted(model_path)}, '
+            'aggregation_strategy="simple")\n'
+            'print(ner("John Smith moved to Oslo in May ."))\n'
+        )
 
     def words(self, dataset: Dataset) -> list[list[str]]:
         """The pre-split words of each example, for building a tokenizer vocabulary."""
@@ -452,6 +463,8 @@ class NerTask(Task):
             remove_columns=dataset.column_names,
             features=string_tags,
         )
+        # As in CoNLL files: document separators and empty sentences are no sentences.
+        dataset = dataset.filter(lambda example: example["tokens"] not in ([], ["-DOCSTART-"]))
         if len(dataset) == 0:
             raise DataError(f"{what} is empty: got 0 sentences. Use a split with data.")
         return dataset
@@ -601,16 +614,17 @@ class NerTask(Task):
     def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
         """Training truncates long sentences; evaluation scores them in sliding windows."""
         num_eval = len(eval_raw) if eval_raw is not None else 0
-        stats = {
-            "train_truncated_sentences": self.truncated.get("train", 0),
-            "eval_windowed_sentences": self.long_sentences,
+        truncated, windowed = self.truncated.get("train", 0), self.long_sentences
+        stats = {"train_truncated_sentences": truncated, "eval_windowed_sentences": windowed}
+        longer = f"longer than --max_seq_length {max_seq_length} sub-tokens"
+        messages = {
+            "train_truncated_sentences": f"{truncated} of {num_train} training sentences are "
+            f"{longer}: they are truncated for training, none dropped. Raise --max_seq_length to "
+            "train on their last words too.",
+            "eval_windowed_sentences": f"{windowed} of {num_eval} eval sentences are {longer}: "
+            "they are scored in sliding windows, every word counted, none dropped or truncated.",
         }
-        what = {
-            "train_truncated_sentences": f"of {num_train} training sentences were truncated",
-            "eval_windowed_sentences": f"of {num_eval} eval sentences are scored in sliding "
-            "windows, every word counted",
-        }
-        log_length_report(stats, what, max_seq_length)
+        log_length_report(stats, messages, lost={"train_truncated_sentences"})
         return stats
 
     def write_predictions(

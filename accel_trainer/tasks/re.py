@@ -15,6 +15,7 @@ from accel_trainer.tasks.base import (
     TaskOptions,
     example_predictions,
     log_length_report,
+    quoted,
 )
 from accel_trainer.tasks.demo import RE_DEMO_FILES
 from accel_trainer.tasks.files import SEMEVAL_ID_LINE, json_lines, records_by_line
@@ -383,6 +384,24 @@ class ReTask(Task):
             "negative_label": self.negative_label,
         }
 
+    def resolved_options(self) -> dict[str, Any]:
+        return {"negative_label": self.negative_label}  # the demo's is no_relation
+
+    def usage_code(self, model_path: str) -> str:
+        """The text-classification pipeline on a text marked as the model was trained: this
+        run's markers (typed with the training data's types where they are typed)."""
+        types = self.entity_types or [""]
+        example = {"text": "Tom works for Acme .", "head": [0, 3], "tail": [14, 18]}
+        example.update(head_type=types[0], tail_type=types[-1])
+        head_open, head_close, tail_open, tail_close = self.markers
+        return (
+            "from transformers import pipeline\n\n"
+            f'relation = pipeline("text-classification", model={quoted(model_path)})\n'
+            f"# The head entity between {head_open} and {head_close}, the tail between "
+            f"{tail_open} and {tail_close}, as in training:\n"
+            f"print(relation({quoted(self.marked_text(example))}))\n"
+        )
+
     def words(self, dataset: Dataset) -> list[list[str]]:
         """The whitespace-split words of each text, for building a tokenizer vocabulary."""
         return [text.split() for text in dataset["text"]]
@@ -519,17 +538,19 @@ class ReTask(Task):
     def length_report(self, max_seq_length: int, num_train: int, eval_raw: Dataset | None) -> dict:
         """Examples whose entities lie too far apart for max_seq_length are dropped."""
         num_eval = len(eval_raw) if eval_raw is not None else 0
-        stats = {
-            "train_dropped_examples": self.dropped.get("train", 0),
-            "eval_dropped_examples": self.dropped.get("eval", 0),
+        train, evaluation = self.dropped.get("train", 0), self.dropped.get("eval", 0)
+        stats = {"train_dropped_examples": train, "eval_dropped_examples": evaluation}
+        too_far = (
+            f"their entities lie too far apart for --max_seq_length {max_seq_length}; raise it "
+            "to keep them."
+        )
+        messages = {
+            "train_dropped_examples": f"{train} of {num_train} training examples were dropped: "
+            f"{too_far}",
+            "eval_dropped_examples": f"{evaluation} of {num_eval} eval examples were dropped and "
+            f"are not scored: {too_far}",
         }
-        what = {
-            "train_dropped_examples": f"of {num_train} training examples were dropped: their "
-            "entities lie too far apart",
-            "eval_dropped_examples": f"of {num_eval} eval examples were dropped (and are not "
-            "scored): their entities lie too far apart",
-        }
-        log_length_report(stats, what, max_seq_length)
+        log_length_report(stats, messages)
         return stats
 
     def write_predictions(

@@ -14,6 +14,7 @@ from accel_trainer.checkpoint import commit_final_model
 from accel_trainer.errors import OutputError
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import vocabulary_digest
+from accel_trainer.output_folder import OPTIONS_FILE
 from accel_trainer.runtime import raise_if_any_failed
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from accel_trainer.tasks.base import Task
 
 RESULTS_FILE = "all_results.json"
-OPTIONS_FILE = "training_config.json"
 
 
 def data_sources(config: TrainConfig) -> dict[str, str | None]:
@@ -52,9 +52,11 @@ def save_final_model(
     results: dict | None,
     step: int,
     data_files: dict[str, str | None],
+    run_values: dict | None = None,
 ) -> None:
     """Save the full, unwrapped model (safetensors) with everything that describes it, from the
-    main process, as one atomic commit: a failed save leaves the previous model whole."""
+    main process, as one atomic commit: a failed save leaves the previous model whole.
+    `run_values`: options as the launched run settled them, for the model card."""
     accelerator.wait_for_everyone()
     # Every process takes part: under FSDP/DeepSpeed this gathers the sharded weights.
     state_dict = accelerator.get_state_dict(model)
@@ -67,15 +69,11 @@ def save_final_model(
         def write(folder: str) -> None:
             unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
             tokenizer.save_pretrained(folder)
-            options = {
-                **config.to_dict(),
-                "learning_rate": config.resolved_learning_rate(),
-                "output_dir": output_dir,
-            }
+            options = {**config.effective_options(), "output_dir": output_dir}
             write_json(os.path.join(folder, OPTIONS_FILE), options)
             if results is not None:
                 write_json(os.path.join(folder, RESULTS_FILE), results)
-                write_model_card(folder, config, task, results, labels, data_files)
+                write_model_card(folder, config, task, results, labels, data_files, run_values)
 
         weights = sum(p.numel() * p.element_size() for p in unwrapped.parameters())
         try:

@@ -566,8 +566,22 @@ class AccelerateTrainer:
     def _save_final_model(self, output_dir: str, results: dict | None) -> None:
         save_final_model(
             self.accelerator, self.model, self.tokenizer, self.task, self.config, output_dir,
-            results, self.state.step, self.data_files,
+            results, self.state.step, self.data_files, self._run_values(),
         )  # fmt: skip
+
+    def _run_values(self) -> dict:
+        """Options as this launch settled them, where the configured value leaves it open."""
+        values = {
+            "mixed_precision": self.accelerator.mixed_precision,
+            "gradient_accumulation_steps": self.accumulation_steps,
+            "batch_layout": self.layout.name,
+        }
+        if self.config.batching.batch_layout == "auto":
+            values["batch_layout"] += " (auto)"
+        budget = getattr(self.layout, "token_budget", None)  # the sorted layout's
+        if budget is not None:
+            values["micro_batch_tokens"] = budget
+        return values
 
 
 def check_arguments(config, task, observers) -> None:
