@@ -49,6 +49,10 @@ def evaluate(config: EvalConfig) -> dict:
             f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
         )
     check_writable_folder(output_dir)
+    if config.data.dataset_name is not None:
+        from accel_trainer.hub import check_dataset_access
+
+        check_dataset_access(config.data.dataset_name)
     from accel_trainer import prepare
     from accel_trainer.runtime import create_accelerator
     from accel_trainer.train.inference import Inference
