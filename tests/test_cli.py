@@ -465,3 +465,49 @@ def test_the_top_level_usage_names_every_command(capsys):
         "usage: accel-trainer {train,evaluate,predict} [CONFIG_FILE] [--option value ...]\n"
         "       accel-trainer plot OUTPUT_DIR [--output_file FILE.png]\n"
     )
+
+
+# Data files plainly in another format: one line naming it and the flag that fixes it
+
+
+def test_conll_given_to_task_re_exits_2_before_any_model(tmp_path, capsys, no_model_building):
+    train = conll(tmp_path, "train.tsv", "Selegiline\tB-Chemical\n-\tO\n")
+    argv = ["train", "--task", "re", "--train_file", train, "--output_dir", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"accel-trainer: error: --train_file {train} line 1 is a CoNLL token line (a token and "
+        "its tag), not a relation example: got 'Selegiline\\tB-Chemical'. Use --task ner (the "
+        "default) for NER files.\n"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_and_predict_name_the_model_task_instead_of_a_task_flag(
+    tmp_path, capsys, monkeypatch
+):
+    from accel_trainer import prepare
+    from accel_trainer.tasks.ner import NerTask
+
+    saved = prepare.SavedModel(NerTask(), ["O", "B-PER"], None, None)
+    monkeypatch.setattr(prepare, "load_saved", lambda config, overrides: saved)
+    relation = str(tmp_path / "chemprot.txt")
+    write_jsonl(relation, [{"text": "<< Aspirin >> blocks [[ COX-2 ]] .", "label": "INHIBITOR"}])
+    got = repr('{"text": "<< Aspirin >> blocks [[ COX-2 ]] .", "label": "INHIBITOR"}')
+    model = str(tmp_path / "model")
+    problem = (
+        f"line 1 is a JSON object with keys ['label', 'text'], like a relation extraction "
+        f"example, not a CoNLL token line: got {got}. The model at {model} does task 'ner':"
+    )
+    argv = ["evaluate", "--model_name_or_path", model, "--validation_file", relation]
+    assert main([*argv, "--output_dir", str(tmp_path / "eval")]) == 2
+    assert capsys.readouterr().err == (
+        f"accel-trainer: error: --validation_file {relation} {problem} give --validation_file in "
+        "a format of that task, or a model trained with --task re.\n"
+    )
+    output = str(tmp_path / "out.txt")
+    argv = ["predict", "--model_name_or_path", model, "--input_file", relation]
+    assert main([*argv, "--output_file", output]) == 2
+    assert capsys.readouterr().err == (
+        f"accel-trainer: error: --input_file {relation} {problem} give --input_file in a format "
+        "of that task, or a model trained with --task re.\n"
+    )
