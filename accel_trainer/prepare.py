@@ -81,14 +81,14 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
     validate(config)
     output_dir = config.resolved_output_dir()
     check_output_dir(output_dir, config)
-    local_files_only = False
     if not config.is_tiny_bert:
         check_model_source(config.model_name_or_path)
-        local_files_only = model_access(config.model_name_or_path)
-    if config.data.dataset_name is not None:
-        check_dataset_access(config.data.dataset_name)
     accelerator = training_accelerator(config)
     quiet_other_ranks(accelerator.is_main_process)
+    # Before the data is read: a hub that does not answer stops the run here, in seconds.
+    local_files_only = not config.is_tiny_bert and model_access(config.model_name_or_path)
+    if config.data.dataset_name is not None:
+        check_dataset_access(config.data.dataset_name)
     if task is not None and not isinstance(task, get_task(config.task)):
         raise ConfigError(
             f"task is not a task of --task {config.task}: got a {type(task).__name__}. Pass an "
