@@ -11,6 +11,7 @@ import shlex
 import sys
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import fields
 
 from accel_trainer.config import (
@@ -43,6 +44,7 @@ COMMANDS = {
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 logger = logging.getLogger("accel_trainer")
 USAGE = """usage: accel-trainer {train,evaluate,predict} [CONFIG_FILE] [--option value ...]
+       accel-trainer plot OUTPUT_DIR [--output_file FILE.png]
 
 commands:
   train      Fine-tune a model; with no data options, on the built-in demo corpus
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "plot":
         return plot_command(args)
     if command not in COMMANDS:
-        report_error(f"unknown command: got {command!r}. Use one of {sorted(COMMANDS)}.")
+        report_error(unknown_command(command))
         return 2
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -98,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def unknown_command(command: str) -> str:
+    """The error for a first argument that is no command, with the closest one."""
+    names = [*COMMANDS, "plot"]
+    listed = ", ".join(names)
+    if command.startswith("-"):
+        return (
+            f"the command must come first: got {command!r}. Use one of {listed}, e.g. "
+            f"`accel-trainer train {command} ...`."
+        )
+    return f"unknown command: got {command!r}.{did_you_mean(command, names)} Use one of {listed}."
+
+
 def ended(status: int) -> int:
     """The status of a training run that stopped early. In a multi-process run, exit here,
     while the exception still holds the trainer: freeing DDP's reducer can deadlock in gloo's
@@ -115,14 +129,18 @@ def plot_command(args: list[str]) -> int:
         prog="accel-trainer plot",
         description="Draw the loss, learning rate and eval metrics of a training run as a PNG.",
     )
-    parser.add_argument("output_dir", help="the --output_dir of an accel-trainer train run")
+    parser.add_argument(
+        "output_dir", metavar="OUTPUT_DIR", help="the --output_dir of an accel-trainer train run"
+    )
     parser.add_argument(
         "--output_file", help="PNG to write (default: OUTPUT_DIR/training_curves.png)"
     )
     from accel_trainer.plot import plot
 
     try:
-        options = parser.parse_args(args)
+        options, rest = parser.parse_known_args(underscored(args))
+        if rest:
+            raise problems_error(leftover_problems(rest, ["output_file"], "plot"))
         path = plot(options.output_dir, options.output_file)
     except InputError as error:
         report_error(str(error))
@@ -146,7 +164,7 @@ def parse_config(config_class: type, command: str, args: list[str]):
         logger.warning("--%s is given %d times on the command line: the last one wins", flag, count)
     given, rest = build_parser(config_class, command).parse_known_args(flags)
     if rest:
-        raise problems_error(leftover_problems(rest, config_class, command))
+        raise problems_error(leftover_problems(rest, flag_options(config_class), command))
     values.update(vars(given))  # the flags win over the file
     values["config"] = config_path
     values["command_line"] = shlex.join(["accel-trainer", command, *args])  # for the model card
@@ -308,6 +326,7 @@ ARGPARSE_PROBLEMS = [
     ),
     (r"ambiguous option: (\S+) could match (.*)", "{} is ambiguous: it could be {}. Spell it out."),
     (r"the following arguments are required: (.*)", "{} is missing: got none."),
+    (r"argument -h/--help: ignored explicit argument (.*)", "--help takes no value: got {}."),
 ]
 
 
@@ -317,7 +336,11 @@ def argparse_problem(message: str) -> str:
         match = re.fullmatch(pattern, message)
         if match:
             first, *others = match.groups()
-            return text.format(first.split("/")[0], *others)
+            problem = text.format(first.split("/")[0], *others)
+            if "invalid choice" in pattern:  # the closest choice, e.g. cosine for cosin
+                choices = re.findall(r"'([^']*)'", others[1])
+                problem += did_you_mean(others[0].strip("'"), choices)
+            return problem
     return message.removeprefix("argument ").rstrip(".") + "."
 
 
@@ -340,29 +363,33 @@ def repeated_flags(args: list[str], config_class: type) -> dict[str, int]:
     return {name: count for name, count in counts.items() if count > 1}
 
 
-def leftover_problems(rest: list[str], config_class: type, command: str) -> list[str]:
-    """One message per argument that is no option of `command` (their values are skipped)."""
-    found = []
+def leftover_problems(rest: list[str], known: Iterable[str], command: str) -> list[str]:
+    """One message per argument that is no option of `command`, whose flags are `known`
+    (their values are skipped), and one for all stray arguments."""
+    known = list(known)
+    found, strays = [], []
     for index, arg in enumerate(rest):
         if arg.startswith("-") and not looks_like_number(arg):
             flag = arg.split("=", 1)[0]
             found.append(
                 f"{flag} is not an option of accel-trainer {command}: got {arg!r}."
-                f"{did_you_mean(flag, flag_options(config_class), '--')} See "
-                f"`accel-trainer {command} --help`."
+                f"{did_you_mean(flag, known, '--')} See `accel-trainer {command} --help`."
             )
             continue
         after_unknown = (
             index > 0 and rest[index - 1].startswith("--") and "=" not in rest[index - 1]
         )
-        if after_unknown:
-            continue  # the value of the unknown option before it
-        where = (
-            "A config file goes first, right after the command."
-            if arg.lower().endswith(CONFIG_SUFFIXES)
-            else "Give options as --name value."
-        )
-        found.append(f"unexpected argument: got {arg!r}. {where}")
+        if not after_unknown:  # else the value of the unknown option before it
+            strays.append(arg)
+    if strays:
+        if command == "plot":
+            where = "Give one OUTPUT_DIR, and the PNG as --output_file FILE."
+        elif any(stray.lower().endswith(CONFIG_SUFFIXES) for stray in strays):
+            where = "A config file goes first, right after the command."
+        else:
+            where = "Give options as --name value."
+        plural = "s" if len(strays) > 1 else ""
+        found.append(f"unexpected argument{plural}: got {', '.join(map(repr, strays))}. {where}")
     return found
 
 

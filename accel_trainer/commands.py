@@ -9,7 +9,7 @@ import os
 
 from accel_trainer.checkpoint import write_atomically
 from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig, validate
-from accel_trainer.errors import ConfigError, DataError, OutputError
+from accel_trainer.errors import ConfigError, DataError, OtherTaskData, OutputError
 from accel_trainer.hashing import file_digest
 from accel_trainer.output_folder import SaveFinished, check_writable_folder
 from accel_trainer.runtime import exit_distributed_run
@@ -49,6 +49,10 @@ def evaluate(config: EvalConfig) -> dict:
             f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
         )
     check_writable_folder(output_dir)
+    if config.data.dataset_name is not None:
+        from accel_trainer.hub import check_dataset_access
+
+        check_dataset_access(config.data.dataset_name)
     from accel_trainer import prepare
     from accel_trainer.runtime import create_accelerator
     from accel_trainer.train.inference import Inference
@@ -57,7 +61,12 @@ def evaluate(config: EvalConfig) -> dict:
     prepare.quiet_other_ranks(accelerator.is_main_process)
     saved = prepare.load_saved(config, config.task_options.given())
     task, tokenizer = saved.task, saved.tokenizer
-    eval_raw = prepare.read_split(config.data, task, "validation")
+    try:
+        eval_raw = prepare.read_split(config.data, task, "validation")
+    except OtherTaskData as error:
+        raise for_saved_task(
+            error, config.model_name_or_path, task.name, "--validation_file"
+        ) from None
     task.check_labels(eval_raw, saved.labels, prepare.eval_source(config.data))
     task.check_label_options(saved.labels)
     label2id = saved.model.config.label2id
@@ -79,6 +88,15 @@ def evaluate(config: EvalConfig) -> dict:
         logger.info("wrote %s", path)
     accelerator.wait_for_everyone()
     return metrics
+
+
+def for_saved_task(error: OtherTaskData, model_dir: str, task: str, option: str) -> DataError:
+    """A file of another task given to evaluate or predict, whose task is the model's: the
+    advice names the model, not a --task they do not take."""
+    return DataError(
+        f"{error.problem} The model at {model_dir} does task {task!r}: give {option} in a "
+        f"format of that task, or a model trained with --task {error.task}."
+    )
 
 
 def write_eval_results(output_dir: str, config: EvalConfig, metrics: dict) -> str:
@@ -121,6 +139,8 @@ def predict(config: PredictConfig) -> int:
     source = prediction_input(config, task, saved.labels)
     try:
         raw = task.read_for_prediction(source)
+    except OtherTaskData as error:
+        raise for_saved_task(error, config.model_name_or_path, task.name, "--input_file") from None
     except DataError as error:
         raise DataError(
             f"{error} The model at {config.model_name_or_path} does task {task.name!r}: give "

@@ -35,6 +35,16 @@ class DataError(InputError):
     """A data file is missing, empty or malformed; the message names the file and line."""
 
 
+class OtherTaskData(DataError):
+    """A data file in a format of another task: `problem` says what it looks like, `task` names
+    the task it fits; the message adds `advice` (e.g. to pass --task), which evaluate and
+    predict, whose task is the saved model's, replace with their own."""
+
+    def __init__(self, problem: str, task: str, advice: str):
+        super().__init__(f"{problem} {advice}")
+        self.problem, self.task = problem, task
+
+
 class PeerLost(Exception):
     """A collective failed because another process of the run died or stopped answering."""
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from accel_trainer.errors import ConfigError
 from accel_trainer.hashing import json_digest
+from accel_trainer.hub import looks_local
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # A task's Task.tokenizer_options: keyword arguments to reload a loaded tokenizer with.
@@ -30,8 +31,7 @@ TOKENIZER_FILES = (
 def check_model_source(name_or_path: str, saved_by_us: bool = False) -> None:
     """A local-looking path (any name, when `saved_by_us`) must exist and hold a model config,
     before any data is read."""
-    looks_local = name_or_path.startswith((".", "/", "~")) or os.path.exists(name_or_path)
-    if not looks_local and not saved_by_us:
+    if not looks_local(name_or_path) and not saved_by_us:
         return
     if not os.path.isdir(name_or_path):
         raise ConfigError(
@@ -135,23 +135,30 @@ def load_pretrained(
     name_or_path: str,
     labels: list[str],
     tokenizer_options: TokenizerOptions | None = None,
+    local_files_only: bool = False,
 ):
     """Model and fast tokenizer from the hub or a folder, with a head sized for `labels` (a
-    new, randomly initialised one where the checkpoint's has other labels): for training."""
+    new, randomly initialised one where the checkpoint's has other labels): for training.
+    `local_files_only`: from the local cache, without asking the hub."""
     import torch
 
-    tokenizer = load_tokenizer(name_or_path, tokenizer_options)
+    tokenizer = load_tokenizer(name_or_path, tokenizer_options, local_files_only)
     try:
         # float32 master weights whatever the checkpoint's dtype (transformers 5 would keep a
         # half-precision checkpoint in half precision); --mixed_precision casts the compute.
         model = auto_model_class(auto_model_class_name).from_pretrained(
-            name_or_path, ignore_mismatched_sizes=True, dtype=torch.float32, **label_maps(labels)
+            name_or_path,
+            ignore_mismatched_sizes=True,
+            dtype=torch.float32,
+            local_files_only=local_files_only,
+            # transformers does not pass local_files_only on to its adapter lookup
+            adapter_kwargs={"local_files_only": True} if local_files_only else None,
+            **label_maps(labels),
         )
     except Exception as error:  # OSError, safetensors' and torch's errors for damaged files
         raise ConfigError(
             f"--model_name_or_path could not be loaded: got {name_or_path!r} "
-            f"({one_line(error)}). Give a local model folder, or a hub name where the hub is "
-            "reachable."
+            f"({one_line(error)}). {unreachable_advice(local_files_only)}"
         ) from None
     check_vocabulary(tokenizer, model, name_or_path)
     return model, tokenizer
@@ -224,9 +231,23 @@ def one_line(error: Exception) -> str:
     return " ".join(str(error).split())[:300] or type(error).__name__
 
 
-def load_tokenizer(name_or_path: str, tokenizer_options: TokenizerOptions | None = None):
+def unreachable_advice(local_files_only: bool) -> str:
+    if local_files_only:  # the hub did not answer, and the cache lacks some of the model's files
+        return (
+            "The hub is unreachable and the local cache holds only part of the model: give a "
+            "folder written by save_pretrained, or download the model where the hub is reachable."
+        )
+    return "Give a local model folder, or a hub name where the hub is reachable."
+
+
+def load_tokenizer(
+    name_or_path: str,
+    tokenizer_options: TokenizerOptions | None = None,
+    local_files_only: bool = False,
+):
     """The fast tokenizer of a hub model or a folder; a folder must hold tokenizer files.
-    `tokenizer_options(tokenizer)` (the task's) gives keyword arguments to reload it with."""
+    `tokenizer_options(tokenizer)` (the task's) gives keyword arguments to reload it with;
+    `local_files_only`: from the local cache, without asking the hub."""
     from transformers import AutoTokenizer
 
     if os.path.isdir(name_or_path) and not any(
@@ -238,15 +259,16 @@ def load_tokenizer(name_or_path: str, tokenizer_options: TokenizerOptions | None
             "(tokenizer.save_pretrained), or copy its files from the model it was trained from."
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only)
         options = tokenizer_options(tokenizer) if tokenizer_options and tokenizer.is_fast else {}
         if options:
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, **options)
+            tokenizer = AutoTokenizer.from_pretrained(
+                name_or_path, local_files_only=local_files_only, **options
+            )
     except Exception as error:  # OSError, ValueError, JSON errors of damaged files
         raise ConfigError(
             f"--model_name_or_path has a tokenizer that cannot be loaded: got {name_or_path!r} "
-            f"({one_line(error)}). Give a local model folder, or a hub name where the hub is "
-            "reachable."
+            f"({one_line(error)}). {unreachable_advice(local_files_only)}"
         ) from None
     if not tokenizer.is_fast:
         raise ConfigError(

@@ -14,6 +14,7 @@ from accel_trainer.checkpoint import final_model_problem, touch
 from accel_trainer.config import TrainConfig, validate
 from accel_trainer.errors import ConfigError
 from accel_trainer.hashing import file_digest
+from accel_trainer.hub import check_dataset_access, model_access
 from accel_trainer.models import (
     build_tiny_bert,
     build_wordpiece_tokenizer,
@@ -85,6 +86,10 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
         check_model_source(config.model_name_or_path)
     accelerator = training_accelerator(config)
     quiet_other_ranks(accelerator.is_main_process)
+    # Before the data is read: a hub that does not answer stops the run here, in seconds.
+    local_files_only = not config.is_tiny_bert and model_access(config.model_name_or_path)
+    if config.data.dataset_name is not None:
+        check_dataset_access(config.data.dataset_name)
     if task is not None and not isinstance(task, get_task(config.task)):
         raise ConfigError(
             f"task is not a task of --task {config.task}: got a {type(task).__name__}. Pass an "
@@ -113,7 +118,7 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
             note_replaced_model(output_dir, config)
             mark_output_dir(output_dir, config.is_demo)
         resume = plan_resume(accelerator, config, identity)
-        model, tokenizer = build_model(config, task, labels, train_raw)
+        model, tokenizer = build_model(config, task, labels, train_raw, local_files_only)
         label2id = model.config.label2id
         max_length = config.data.max_seq_length
 
@@ -140,9 +145,12 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
     )  # fmt: skip
 
 
-def build_model(config: TrainConfig, task: Task, labels: list[str], train_raw):
+def build_model(
+    config: TrainConfig, task: Task, labels: list[str], train_raw, local_files_only: bool = False
+):
     """The model and tokenizer to fine-tune: pretrained, or tiny-bert built for the data; the
-    task prepares them (RE: its marker tokens)."""
+    task prepares them (RE: its marker tokens). `local_files_only`: from the local cache, the
+    hub being unreachable."""
     seed_everything(config.runtime.seed)  # before the model: its new head (or all) is random
     max_length = config.data.max_seq_length
     if config.is_tiny_bert:
@@ -152,7 +160,11 @@ def build_model(config: TrainConfig, task: Task, labels: list[str], train_raw):
         model = build_tiny_bert(task.auto_model_class_name, len(tokenizer), labels, max_length)
     else:
         model, tokenizer = load_pretrained(
-            task.auto_model_class_name, config.model_name_or_path, labels, task.tokenizer_options
+            task.auto_model_class_name,
+            config.model_name_or_path,
+            labels,
+            task.tokenizer_options,
+            local_files_only,
         )
     check_sequence_length(max_length, model, tokenizer)
     task.prepare_model(model, tokenizer)

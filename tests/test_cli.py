@@ -369,3 +369,145 @@ def test_evaluate_keeps_its_task_overrides(tmp_path):
 
 
 # {c} stands for `config`: the script, run over tests/, must not rewrite this file's samples.
+
+
+# Misspelt commands, flags and values: the closest one, in one line (exact texts)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["trian"],
+            "unknown command: got 'trian'. Did you mean train? Use one of train, evaluate, "
+            "predict, plot.",
+        ),
+        (
+            ["plto", "outputs/run"],
+            "unknown command: got 'plto'. Did you mean plot? Use one of train, evaluate, "
+            "predict, plot.",
+        ),
+        (["fly"], "unknown command: got 'fly'. Use one of train, evaluate, predict, plot."),
+        (
+            ["--train_file", "a.conll"],
+            "the command must come first: got '--train_file'. Use one of train, evaluate, "
+            "predict, plot, e.g. `accel-trainer train --train_file ...`.",
+        ),
+        (
+            ["train", "--trian_file", "a.conll"],
+            "--trian_file is not an option of accel-trainer train: got '--trian_file'. Did you "
+            "mean --train_file? See `accel-trainer train --help`.",
+        ),
+        (
+            ["evaluate", "--validaton_file", "a.conll"],
+            "--validaton_file is not an option of accel-trainer evaluate: got "
+            "'--validaton_file'. Did you mean --validation_file? See `accel-trainer evaluate "
+            "--help`.",
+        ),
+        (
+            ["predict", "--inptu_file", "a.conll"],
+            "--inptu_file is not an option of accel-trainer predict: got '--inptu_file'. Did "
+            "you mean --input_file? See `accel-trainer predict --help`.",
+        ),
+        (
+            ["train", "--learning_rate", "1e-3x"],
+            "--learning_rate must be a number: got '1e-3x'. See `accel-trainer train --help`.",
+        ),
+        (
+            ["train", "--lr_scheduler_type", "cosin"],
+            "--lr_scheduler_type is not one of 'linear', 'cosine', 'constant_with_warmup', "
+            "'constant': got 'cosin'. Did you mean cosine? See `accel-trainer train --help`.",
+        ),
+        (
+            ["train", "--data_format", "cnll"],
+            "--data_format is not one of ['auto', 'conll', 'jsonl', 'semeval2010']: got 'cnll'. "
+            "Did you mean conll?",
+        ),
+        (["train", "-h2"], "--help takes no value: got '2'. See `accel-trainer train --help`."),
+        (
+            ["plot", "outputs/run", "--outptu_file", "curves.png"],
+            "--outptu_file is not an option of accel-trainer plot: got '--outptu_file'. Did you "
+            "mean --output_file? See `accel-trainer plot --help`.",
+        ),
+        (
+            ["plot", "outputs/a", "outputs/b"],
+            "unexpected argument: got 'outputs/b'. Give one OUTPUT_DIR, and the PNG as "
+            "--output_file FILE.",
+        ),
+        (["plot"], "OUTPUT_DIR is missing: got none. See `accel-trainer plot --help`."),
+    ],
+)
+def test_misspelt_commands_flags_and_values_get_one_exact_line(capsys, argv, message):
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"accel-trainer: error: {message}\n"
+
+
+def test_a_misspelt_option_or_value_in_a_config_file_gets_the_closest_one(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text("trian_file: a.conll\n")
+    assert main(["train", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"accel-trainer: error: config file {path} has an unknown option: got 'trian_file'. Did "
+        "you mean train_file? See `accel-trainer train --help`.\n"
+    )
+    path.write_text("lr_scheduler_type: cosin\n")
+    assert main(["train", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        "accel-trainer: error: --lr_scheduler_type is not one of ['linear', 'cosine', "
+        "'constant_with_warmup', 'constant']: got 'cosin'. Did you mean cosine?\n"
+    )
+
+
+def test_the_top_level_usage_names_every_command(capsys):
+    assert main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith(
+        "usage: accel-trainer {train,evaluate,predict} [CONFIG_FILE] [--option value ...]\n"
+        "       accel-trainer plot OUTPUT_DIR [--output_file FILE.png]\n"
+    )
+
+
+# Data files plainly in another format: one line naming it and the flag that fixes it
+
+
+def test_conll_given_to_task_re_exits_2_before_any_model(tmp_path, capsys, no_model_building):
+    train = conll(tmp_path, "train.tsv", "Selegiline\tB-Chemical\n-\tO\n")
+    argv = ["train", "--task", "re", "--train_file", train, "--output_dir", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"accel-trainer: error: --train_file {train} line 1 is a CoNLL token line (a token and "
+        "its tag), not a relation example: got 'Selegiline\\tB-Chemical'. Use --task ner (the "
+        "default) for NER files.\n"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_and_predict_name_the_model_task_instead_of_a_task_flag(
+    tmp_path, capsys, monkeypatch
+):
+    from accel_trainer import prepare
+    from accel_trainer.tasks.ner import NerTask
+
+    saved = prepare.SavedModel(NerTask(), ["O", "B-PER"], None, None)
+    monkeypatch.setattr(prepare, "load_saved", lambda config, overrides: saved)
+    relation = str(tmp_path / "chemprot.txt")
+    write_jsonl(relation, [{"text": "<< Aspirin >> blocks [[ COX-2 ]] .", "label": "INHIBITOR"}])
+    got = repr('{"text": "<< Aspirin >> blocks [[ COX-2 ]] .", "label": "INHIBITOR"}')
+    model = str(tmp_path / "model")
+    problem = (
+        f"line 1 is a JSON object with keys ['label', 'text'], like a relation extraction "
+        f"example, not a CoNLL token line: got {got}. The model at {model} does task 'ner':"
+    )
+    argv = ["evaluate", "--model_name_or_path", model, "--validation_file", relation]
+    assert main([*argv, "--output_dir", str(tmp_path / "eval")]) == 2
+    assert capsys.readouterr().err == (
+        f"accel-trainer: error: --validation_file {relation} {problem} give --validation_file in "
+        "a format of that task, or a model trained with --task re.\n"
+    )
+    output = str(tmp_path / "out.txt")
+    argv = ["predict", "--model_name_or_path", model, "--input_file", relation]
+    assert main([*argv, "--output_file", output]) == 2
+    assert capsys.readouterr().err == (
+        f"accel-trainer: error: --input_file {relation} {problem} give --input_file in a format "
+        "of that task, or a model trained with --task re.\n"
+    )

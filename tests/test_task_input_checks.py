@@ -350,3 +350,98 @@ def test_re_metric_names_are_the_keys_compute_metrics_returns():
     )
     assert task.metric_names(labels) == list(metrics)
     assert list(metrics) == ["precision", "recall", "f1", "macro_f1", "accuracy"]
+
+
+# Files plainly in another format: named as such, with the flag that fixes it (exact texts)
+
+CONLL_LINES = ["-DOCSTART- -X- -X- O", "", "EU NNP B-NP B-ORG", "rejects VBZ B-VP O", ""]
+NER_RECORD = {"tokens": ["John", "visited"], "ner_tags": ["B-PER", "O"]}
+RE_RECORD = {"text": "<e1> Tom </e1> works for <e2> Acme </e2> .", "label": "works_for"}
+
+
+@pytest.mark.parametrize("name", ["train.tsv", "train.conll", "train.jsonl"])
+def test_conll_given_to_task_re_suggests_task_ner(tmp_path, name):
+    path = write(tmp_path, name, ["Selegiline\tB-Chemical", "-\tO", ""])
+    assert read_error(ReTask(), path) == (
+        f"--train_file {path} line 1 is a CoNLL token line (a token and its tag), not a relation "
+        "example: got 'Selegiline\\tB-Chemical'. Use --task ner (the default) for NER files."
+    )
+    path = write(tmp_path, "conll2003.txt", CONLL_LINES)
+    assert read_error(ReTask(), path).startswith(
+        f"--train_file {path} line 1 is a CoNLL token line (a token and its tag), not a relation "
+        "example: got '-DOCSTART- -X- -X- O'."
+    )
+    assert read_error(ReTask(), path, data_format="semeval2010") == (
+        f"--train_file {path} line 1 is a CoNLL token line (a token and its tag), not a "
+        "SemEval-2010 record start: got '-DOCSTART- -X- -X- O'. Use --task ner (the default) for "
+        "NER files."
+    )
+
+
+def test_ner_json_lines_given_to_task_re_suggest_task_ner(tmp_path):
+    path = write(tmp_path, "train.jsonl", [json.dumps(NER_RECORD)])
+    assert read_error(ReTask(), path) == (
+        f"--train_file {path} line 1 has 'ner_tags' and no head or tail, like an NER example, "
+        "not a relation example: got keys ['ner_tags', 'tokens']. Use --task ner (the default) "
+        "for NER files."
+    )
+
+
+def test_conll_read_as_json_lines_suggests_data_format_conll(tmp_path):
+    path = write(tmp_path, "train.jsonl", ["John\tB-PER", "visited\tO", ""])
+    assert read_error(NerTask(), path) == (
+        f"--train_file {path} line 1 is a CoNLL token line (a token and its tag), not a JSON "
+        "object: got 'John\\tB-PER'. Pass --data_format conll to read it as CoNLL."
+    )
+
+
+def test_semeval_read_as_json_lines_suggests_its_format_or_task(tmp_path):
+    path = write(tmp_path, "TRAIN_FILE.TXT", [ID_1, LABELS[0], "Comment:", ""])
+    semeval = 'the first line of a SemEval-2010 relation record (id<TAB>"sentence")'
+    assert read_error(ReTask(), path, data_format="jsonl") == (
+        f"--train_file {path} line 1 is {semeval}, not a JSON object: got {ID_1!r}. Pass "
+        "--data_format semeval2010, or leave --data_format out: it is detected."
+    )
+    assert read_error(NerTask(), path, data_format="jsonl") == (
+        f"--train_file {path} line 1 is {semeval}, not a JSON object: got {ID_1!r}. Use --task "
+        "re for relation files."
+    )
+
+
+def test_json_lines_read_as_semeval_suggest_data_format_jsonl(tmp_path):
+    path = write(tmp_path, "train.jsonl", [json.dumps(RE_RECORD)])
+    assert read_error(ReTask(), path, data_format="semeval2010") == (
+        f"--train_file {path} line 1 is a JSON object, not a SemEval-2010 record start "
+        f'(id<TAB>"sentence"): got {json.dumps(RE_RECORD)!r}. Pass --data_format jsonl, or '
+        "leave --data_format out: it is detected."
+    )
+
+
+@pytest.mark.parametrize("task", [NerTask(), ReTask()], ids=["ner", "re"])
+def test_a_json_array_is_not_json_lines(tmp_path, task):
+    path = write(tmp_path, "train.json", ["[", json.dumps(NER_RECORD), "]"])
+    assert read_error(task, path) == (
+        f"--train_file {path} line 1 starts a JSON array, not a JSON object per line: got '['. "
+        f"Write one object per line, e.g. `jq -c '.[]' {path} > {path[:-5]}.jsonl`."
+    )
+
+
+def test_valid_files_of_each_format_still_read(tmp_path):
+    """The format checks only name what a failing first line is: valid files are untouched."""
+    conll = write(tmp_path, "conll2003.txt", CONLL_LINES)
+    assert NerTask().read(conll, "x", "auto")["tokens"] == [["EU", "rejects"]]
+    tsv = write(tmp_path, "train.tsv", ["Selegiline\tB-Chemical", "-\tO", ""])
+    assert len(NerTask().read(tsv, "x", "auto")) == 1
+    tacred = {
+        "tokens": ["Tom", "works", "for", "Acme"],
+        "ner_tags": ["B-PER", "O", "O", "B-ORG"],  # extra NER columns beside head and tail
+        "head": {"start": 0, "end": 1},
+        "tail": {"start": 3, "end": 4},
+        "label": "works_for",
+    }
+    records = write(tmp_path, "re.jsonl", [json.dumps(tacred), json.dumps(RE_RECORD)])
+    assert ReTask().read(records, "x", "auto")["label"] == ["works_for", "works_for"]
+    semeval = write(tmp_path, "TRAIN_FILE.TXT", [ID_1, LABELS[0], "Comment:", ""])
+    assert ReTask().read(semeval, "x", "auto")["label"] == [LABELS[0]]
+    ner = write(tmp_path, "ner.txt", [json.dumps(NER_RECORD)])
+    assert NerTask().read(ner, "x", "jsonl")["tokens"] == [NER_RECORD["tokens"]]

@@ -97,7 +97,10 @@ def choice_problems(options) -> list[str]:
         choices = option.metadata.get("choices")
         value = getattr(options, option.name)
         if choices and value is not None and value not in choices:
-            found.append(f"--{option.name} is not one of {choices}: got {value!r}.")
+            found.append(
+                f"--{option.name} is not one of {choices}: got {value!r}."
+                f"{did_you_mean(str(value), choices)}"
+            )
     return found
 
 

@@ -20,6 +20,7 @@ from accel_trainer.config.checks import (
     blank_problem,
     choice_problems,
     data_file_problems,
+    did_you_mean,
     is_blank,
     known_data_formats,
     options_class,
@@ -101,7 +102,10 @@ class InputOptions(OptionGroup):
         found = super().problems()
         formats = known_data_formats()
         if self.data_format not in formats:
-            found.append(f"--data_format is not one of {formats}: got {self.data_format!r}.")
+            found.append(
+                f"--data_format is not one of {formats}: got {self.data_format!r}."
+                f"{did_you_mean(str(self.data_format), formats)}"
+            )
         if self.max_seq_length < 8:
             found.append(
                 f"--max_seq_length must be at least 8: got {self.max_seq_length}. "
@@ -297,6 +301,7 @@ class BatchingOptions(EvalBatchingOptions):
             found.append(
                 f"--loss_normalization is not one of {list(LOSS_NORMALIZATIONS)}: got "
                 f"{self.loss_normalization!r}."
+                f"{did_you_mean(str(self.loss_normalization), LOSS_NORMALIZATIONS)}"
             )
         found += positive_problems(
             self, ("per_device_train_batch_size", "gradient_accumulation_steps")

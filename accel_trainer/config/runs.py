@@ -16,6 +16,7 @@ from accel_trainer.config.checks import (
     choice_problems,
     data_file_problems,
     demo_output_dir,
+    did_you_mean,
     is_blank,
     known_data_formats,
     model_problems,
@@ -186,7 +187,11 @@ class TrainConfig(FromOptions):
         except ConfigError:
             from accel_trainer.tasks.registry import task_names
 
-            return [f"--task is not one of {task_names()}: got {self.task!r}."]
+            names = task_names()
+            return [
+                f"--task is not one of {names}: got {self.task!r}."
+                f"{did_you_mean(str(self.task), names)}"
+            ]
         if not isinstance(self.task_options, expected):
             return [
                 f"task_options is not the options of --task {self.task}: got "

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from accel_trainer.errors import DataError
 
 # The first line of a SemEval-2010 Task 8 record: id<TAB>"sentence with <e1>..</e1> <e2>..</e2>".
 SEMEVAL_ID_LINE = re.compile(r'^(\d+)\t"(.*)"\s*$')
+# A CoNLL token line: a token, perhaps other columns, and a tag of a prefixed scheme (or O) last.
+CONLL_TOKEN_LINE = re.compile(r"^\S+(\s+\S+){0,8}\s+(O|[BIESLU]-\S+)\s*$")
+# What a line that is not JSON plainly is, by the kind line_kind() returns.
+LINE_KINDS = {
+    "conll": "a CoNLL token line (a token and its tag)",
+    "semeval2010": 'the first line of a SemEval-2010 relation record (id<TAB>"sentence")',
+}
 # Inline entity markers of relation files: SemEval-2010 (<e1> </e1>), ChemProt (<< >>, [[ ]]).
 ENTITY_MARKER_PAIRS = (("<e1>", "</e1>"), ("<e2>", "</e2>"), ("<<", ">>"), ("[[", "]]"))
 
@@ -37,6 +44,32 @@ def entity_markers_in(line: str) -> list[str]:
     ]
 
 
+# The error for a line of another format, from its place ("F line 1") and its text as got.
+OtherFormat = Callable[[str, str], DataError]
+
+
+def line_kind(line: str) -> str | None:
+    """'semeval2010' or 'conll' for a line that is plainly one of those formats, else None.
+    Only asked of a line that its reader has already found invalid, to say what it is."""
+    match = SEMEVAL_ID_LINE.match(line.rstrip())
+    if match and entity_markers_in(match.group(2)):
+        return "semeval2010"
+    if json_object(line) is None and CONLL_TOKEN_LINE.match(line.strip()):
+        return "conll"
+    return None
+
+
+def json_array_problem(path: str, where: str, line: str) -> DataError | None:
+    """The error for a JSON lines file that holds one JSON array instead (a .json export)."""
+    if not line.lstrip().startswith("["):
+        return None
+    stem = os.path.splitext(path)[0]
+    return DataError(
+        f"{where} starts a JSON array, not a JSON object per line: got {line.strip()[:80]!r}. "
+        f"Write one object per line, e.g. `jq -c '.[]' {path} > {stem}.jsonl`."
+    )
+
+
 def utf8_problem(path: str, what: str) -> DataError:
     """A DataError naming the first line of `path` that is not UTF-8."""
     with open(path, "rb") as handle:
@@ -60,9 +93,14 @@ def check_readable(path: str, what: str) -> None:
         raise DataError(f"{what} is not readable: got {path!r}. Check its permissions.")
 
 
-def json_lines(path: str, what: str) -> Iterator[tuple[int, str, dict]]:
-    """(line number, "WHAT line N", object) for each non-blank line; DataError on bad JSON."""
+def json_lines(
+    path: str, what: str, other_formats: dict[str, OtherFormat] | None = None
+) -> Iterator[tuple[int, str, dict]]:
+    """(line number, "WHAT line N", object) for each non-blank line; DataError on bad JSON.
+    `other_formats(where, got)`: for a first line that is plainly of another format (a kind
+    of LINE_KINDS), the error that names it and the flag that fixes it."""
     with open(path, encoding="utf-8-sig") as handle:
+        first = True
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -70,12 +108,18 @@ def json_lines(path: str, what: str) -> Iterator[tuple[int, str, dict]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise DataError(
+                kind = line_kind(line) if first and other_formats else None
+                if kind is not None and kind in other_formats:
+                    raise other_formats[kind](where, repr(line.strip()[:80])) from None
+                raise json_array_problem(path, where, line) or DataError(
                     f"{where} is not valid JSON: got {line.strip()[:80]!r} ({error.msg}). "
                     "Write one JSON object per line."
                 ) from None
             if not isinstance(record, dict):
-                raise DataError(f"{where} is not a JSON object: got {line.strip()[:80]!r}.")
+                raise json_array_problem(path, where, line) or DataError(
+                    f"{where} is not a JSON object: got {line.strip()[:80]!r}."
+                )
+            first = False
             yield number, where, record
 
 

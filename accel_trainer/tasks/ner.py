@@ -7,9 +7,10 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, TextIO
 
-from accel_trainer.errors import DataError
+from accel_trainer.errors import DataError, OtherTaskData
 from accel_trainer.tasks.base import (
     IGNORE_INDEX,
     MetaCollator,
@@ -21,15 +22,17 @@ from accel_trainer.tasks.base import (
 )
 from accel_trainer.tasks.demo import NER_DEMO_FILES
 from accel_trainer.tasks.files import (
-    SEMEVAL_ID_LINE,
+    LINE_KINDS,
     check_readable,
     entity_markers_in,
     json_lines,
     json_object,
+    line_kind,
     records_by_line,
     utf8_problem,
 )
 from accel_trainer.tasks.text import (
+    CONLL_SNIFF_LINES,
     WORD_SPLITS,
     document_record,
     learned_word_split,
@@ -64,6 +67,21 @@ def resolve_format(path: str, data_format: str) -> str:
     return "jsonl" if path.lower().endswith(JSON_SUFFIXES) else "conll"
 
 
+RELATION_ADVICE = "Use --task re for relation files."
+# What a JSON lines file that is plainly in another format is, and the flag that fixes it.
+OTHER_FORMATS = {
+    "conll": lambda where, got: DataError(
+        f"{where} is {LINE_KINDS['conll']}, not a JSON object: got {got}. Pass --data_format "
+        "conll to read it as CoNLL."
+    ),
+    "semeval2010": lambda where, got: OtherTaskData(
+        f"{where} is {LINE_KINDS['semeval2010']}, not a JSON object: got {got}.",
+        "re",
+        RELATION_ADVICE,
+    ),
+}
+
+
 def not_conll(line: str, where: str) -> DataError | None:
     """The error for a line that is plainly not CoNLL under any tag scheme (a JSON object, the
     first line of a SemEval-2010 record), saying what it looks like; None if it could be CoNLL."""
@@ -71,19 +89,21 @@ def not_conll(line: str, where: str) -> DataError | None:
     record = json_object(line)
     if record is not None:
         if "ner_tags" not in record and {"text", "head", "tail"} & set(record):
-            return DataError(
+            return OtherTaskData(
                 f"{where} is a JSON object with keys {sorted(record)}, like a relation extraction "
-                f"example, not a CoNLL token line: got {got}. Use --task re for relation files."
+                f"example, not a CoNLL token line: got {got}.",
+                "re",
+                RELATION_ADVICE,
             )
         return DataError(
             f"{where} is a JSON object, not a CoNLL token line: got {got}. Pass --data_format "
             "jsonl to read JSON lines (or name the file .jsonl)."
         )
-    match = SEMEVAL_ID_LINE.match(line.rstrip())
-    if match and entity_markers_in(match.group(2)):  # a marked sentence, not quoted tokens
-        return DataError(
-            f'{where} is the first line of a SemEval-2010 relation record (id<TAB>"sentence"), '
-            f"not a CoNLL token line: got {got}. Use --task re for relation files."
+    if line_kind(line) == "semeval2010":  # a marked sentence, not quoted tokens
+        return OtherTaskData(
+            f"{where} is {LINE_KINDS['semeval2010']}, not a CoNLL token line: got {got}.",
+            "re",
+            RELATION_ADVICE,
         )
     return None
 
@@ -97,11 +117,12 @@ def sentence_problem(line: str, where: str) -> DataError | None:
     columns = len(line.split())
     markers = entity_markers_in(line)
     if markers:
-        return DataError(
+        return OtherTaskData(
             f"{where} has entity markers {' '.join(markers)} in a line of {columns} columns, "
             f"like a relation extraction example with one sentence per line, not a CoNLL token "
-            f"line: got {got}. Use --task re for relation files; NER reads one token and its "
-            "tag per line."
+            f"line: got {got}.",
+            "re",
+            "Use --task re for relation files; NER reads one token and its tag per line.",
         )
     if max(len(field.split()) for field in line.split("\t")) >= SENTENCE_WORDS:
         return DataError(
@@ -176,14 +197,16 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     """Sentences of a JSON lines file: {"tokens": [...], "ner_tags": [...]} per line
     (`ner_tags` optional in unlabelled input)."""
     sentences = []
-    for number, where, record in json_lines(path, what):
+    for number, where, record in json_lines(path, what, OTHER_FORMATS):
         if not labelled and isinstance(record.get("tokens"), list):
             record.setdefault("ner_tags", ["O"] * len(record["tokens"]))
         if "tokens" not in record and {"text", "head", "tail"} & set(record):
-            raise DataError(
+            raise OtherTaskData(
                 f"{where} lacks 'tokens' or 'ner_tags': got keys {sorted(record)}, like a relation "
-                "extraction example. Use --task re for relation files; NER needs "
-                '{"tokens": [...], "ner_tags": [...]} per line.'
+                "extraction example.",
+                "re",
+                'Use --task re for relation files; NER needs {"tokens": [...], "ner_tags": [...]} '
+                "per line.",
             )
         if "tokens" not in record or "ner_tags" not in record:
             raise DataError(
@@ -398,14 +421,32 @@ class NerTask(Task):
         path, data_format = source.input_file, source.data_format
         if data_format == "text" or source.text_format is not None:
             return "text"
+        what = f"--input_file {path}"
         if resolve_format(path, data_format) == "jsonl":
-            first = next(iter(json_lines(path, f"--input_file {path}")), None)
-            has_tokens = first is not None and "tokens" in first[2]
-            return "jsonl" if has_tokens or first is None else "jsonl-text"
+            first = next(iter(json_lines(path, what, OTHER_FORMATS)), None)
+            if first is None or "tokens" in first[2]:
+                return "jsonl"
+            number, where, record = first
+            if {"head", "tail"} & set(record) or entity_markers_in(str(record.get("text"))):
+                raise OtherTaskData(
+                    f"{where} is a JSON object with keys {sorted(record)} and marked entities, "
+                    f"like a relation extraction example, not a document to find entities in: "
+                    f"got {json.dumps(record, ensure_ascii=False)[:80]!r}.",
+                    "re",
+                    RELATION_ADVICE,
+                )
+            return "jsonl-text"
         if data_format == "conll":
             return "conll"
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            conll = looks_like_conll(handle, source.labels)
+            lines = list(islice(handle, CONLL_SNIFF_LINES * 4))
+        for number, line in enumerate(lines, start=1):
+            if line.strip():  # a JSON lines or SemEval file is no text to find entities in
+                problem = not_conll(line, f"{what} line {number}")
+                if problem is not None:
+                    raise problem
+                break
+        conll = looks_like_conll(lines, source.labels)
         if not conll:
             logger.info(
                 "predict: %s is read as plain text, one document per line: its lines are not "

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from accel_trainer.errors import ConfigError, DataError
+from accel_trainer.errors import ConfigError, DataError, OtherTaskData
 from accel_trainer.tasks.base import (
     PredictionInput,
     Task,
@@ -18,7 +18,14 @@ from accel_trainer.tasks.base import (
     quoted,
 )
 from accel_trainer.tasks.demo import RE_DEMO_FILES
-from accel_trainer.tasks.files import SEMEVAL_ID_LINE, json_lines, records_by_line
+from accel_trainer.tasks.files import (
+    LINE_KINDS,
+    SEMEVAL_ID_LINE,
+    json_lines,
+    json_object,
+    line_kind,
+    records_by_line,
+)
 from accel_trainer.tasks.windows import special_affixes, window_around
 
 if TYPE_CHECKING:
@@ -190,6 +197,10 @@ def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
             number += 1
             continue
         match = SEMEVAL_ID_LINE.match(lines[number])
+        if not match and not examples:
+            problem = other_format_problem(lines[number], f"{what} line {number + 1}")
+            if problem is not None:
+                raise problem
         if not match:
             raise DataError(
                 f'{what} line {number + 1} is not a SemEval-2010 record start (id<TAB>"sentence"): '
@@ -240,10 +251,50 @@ def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
     return examples
 
 
+NER_ADVICE = "Use --task ner (the default) for NER files."
+# What a relation file that is plainly in another format is, and the flag that fixes it.
+OTHER_FORMATS = {
+    "conll": lambda where, got: OtherTaskData(
+        f"{where} is {LINE_KINDS['conll']}, not a relation example: got {got}.",
+        "ner",
+        NER_ADVICE,
+    ),
+    "semeval2010": lambda where, got: DataError(
+        f"{where} is {LINE_KINDS['semeval2010']}, not a JSON object: got {got}. Pass "
+        "--data_format semeval2010, or leave --data_format out: it is detected."
+    ),
+}
+
+
+def other_format_problem(line: str, where: str) -> DataError | None:
+    """For the first line of a file read as SemEval-2010 that is no record start: the error if
+    it is plainly JSON lines or CoNLL."""
+    got = repr(line.strip()[:80])
+    if json_object(line) is not None:
+        return DataError(
+            f'{where} is a JSON object, not a SemEval-2010 record start (id<TAB>"sentence"): got '
+            f"{got}. Pass --data_format jsonl, or leave --data_format out: it is detected."
+        )
+    if line_kind(line) == "conll":
+        return OtherTaskData(
+            f"{where} is {LINE_KINDS['conll']}, not a SemEval-2010 record start: got {got}.",
+            "ner",
+            NER_ADVICE,
+        )
+    return None
+
+
 def read_re_jsonl(path: str, what: str, markers: list[str], need_label: bool) -> list[dict]:
     """JSON lines with inline-marked `text`, or `tokens` with `head`/`tail` spans."""
     examples = []
-    for number, where, record in json_lines(path, what):
+    for number, where, record in json_lines(path, what, OTHER_FORMATS):
+        if "ner_tags" in record and not {"text", "head", "tail"} & set(record):
+            raise OtherTaskData(
+                f"{where} has 'ner_tags' and no head or tail, like an NER example, not a relation "
+                f"example: got keys {sorted(record)}.",
+                "ner",
+                NER_ADVICE,
+            )
         if "text" in record:
             example = parse_marked_text(str(record["text"]), markers, where)
             example.update(head_type="", tail_type="")
