@@ -304,3 +304,35 @@ def test_formats_a_task_cannot_write_are_refused():
         "--text_format is for tasks that read raw text: got --text_format lines, and the "
         "model's task 're' does not. Leave it out."
     )
+
+
+def test_relation_files_are_not_read_as_documents(demo_model, tmp_path, capsys):
+    """ChemProt JSON lines, the same in a .txt file, and SemEval-2010 records are relation
+    examples: predict names them instead of finding entities in their text."""
+    chemprot = '{"text": "<< Aspirin >> inhibits [[ COX-2 ]] .", "label": "INHIBITOR"}'
+    semeval = '1\t"The <e1>pump</e1> fed the <e2>tank</e2>."\nCause-Effect(e1,e2)\n'
+    cases = {"chemprot.jsonl": chemprot, "chemprot.txt": chemprot, "TRAIN_FILE.TXT": semeval}
+    out = tmp_path / "out.jsonl"
+    found = []
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text + "\n")
+        assert predict(demo_model, path, out) == 2
+        found.append(capsys.readouterr().err.splitlines()[-1])
+    model = f"The model at {demo_model} does task 'ner': give --input_file in a format of that task"
+    assert found[0] == (
+        f"accel-trainer: error: --input_file {tmp_path / 'chemprot.jsonl'} line 1 is a JSON "
+        "object with keys ['label', 'text'] and marked entities, like a relation extraction "
+        f"example, not a document to find entities in: got {chemprot[:80]!r}. {model}, or a "
+        "model trained with --task re."
+    )
+    assert found[1].startswith(
+        f"accel-trainer: error: --input_file {tmp_path / 'chemprot.txt'} line 1 is a JSON object "
+        "with keys ['label', 'text'], like a relation extraction example, not a CoNLL token line"
+    )
+    assert found[2].startswith(
+        f"accel-trainer: error: --input_file {tmp_path / 'TRAIN_FILE.TXT'} line 1 is the first "
+        'line of a SemEval-2010 relation record (id<TAB>"sentence"), not a CoNLL token line'
+    )
+    assert all(line.endswith(f"{model}, or a model trained with --task re.") for line in found)
+    assert not out.exists()
