@@ -14,6 +14,7 @@ from accel_trainer.checkpoint import final_model_problem, touch
 from accel_trainer.config import TrainConfig, validate
 from accel_trainer.errors import ConfigError
 from accel_trainer.hashing import file_digest
+from accel_trainer.lora import apply_lora, is_adapter_folder, load_adapter_folder
 from accel_trainer.models import (
     build_tiny_bert,
     build_wordpiece_tokenizer,
@@ -138,7 +139,7 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
 
 def build_model(config: TrainConfig, task: Task, labels: list[str], train_raw):
     """The model and tokenizer to fine-tune: pretrained, or tiny-bert built for the data; the
-    task prepares them (RE: its marker tokens)."""
+    task prepares them (RE: its marker tokens); with --peft lora, wrapped by peft."""
     seed_everything(config.runtime.seed)  # before the model: its new head (or all) is random
     max_length = config.data.max_seq_length
     if config.is_tiny_bert:
@@ -152,6 +153,8 @@ def build_model(config: TrainConfig, task: Task, labels: list[str], train_raw):
         )
     check_sequence_length(max_length, model, tokenizer)
     task.prepare_model(model, tokenizer)
+    if config.peft.uses_lora:  # here, so that a bad --lora_target_modules stops before tokenizing
+        model = apply_lora(model, tokenizer, task.new_tokens(), config.peft)
     return model, tokenizer
 
 
@@ -213,9 +216,14 @@ def load_saved(config: EvalConfig | PredictConfig, overrides: dict) -> SavedMode
             f"--data_format is not a format of the model's task {task.name!r}: got "
             f"{data_format!r}. Use one of {list(task.data_formats)}."
         )
-    model, tokenizer = load_saved_model(
-        task.auto_model_class_name, model_dir, task.tokenizer_options
-    )
+    if is_adapter_folder(model_dir):
+        model, tokenizer = load_adapter_folder(
+            task.auto_model_class_name, model_dir, labels, settings, task.tokenizer_options
+        )
+    else:
+        model, tokenizer = load_saved_model(
+            task.auto_model_class_name, model_dir, task.tokenizer_options
+        )
     check_sequence_length(config.data.max_seq_length, model, tokenizer)
     return SavedModel(task, labels, model, tokenizer)
 
