@@ -60,7 +60,7 @@ def parameter_lines(results: dict) -> list[str]:
     counted = f"{trainable:,} of {total:,} parameters trained ({trainable / total:.2%})"
     lora = results.get("peft")
     if lora is None:
-        return [f"All weights fine-tuned: {counted}.", ""]
+        return [f"All weights fine-tuned: {counted}." if trainable == total else f"{counted}.", ""]
     tokens = len(lora.get("trained_token_ids") or [])
     held = (
         "This folder holds the adapter only (adapter_config.json, adapter_model.safetensors): "

@@ -1,5 +1,5 @@
 """The option groups (data, batching, optimisation, checkpointing, evaluation, logging,
-runtime), each a dataclass that checks its own values in problems()."""
+runtime, compute, peft), each a dataclass that checks its own values in problems()."""
 
 from __future__ import annotations
 
