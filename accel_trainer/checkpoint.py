@@ -517,7 +517,14 @@ def restore_rng(states: dict) -> None:
 # move was interrupted reads as incomplete, and the next run finishes the move from MODEL_TEMP.
 MODEL_TEMP = ".tmp-final-model"
 MODEL_MANIFEST = "model_manifest.json"
-MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "all_results.json")
+MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "adapter_config.json",  # --save_adapter_only
+    "adapter_model.safetensors",
+    "all_results.json",
+)
 
 
 def commit_final_model(output_dir: str, write, step: int, estimate: int = 0) -> None:

@@ -79,6 +79,48 @@ def card_options(config: TrainConfig, task: Task, labels: list[str]) -> dict:
     return options
 
 
+def parameter_lines(results: dict) -> list[str]:
+    """What trained: every weight, or LoRA's adapters (and what the folder holds then)."""
+    trainable, total = results.get("trainable_parameters"), results.get("total_parameters")
+    if not trainable or not total:
+        return []
+    counted = f"{trainable:,} of {total:,} parameters trained ({trainable / total:.2%})"
+    lora = results.get("peft")
+    if lora is None:
+        return [f"All weights fine-tuned: {counted}." if trainable == total else f"{counted}.", ""]
+    tokens = len(lora.get("trained_token_ids") or [])
+    held = (
+        "This folder holds the adapter only (adapter_config.json, adapter_model.safetensors): "
+        f"loading it needs peft and the base model `{lora['base_model']}`."
+        if lora.get("saved") == "adapter"
+        else "This folder holds the adapters merged into plain weights: it loads without peft."
+    )
+    return [
+        f"LoRA (peft): rank {lora['r']}, alpha {lora['alpha']}, dropout {lora['dropout']} on "
+        f"{', '.join(f'`{name}`' for name in lora['target_modules'])}; trained in full: "
+        f"{', '.join(f'`{name}`' for name in lora['trained_in_full']) or 'no head'} and {tokens} "
+        f"new token embedding(s); {counted}. {held}",
+        "",
+    ]
+
+
+def usage_lines(task: Task, results: dict, labels: list[str]) -> list[str]:
+    lora = results.get("peft") or {}
+    if lora.get("saved") != "adapter":
+        return [task.usage_code(USAGE_PATH).rstrip("\n")]
+    return [
+        "from peft import PeftModel",
+        f"from transformers import {task.auto_model_class_name}, AutoTokenizer",
+        "",
+        'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/FOLDER")',
+        f"base = {task.auto_model_class_name}.from_pretrained(",
+        f'    "{lora["base_model"]}", num_labels={len(labels)}',
+        ")",
+        "base.resize_token_embeddings(len(tokenizer))",
+        'model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER").merge_and_unload()',
+    ]
+
+
 def model_card_text(
     config: TrainConfig,
     task: Task,
@@ -95,7 +137,9 @@ def model_card_text(
     base_model = base_model_of(config)
     card_data = ModelCardData(
         base_model=base_model,
-        library_name="transformers",
+        library_name="peft"
+        if (results.get("peft") or {}).get("saved") == "adapter"
+        else ("transformers"),
         pipeline_tag=task.pipeline_tag,
         tags=["accel_trainer", task.name],
     )
@@ -146,6 +190,7 @@ def model_card_text(
         f"{results.get('train_padding_efficiency')}, final train loss "
         f"{results.get('train_loss', float('nan')):.4f}.",
         "",
+        *parameter_lines(results),
         "Command:",
         "",
         "```bash",
@@ -167,7 +212,7 @@ def model_card_text(
         "## Usage",
         "",
         "```python",
-        task.usage_code(USAGE_PATH).rstrip("\n"),
+        *usage_lines(task, results, labels),
         "```",
         "",
     ]

@@ -15,6 +15,7 @@ from accel_trainer.config import TrainConfig, validate
 from accel_trainer.errors import ConfigError
 from accel_trainer.hashing import file_digest
 from accel_trainer.hub import check_dataset_access, model_access
+from accel_trainer.lora import apply_lora, is_adapter_folder, load_adapter_folder
 from accel_trainer.models import (
     build_tiny_bert,
     build_wordpiece_tokenizer,
@@ -149,8 +150,8 @@ def build_model(
     config: TrainConfig, task: Task, labels: list[str], train_raw, local_files_only: bool = False
 ):
     """The model and tokenizer to fine-tune: pretrained, or tiny-bert built for the data; the
-    task prepares them (RE: its marker tokens). `local_files_only`: from the local cache, the
-    hub being unreachable."""
+    task prepares them (RE: its marker tokens); with --peft lora, wrapped by peft.
+    `local_files_only`: from the local cache, the hub being unreachable."""
     seed_everything(config.runtime.seed)  # before the model: its new head (or all) is random
     max_length = config.data.max_seq_length
     if config.is_tiny_bert:
@@ -168,6 +169,8 @@ def build_model(
         )
     check_sequence_length(max_length, model, tokenizer)
     task.prepare_model(model, tokenizer)
+    if config.peft.uses_lora:  # here, so that a bad --lora_target_modules stops before tokenizing
+        model = apply_lora(model, tokenizer, task.new_tokens(), config.peft)
     return model, tokenizer
 
 
@@ -230,9 +233,14 @@ def load_saved(config: EvalConfig | PredictConfig, overrides: dict) -> SavedMode
             f"--data_format is not a format of the model's task {task.name!r}: got "
             f"{data_format!r}. Use one of {list(task.data_formats)}."
         )
-    model, tokenizer = load_saved_model(
-        task.auto_model_class_name, model_dir, task.tokenizer_options
-    )
+    if is_adapter_folder(model_dir):
+        model, tokenizer = load_adapter_folder(
+            task.auto_model_class_name, model_dir, labels, settings, task.tokenizer_options
+        )
+    else:
+        model, tokenizer = load_saved_model(
+            task.auto_model_class_name, model_dir, task.tokenizer_options
+        )
     check_sequence_length(config.data.max_seq_length, model, tokenizer)
     return SavedModel(task, labels, model, tokenizer)
 

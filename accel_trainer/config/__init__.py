@@ -31,6 +31,7 @@ from accel_trainer.config.groups import (
     LoggingOptions,
     OptimOptions,
     OptionGroup,
+    PeftOptions,
     RuntimeOptions,
     TaskOverrides,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "OptimOptions",
     "Option",
     "OptionGroup",
+    "PeftOptions",
     "PredictConfig",
     "RuntimeOptions",
     "TaskOverrides",

@@ -39,6 +39,7 @@ from accel_trainer.config.groups import (
     InputOptions,
     LoggingOptions,
     OptimOptions,
+    PeftOptions,
     RuntimeOptions,
     TaskOverrides,
     token_budget_problem,
@@ -91,6 +92,7 @@ class TrainConfig(FromOptions):
     logging: LoggingOptions = field(default_factory=LoggingOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     compute: ComputeOptions = field(default_factory=ComputeOptions)
+    peft: PeftOptions = field(default_factory=PeftOptions)
     task_options: Any = None  # a TaskOptions: the task's options_class; its defaults when None
     # Flat options of another task than --task: refused by problems(), all at once.
     other_task_options: dict = field(default_factory=dict, repr=False, metadata={"kind": INTERNAL})
@@ -157,6 +159,12 @@ class TrainConfig(FromOptions):
         found += sequence_length_problems(self.model_name_or_path, self.data.max_seq_length)
         found += output_dir_problems(self.output_dir)
         found += self.other_task_problems()
+        if self.peft.uses_lora and self.peft.save_adapter_only and self.is_tiny_bert:
+            found.append(
+                "--save_adapter_only needs a pretrained --model_name_or_path: got tiny-bert, whose "
+                "random base weights no one can load the adapter onto later. Give a hub model or "
+                "a model folder, or leave out --save_adapter_only to save merged weights."
+            )
         if self.batching.max_tokens_per_batch > 0 and self.checkpointing.allow_topology_change:
             found.append(token_budget_problem("allow_topology_change"))
         if not self.is_demo and self.data.train_file is None and self.data.dataset_name is None:

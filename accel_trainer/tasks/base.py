@@ -201,6 +201,12 @@ class Task(abc.ABC):
         """Adapt a new model and its tokenizer to the task before training; nothing by default."""
         return None
 
+    def new_tokens(self) -> list[str]:
+        """The tokens prepare_model adds to the tokenizer: their embeddings start untrained, so
+        a run that freezes the pretrained weights (--peft lora) still trains them; none by
+        default."""
+        return []
+
     # Tokenization and batches.
 
     @abc.abstractmethod

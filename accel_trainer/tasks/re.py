@@ -507,6 +507,9 @@ class ReTask(Task):
 
         add_marker_tokens(tokenizer, model, self.marker_tokens())
 
+    def new_tokens(self) -> list[str]:
+        return self.marker_tokens()
+
     def marker_tokens(self) -> list[str]:
         """Every marker string the tokenizer must keep whole (typed ones per entity type)."""
         tokens = list(self.markers)

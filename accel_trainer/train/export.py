@@ -4,6 +4,7 @@ of config.json, the options, the results and the model card, so that `from_pretr
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from accelerate import Accelerator
 
 from accel_trainer.checkpoint import commit_final_model
 from accel_trainer.errors import OutputError
+from accel_trainer.lora import is_peft_model, lora_summary, merged_copy
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import vocabulary_digest
 from accel_trainer.output_folder import OPTIONS_FILE
@@ -63,11 +65,12 @@ def save_final_model(
     failure = None
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        unwrapped.config.accel_trainer = task_entry(task, tokenizer)
-        labels = [unwrapped.config.id2label[i] for i in sorted(unwrapped.config.id2label)]
+        save_weights = weights_writer(accelerator, unwrapped, state_dict, config, task, tokenizer)
+        config_json = unwrapped.config
+        labels = [config_json.id2label[i] for i in sorted(config_json.id2label)]
 
         def write(folder: str) -> None:
-            unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
+            save_weights(folder)
             tokenizer.save_pretrained(folder)
             options = {**config.effective_options(), "output_dir": output_dir}
             write_json(os.path.join(folder, OPTIONS_FILE), options)
@@ -81,6 +84,40 @@ def save_final_model(
         except OutputError as error:
             failure = str(error)
     raise_if_any_failed(accelerator, failure, output_dir)
+
+
+def weights_writer(accelerator: Accelerator, model, state_dict, config, task, tokenizer):
+    """What writes the weights and config.json into a folder: the model's own, or for a peft
+    model its adapters merged into plain weights (a copy, loadable without peft), or with
+    --save_adapter_only the adapter and the trained model's config.json."""
+    entry = task_entry(task, tokenizer)
+    if not is_peft_model(model):
+        model.config.accel_trainer = entry
+
+        def write_model(folder: str) -> None:
+            model.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
+
+        return write_model
+    adapter_only = config.peft.save_adapter_only
+    entry["peft"] = lora_summary(model, "adapter" if adapter_only else "merged")
+    if not adapter_only:
+        merged = merged_copy(model)
+        merged.config.accel_trainer = entry
+
+        def write_merged(folder: str) -> None:
+            merged.save_pretrained(folder, save_function=accelerator.save)
+
+        return write_merged
+    trained_config = copy.deepcopy(model.get_base_model().config)
+    trained_config.accel_trainer = entry
+
+    def write_adapter(folder: str) -> None:
+        # The head and the trained token rows go into the adapter file (peft's modules_to_save
+        # and trainable tokens); config.json keeps the labels and this entry for evaluate.
+        model.save_pretrained(folder, state_dict=state_dict, save_embedding_layers=False)
+        trained_config.save_pretrained(folder)
+
+    return write_adapter
 
 
 def write_json(path: str, value: dict) -> None:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from accel_trainer.checkpoint import restore_rng
 from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError, Diverged, PeerLost, Preempted, first_line
+from accel_trainer.lora import apply_lora, is_peft_model, lora_summary, parameter_counts
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
 from accel_trainer.output_folder import OutputLock, check_output_dir, mark_output_dir
 from accel_trainer.runtime import (
@@ -117,6 +118,8 @@ class AccelerateTrainer:
                 self.accumulation_steps, self.accelerator.device.type == "cuda",
             )  # fmt: skip
         train_loader = self.batches.loader if self.batches else None
+        if config.peft.uses_lora and not is_peft_model(model):  # a model of the caller's
+            model = apply_lora(model, tokenizer, task.new_tokens(), config.peft)
         if config.compute.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         self.layout, self.layout_reason = choose_layout(
@@ -468,6 +471,32 @@ class AccelerateTrainer:
             self.config.resolved_learning_rate(),
         )
         logger.info("batch layout %s", self.layout_reason)
+        logger.info("%s", self._trained_parameters_text())
+
+    def _trained_parameters(self) -> dict:
+        """How many parameters train, and what LoRA adapts (LoRA runs only)."""
+        model = self.accelerator.unwrap_model(self.model)
+        trainable, total = parameter_counts(model)
+        counts = {"trainable_parameters": trainable, "total_parameters": total}
+        if not is_peft_model(model):
+            return counts
+        saved_as = "adapter" if self.config.peft.save_adapter_only else "merged"
+        return {**counts, "peft": lora_summary(model, saved_as)}
+
+    def _trained_parameters_text(self) -> str:
+        report = self._trained_parameters()
+        trainable, total = report["trainable_parameters"], report["total_parameters"]
+        text = f"trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%})"
+        lora = report.get("peft")
+        if lora is None:
+            return text
+        tokens = lora["trained_token_ids"] or []
+        return (
+            f"{text}; LoRA r {lora['r']}, alpha {lora['alpha']}, dropout {lora['dropout']} on "
+            f"{', '.join(lora['target_modules'])}; trained in full: "
+            f"{', '.join(lora['trained_in_full']) or 'no head'} and {len(tokens)} new token "
+            "embedding(s)"
+        )
 
     def _epoch_progress(self) -> float:
         """The fractional epoch, as logs show it."""
@@ -540,6 +569,7 @@ class AccelerateTrainer:
             **self.run_log.results(self.state, samples, peak_memory_mb(self.accelerator.device)),
             "epoch": round(self._epoch_progress(), 4),
             "num_processes": self.accelerator.num_processes,
+            **self._trained_parameters(),
             **self.best.results(self.state),
             **eval_metrics,
             **self.extra_results,

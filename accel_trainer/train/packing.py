@@ -81,6 +81,8 @@ def register_packed_attention() -> None:
 def position_offset(model) -> int:
     """The first position id of a sentence: RoBERTa-style embeddings count positions from
     padding_idx + 1; the others from 0. The probe in packing_refusal checks it."""
+    if hasattr(model, "get_base_model"):  # a peft model: the transformers model it wraps
+        model = model.get_base_model()
     embeddings = getattr(model.base_model, "embeddings", None)
     if embeddings is not None and getattr(embeddings, "padding_idx", None) is not None:
         return int(embeddings.padding_idx) + 1

@@ -45,6 +45,8 @@ RESUME_INSENSITIVE = {
     "gradient_checkpointing",
     "preprocessing_num_workers",
     "overwrite_cache",
+    # what the final folder holds (merged weights or the adapter), not what is trained
+    "save_adapter_only",
     # Compared by content (their SHA-256, in the run's identity), so a requeued job may spell
     # the path differently or run from another working directory.
     "train_file",
