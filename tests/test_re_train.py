@@ -189,7 +189,8 @@ def test_predict_refuses_wrong_input_and_foreign_folders(re_run, tmp_path, capsy
         == 2
     )
     err = capsys.readouterr().err
-    assert "is not valid JSON" in err and "does task 're'" in err
+    assert "is a CoNLL token line (a token and its tag), not a relation example" in err
+    assert "does task 're'" in err and "or a model trained with --task ner." in err
     foreign = tmp_path / "foreign"
     shutil.copytree(output_dir, foreign)
     (foreign / "model_manifest.json").unlink()  # saved by another tool: no manifest
