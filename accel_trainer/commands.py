@@ -141,11 +141,6 @@ def predict(config: PredictConfig) -> int:
         raw = task.read_for_prediction(source)
     except OtherTaskData as error:
         raise for_saved_task(error, config.model_name_or_path, task.name, "--input_file") from None
-    except DataError as error:
-        raise DataError(
-            f"{error} The model at {config.model_name_or_path} does task {task.name!r}: give "
-            "--input_file in a format of that task."
-        ) from None
     data = prepare.tokenized(
         accelerator, task, tokenizer, None, config.data, "predict", raw,
         lambda options: task.encode_for_prediction(raw, tokenizer, max_length, options),

@@ -430,6 +430,16 @@ def test_evaluate_keeps_its_task_overrides(tmp_path):
             "mean --output_file? See `accel-trainer plot --help`.",
         ),
         (
+            ["plot", "outputs/run", "--outptu", "curves.png"],
+            "--outptu is not an option of accel-trainer plot: got '--outptu'. Did you mean "
+            "--output_file? See `accel-trainer plot --help`.",
+        ),
+        (
+            ["predict", "--outptu", "x.jsonl"],  # output_file or output_format: no guess
+            "--outptu is not an option of accel-trainer predict: got '--outptu'. See "
+            "`accel-trainer predict --help`.",
+        ),
+        (
             ["plot", "outputs/a", "outputs/b"],
             "unexpected argument: got 'outputs/b'. Give one OUTPUT_DIR, and the PNG as "
             "--output_file FILE.",

@@ -2,6 +2,7 @@
 text (offsets that round-trip), and the --output_format choices for tokenised input."""
 
 import json
+import logging
 
 import pytest
 
@@ -70,6 +71,12 @@ def test_plain_text_documents_are_lines_or_the_whole_file(tmp_path):
     (document,) = read_documents(str(path), "document", "punctuation")
     assert document["text"] == "one line\r\n\nsecond\tline\nlast"  # the file, byte for byte
     assert document["offsets"][2] == [11, 17]  # "second", after "one line\r\n\n"
+    old_mac = tmp_path / "old-mac.txt"
+    old_mac.write_bytes(b"John lives in Oslo.\rMary left.\r")  # lone carriage returns
+    assert [d["text"] for d in read_documents(str(old_mac), "lines", "punctuation")] == [
+        "John lives in Oslo.",
+        "Mary left.",
+    ]
 
 
 def fake_rows(raw, tags_of_words, id2label):
@@ -201,6 +208,49 @@ def test_a_text_file_is_told_from_a_conll_file_by_its_lines(tmp_path):
     assert task.prediction_input(PredictionInput(str(single_column), "auto", 128)) == "conll"
     forced = PredictionInput(str(text), "conll", 128, labels=labels)
     assert task.prediction_input(forced) == "conll"
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n   \n")  # no words at all: each line an empty document
+    assert task.prediction_input(PredictionInput(str(blank), "auto", 128)) == "text"
+
+
+def test_the_log_says_how_a_file_is_read(tmp_path, caplog):
+    """Every sniffed file says how it is read; one word per line, which CoNLL without tags
+    and one-word documents share, is a warning that names --data_format text."""
+    task = NerTask()
+    files = {"prose.txt": "Anna sings in Oslo.\n", "tagged.txt": "Anna B-PER\n",
+             "words.txt": "Anna\nOslo\n"}  # fmt: skip
+    said = {}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="accel_trainer"):
+            task.prediction_input(PredictionInput(str(tmp_path / name), "auto", 128, labels=("B-PER",)))
+        (said[name],) = [(r.levelname, r.getMessage()) for r in caplog.records]
+    path = str(tmp_path)
+    assert said["prose.txt"] == ("INFO", f"predict: {path}/prose.txt is read as plain text, one "
+        "document per line: its lines are not CoNLL token lines (pass --data_format conll to "
+        "read it as CoNLL)")  # fmt: skip
+    assert said["tagged.txt"] == ("INFO", f"predict: {path}/tagged.txt is read as CoNLL token "
+        "lines (pass --data_format text to read it as plain text)")  # fmt: skip
+    assert said["words.txt"] == ("WARNING", f"predict: {path}/words.txt has one word per line "
+        "and no tags: it is read as CoNLL, each run of lines up to a blank line one sentence. "
+        "Pass --data_format text to read every line as a document of its own.")  # fmt: skip
+
+
+def test_invisible_characters_stay_out_of_entity_edges(tmp_path):
+    """A zero-width space or a control character glued to a word is not part of the entity."""
+    path = tmp_path / "notes.txt"
+    text = "Visit \u200bOslo\u200b\x07 now"
+    path.write_text(text + "\n")
+    task = NerTask()
+    source = PredictionInput(str(path), "text", 128)
+    raw = task.read_for_prediction(source)
+    assert raw["tokens"] == [["Visit", "\u200bOslo\u200b\x07", "now"]]
+    (record,) = map(json.loads, written(task, raw, fake_rows(raw, [["O", "B-LOC", "O"]], ID2LABEL),
+                                        ID2LABEL, source).splitlines())  # fmt: skip
+    assert record["entities"] == [
+        {"start": 7, "end": 11, "text": "Oslo", "type": "LOC", "score": 0.6}
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +288,28 @@ def test_predict_on_raw_text_end_to_end(demo_model, tmp_path):
     found = {(e["text"], e["type"]) for r in records for e in r["entities"]}
     assert {("Globex", "ORG"), ("Lagos", "LOC"), ("Madrid", "LOC")} <= found
     assert records[2]["entities"] == records[3]["entities"] == []
+
+
+def test_a_file_of_blank_lines_gives_a_record_per_line(demo_model, tmp_path):
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n\t\n")
+    assert predict(demo_model, blank, tmp_path / "out.jsonl") == 0
+    assert read_jsonl(tmp_path / "out.jsonl") == [
+        {"line": 1, "text": "", "entities": []},
+        {"line": 2, "text": "  ", "entities": []},
+        {"line": 3, "text": "\t", "entities": []},
+    ]
+
+
+def test_a_document_record_among_tokenised_records_is_named(demo_model, tmp_path, capsys):
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"tokens": ["Anna", "sings"]}\n{"text": "Anna sings."}\n')
+    assert predict(demo_model, mixed, tmp_path / "out.jsonl") == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"accel-trainer: error: --input_file {mixed} line 2 has a 'text' but no 'tokens': got "
+        "keys ['text']. The first record has tokens, so the file is read as tokenised "
+        "sentences; give every record 'tokens', or every record a 'text' (one document each)."
+    )
 
 
 def test_long_documents_are_predicted_in_windows(demo_model, tmp_path):

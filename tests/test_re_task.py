@@ -16,10 +16,10 @@ from accel_trainer.tasks.re import (
     typed,
 )
 from accel_trainer.tasks.windows import (
-    owning_window,
     sliding_windows,
     special_affixes,
     window_around,
+    window_owners,
 )
 from tests.conftest import write_jsonl
 
@@ -514,12 +514,19 @@ def test_sliding_windows_cover_every_position_with_half_overlap(size):
         assert 0 < windows[-1][0] - windows[-2][0] <= step
 
 
-def test_owning_window_is_the_most_central():
+def test_window_owners_are_the_most_central():
     windows = [(0, 4), (2, 6), (4, 8), (6, 10)]
-    assert [owning_window(p, windows) for p in range(10)] == [0, 0, 0, 1, 1, 2, 2, 3, 3, 3]
+    assert window_owners(windows) == [0, 0, 0, 1, 1, 2, 2, 3, 3, 3]
     # Equal margins: the first window wins.
-    assert owning_window(3, [(0, 5), (2, 7), (4, 9)]) == 0
-    assert owning_window(4, [(0, 5), (2, 7), (4, 9)]) == 1
+    assert window_owners([(0, 5), (2, 7), (4, 9)])[3:5] == [0, 1]
+    assert window_owners([(0, 3)]) == [0, 0, 0]
+
+
+def test_window_owners_of_a_long_document_cost_one_pass():
+    windows = sliding_windows(1_000_000, 126)
+    owners = window_owners(windows)  # the per-position search took minutes here
+    assert len(owners) == 1_000_000 and owners[0] == 0 and owners[-1] == len(windows) - 1
+    assert all(windows[owners[p]][0] <= p < windows[owners[p]][1] for p in range(0, 10**6, 997))
 
 
 @pytest.mark.parametrize(

@@ -422,8 +422,15 @@ def test_a_json_array_is_not_json_lines(tmp_path, task):
     path = write(tmp_path, "train.json", ["[", json.dumps(NER_RECORD), "]"])
     assert read_error(task, path) == (
         f"--train_file {path} line 1 starts a JSON array, not a JSON object per line: got '['. "
-        f"Write one object per line, e.g. `jq -c '.[]' {path} > {path[:-5]}.jsonl`."
+        f"Write one object per line, e.g. `jq -c '.[]' {path} > {path[:-5]}.lines.jsonl`, and "
+        "give that."
     )
+
+
+def test_the_json_array_advice_never_writes_over_the_input(tmp_path):
+    path = write(tmp_path, "train.jsonl", ["[", json.dumps(NER_RECORD), "]"])
+    message = read_error(NerTask(), path)
+    assert f"> {path[:-6]}.lines.jsonl`" in message and f"> {path}`" not in message
 
 
 def test_valid_files_of_each_format_still_read(tmp_path):

@@ -48,8 +48,21 @@ def blank_problem(option: str, value: str, what_to_do: str) -> str:
 
 def did_you_mean(name: str, known, prefix: str = "") -> str:
     """` Did you mean NAME?` for the closest known option name, or nothing."""
-    close = difflib.get_close_matches(name.lstrip("-").replace("-", "_"), list(known), n=1)
+    wanted, known = name.lstrip("-").replace("-", "_"), list(known)
+    close = difflib.get_close_matches(wanted, known, n=1) or misspelt_start(wanted, known)
     return f" Did you mean {prefix}{close[0]}?" if close else ""
+
+
+def misspelt_start(wanted: str, known: list[str]) -> list[str]:
+    """The one known name whose start is close to `wanted`: a misspelt abbreviation, such as
+    outptu for output_file; none when the start is shared (output_dir and output_file)."""
+    if len(wanted) < 4:
+        return []
+    names_by_start: dict[str, list[str]] = {}
+    for name in known:
+        names_by_start.setdefault(name[: len(wanted)], []).append(name)
+    close = difflib.get_close_matches(wanted, list(names_by_start), n=1)
+    return names_by_start[close[0]] if close and len(names_by_start[close[0]]) == 1 else []
 
 
 def data_file_problems(paths: dict[str, str | None]) -> list[str]:

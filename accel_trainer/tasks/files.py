@@ -63,10 +63,10 @@ def json_array_problem(path: str, where: str, line: str) -> DataError | None:
     """The error for a JSON lines file that holds one JSON array instead (a .json export)."""
     if not line.lstrip().startswith("["):
         return None
-    stem = os.path.splitext(path)[0]
+    lines_file = os.path.splitext(path)[0] + ".lines.jsonl"  # never the input itself
     return DataError(
         f"{where} starts a JSON array, not a JSON object per line: got {line.strip()[:80]!r}. "
-        f"Write one object per line, e.g. `jq -c '.[]' {path} > {stem}.jsonl`."
+        f"Write one object per line, e.g. `jq -c '.[]' {path} > {lines_file}`, and give that."
     )
 
 

@@ -37,10 +37,12 @@ from accel_trainer.tasks.text import (
     document_record,
     learned_word_split,
     looks_like_conll,
+    one_word_per_line,
     read_documents,
     text_of_record,
+    visible_span,
 )
-from accel_trainer.tasks.windows import owning_window, sliding_windows, special_affixes
+from accel_trainer.tasks.windows import sliding_windows, special_affixes, window_owners
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,6 +195,11 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     return sentences
 
 
+def relation_like(record: dict) -> bool:
+    """Whether a JSON record is a relation extraction example: entity fields or markers."""
+    return bool({"head", "tail"} & set(record)) or entity_markers_in(str(record.get("text")))
+
+
 def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> list[dict]:
     """Sentences of a JSON lines file: {"tokens": [...], "ner_tags": [...]} per line
     (`ner_tags` optional in unlabelled input)."""
@@ -200,13 +207,19 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     for number, where, record in json_lines(path, what, OTHER_FORMATS):
         if not labelled and isinstance(record.get("tokens"), list):
             record.setdefault("ner_tags", ["O"] * len(record["tokens"]))
-        if "tokens" not in record and {"text", "head", "tail"} & set(record):
+        if "tokens" not in record and relation_like(record):
             raise OtherTaskData(
                 f"{where} lacks 'tokens' or 'ner_tags': got keys {sorted(record)}, like a relation "
                 "extraction example.",
                 "re",
                 'Use --task re for relation files; NER needs {"tokens": [...], "ner_tags": [...]} '
                 "per line.",
+            )
+        if not labelled and "tokens" not in record and "text" in record:
+            raise DataError(
+                f"{where} has a 'text' but no 'tokens': got keys {sorted(record)}. The first "
+                "record has tokens, so the file is read as tokenised sentences; give every "
+                "record 'tokens', or every record a 'text' (one document each)."
             )
         if "tokens" not in record or "ner_tags" not in record:
             raise DataError(
@@ -241,7 +254,8 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
 def replace_invisible_words(tokenizer, sentences: list[list[str]]) -> list[list[str]]:
     """Words the tokenizer turns into nothing (empty strings, zero-width or control characters)
     become its unknown token, so that every word keeps a position, a label and a prediction."""
-    encoded = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    # verbose=False: the callers truncate or window long sentences, so the length warning misleads
+    encoded = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False, verbose=False)
     fixed = []
     for index, words in enumerate(sentences):
         seen = set(encoded.word_ids(index))
@@ -406,8 +420,9 @@ class NerTask(Task):
         if not documents:
             raise DataError(f"{what} is empty: got 0 documents. Give a file with some text.")
         logger.info(
-            "predict: %d documents of %s, split into words %s (as the training words were)",
+            "predict: %d document%s of %s, split into words %s (as the training words were)",
             len(documents),
+            "" if len(documents) == 1 else "s",
             "JSON lines text" if kind == "jsonl-text" else f"plain text ({kind_words(source)})",
             "at whitespace and around punctuation"
             if self.word_split == "punctuation"
@@ -427,7 +442,7 @@ class NerTask(Task):
             if first is None or "tokens" in first[2]:
                 return "jsonl"
             number, where, record = first
-            if {"head", "tail"} & set(record) or entity_markers_in(str(record.get("text"))):
+            if relation_like(record):
                 raise OtherTaskData(
                     f"{where} is a JSON object with keys {sorted(record)} and marked entities, "
                     f"like a relation extraction example, not a document to find entities in: "
@@ -446,14 +461,27 @@ class NerTask(Task):
                 if problem is not None:
                     raise problem
                 break
-        conll = looks_like_conll(lines, source.labels)
-        if not conll:
+        if not looks_like_conll(lines, source.labels):
             logger.info(
                 "predict: %s is read as plain text, one document per line: its lines are not "
                 "CoNLL token lines (pass --data_format conll to read it as CoNLL)",
                 path,
             )
-        return "conll" if conll else "text"
+            return "text"
+        if one_word_per_line(lines):
+            logger.warning(
+                "predict: %s has one word per line and no tags: it is read as CoNLL, each run "
+                "of lines up to a blank line one sentence. Pass --data_format text to read "
+                "every line as a document of its own.",
+                path,
+            )
+        else:
+            logger.info(
+                "predict: %s is read as CoNLL token lines (pass --data_format text to read it "
+                "as plain text)",
+                path,
+            )
+        return "conll"
 
     def read_hub(self, name: str, config_name: str | None, split: str) -> Dataset:
         """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags."""
@@ -583,6 +611,7 @@ class NerTask(Task):
                 replace_invisible_words(tokenizer, batch["tokens"]),
                 is_split_into_words=True,
                 add_special_tokens=False,
+                verbose=False,
             )
             rows: dict = {
                 "input_ids": [],
@@ -596,14 +625,14 @@ class NerTask(Task):
             for i, example_id in enumerate(indices):
                 ids, word_ids = encoded["input_ids"][i], encoded.word_ids(i)
                 windows = sliding_windows(len(ids), size)
-                owner = {
-                    position: owning_window(position, windows)
+                owners = window_owners(windows)
+                first_sub_token = [
+                    word is not None and (position == 0 or word_ids[position - 1] != word)
                     for position, word in enumerate(word_ids)
-                    if word is not None and (position == 0 or word_ids[position - 1] != word)
-                }
+                ]
                 for number, (start, end) in enumerate(windows):
                     words = [
-                        word_ids[p] if owner.get(p) == number else IGNORE_INDEX
+                        word_ids[p] if first_sub_token[p] and owners[p] == number else IGNORE_INDEX
                         for p in range(start, end)
                     ]
                     word_index = before + words + after
@@ -722,7 +751,11 @@ class NerTask(Task):
         found = []
         for entity_type, first, last, score in entity_spans(tags, scores):
             if is_text:
-                start, end = example["offsets"][first][0], example["offsets"][last - 1][1]
+                start, end = visible_span(
+                    example["text"], example["offsets"][first][0], example["offsets"][last - 1][1]
+                )
+                if start == end:
+                    continue  # only invisible characters: nothing to point at
                 text = example["text"][start:end]
             else:
                 start, end = first, last

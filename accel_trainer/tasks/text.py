@@ -5,6 +5,7 @@ as character spans of the original text."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from accel_trainer.errors import DataError
@@ -16,6 +17,7 @@ TEXT_FORMATS = ("lines", "document")  # one document per line, or the whole file
 # A training word that is punctuation only, or a word with punctuation attached at an edge.
 PUNCTUATION_ONLY = re.compile(r"^[^\w\s]+$")
 PUNCTUATION_ATTACHED = re.compile(r"^[^\w\s]+\w|\w[^\w\s]+$")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # Unix, Windows and old Mac line ends
 CONLL_SNIFF_LINES = 50  # lines looked at to tell a CoNLL file from plain text
 
 
@@ -58,19 +60,26 @@ def document_record(text: str, line: int, how: str) -> dict:
 
 
 def read_documents(path: str, text_format: str, how: str) -> list[dict]:
-    """The documents of a plain-text file: each line without its line break, or the whole
-    file (newlines kept as they are, so offsets index the file's text)."""
+    """The documents of a plain-text file: each line without its line break (\n, \r\n or a
+    lone \r), or the whole file (newlines kept as they are, so offsets index the file's text)."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
         text = handle.read()
     if text_format == "document":
         return [document_record(text, 1, how)] if text else []
-    lines = text.split("\n")
+    lines = LINE_BREAK.split(text)
     if lines and lines[-1] == "":
         lines.pop()  # the break that ends the last line starts no document
-    return [
-        document_record(line.removesuffix("\r"), number, how)
-        for number, line in enumerate(lines, start=1)
-    ]
+    return [document_record(line, number, how) for number, line in enumerate(lines, start=1)]
+
+
+def visible_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) without the invisible characters (zero-width spaces, BOMs, control
+    characters: Unicode categories Cf and Cc) that stick to the span's first or last word."""
+    while start < end and unicodedata.category(text[start]) in ("Cf", "Cc"):
+        start += 1
+    while end > start and unicodedata.category(text[end - 1]) in ("Cf", "Cc"):
+        end -= 1
+    return start, end
 
 
 def text_of_record(record: dict, where: str) -> str:
@@ -98,4 +107,10 @@ def looks_like_conll(lines: Iterable[str], labels: Iterable[str]) -> bool:
         seen += 1
         if seen == CONLL_SNIFF_LINES:
             break
-    return True
+    return seen > 0  # blank lines only: plain text, each blank line an empty document
+
+
+def one_word_per_line(lines: Iterable[str]) -> bool:
+    """Whether every non-blank line is a single word: CoNLL without tags, or a text of one-word
+    documents; the two read differently (sentences up to a blank line, or a document a line)."""
+    return all(len(line.split()) <= 1 for line in lines)
