@@ -224,7 +224,9 @@ def test_the_log_says_how_a_file_is_read(tmp_path, caplog):
         (tmp_path / name).write_text(text)
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="accel_trainer"):
-            task.prediction_input(PredictionInput(str(tmp_path / name), "auto", 128, labels=("B-PER",)))
+            task.prediction_input(
+                PredictionInput(str(tmp_path / name), "auto", 128, labels=("B-PER",))
+            )
         (said[name],) = [(r.levelname, r.getMessage()) for r in caplog.records]
     path = str(tmp_path)
     assert said["prose.txt"] == ("INFO", f"predict: {path}/prose.txt is read as plain text, one "
@@ -362,17 +364,17 @@ def test_formats_a_task_cannot_write_are_refused():
     from accel_trainer.predictions import prediction_input
     from accel_trainer.tasks.re import ReTask
 
-    config = PredictConfig(input_file="in.jsonl", output_file="out.jsonl", output_format="spans")
-    with pytest.raises(ConfigError) as error:
-        prediction_input(config, ReTask(), ["a", "b"])
-    assert str(error.value) == (
+    def refusal(**options) -> str:
+        config = PredictConfig(input_file="in.txt", output_file="out.jsonl", **options)
+        with pytest.raises(ConfigError) as error:
+            prediction_input(config, ReTask(), ["a", "b"])
+        return str(error.value)
+
+    assert refusal(output_format="spans") == (
         "--output_format is not a format of the model's task 're': got 'spans'. Use one of "
         "['auto', 'jsonl']."
     )
-    config = PredictConfig(input_file="in.txt", output_file="out.jsonl", text_format="lines")
-    with pytest.raises(ConfigError) as error:
-        prediction_input(config, ReTask(), ["a", "b"])
-    assert str(error.value) == (
+    assert refusal(text_format="lines") == (
         "--text_format is for tasks that read raw text: got --text_format lines, and the "
         "model's task 're' does not. Leave it out."
     )

@@ -255,7 +255,9 @@ def replace_invisible_words(tokenizer, sentences: list[list[str]]) -> list[list[
     """Words the tokenizer turns into nothing (empty strings, zero-width or control characters)
     become its unknown token, so that every word keeps a position, a label and a prediction."""
     # verbose=False: the callers truncate or window long sentences, so the length warning misleads
-    encoded = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False, verbose=False)
+    encoded = tokenizer(
+        sentences, is_split_into_words=True, add_special_tokens=False, verbose=False
+    )
     fixed = []
     for index, words in enumerate(sentences):
         seen = set(encoded.word_ids(index))
@@ -346,6 +348,7 @@ class NerTask(Task):
         self.word_split = word_split or "punctuation"
         self.truncated: dict[str, int] = {}
         self.long_sentences = 0  # eval sentences over max_seq_length, scored in windows
+        self.input_kind = ""  # how read_for_prediction read --input_file: conll, jsonl, text...
 
     @classmethod
     def from_settings(cls, settings: dict, model_dir: str) -> NerTask:
@@ -404,7 +407,7 @@ class NerTask(Task):
 
         path, what = source.input_file, f"--input_file {source.input_file}"
         check_readable(path, "--input_file")
-        kind = self.prediction_input(source)
+        kind = self.input_kind = self.prediction_input(source)
         try:
             if kind == "conll" or kind == "jsonl":
                 return self.read(path, "--input_file", kind, labelled=False)
@@ -712,10 +715,8 @@ class NerTask(Task):
         indices into tokens, end exclusive)."""
         tokens = raw["tokens"]
         tags, scores = self.assemble_words(rows, [len(words) for words in tokens], id2label)
-        is_text = "offsets" in raw.column_names
-        kind = resolve_format(source.input_file, source.data_format)  # conll, jsonl or text
-        if is_text:
-            kind = "jsonl-text" if kind == "jsonl" else "text"
+        kind = self.input_kind  # as read_for_prediction read it
+        is_text = kind in ("text", "jsonl-text")
         output = source.output_format
         if output == "auto":
             output = {"conll": "conll", "jsonl": "jsonl"}.get(kind, "spans")
