@@ -420,8 +420,8 @@ def test_evaluate_keeps_its_task_overrides(tmp_path):
         ),
         (
             ["train", "--data_format", "cnll"],
-            "--data_format is not one of ['auto', 'conll', 'jsonl', 'text', 'semeval2010']: got 'cnll'. "
-            "Did you mean conll?",
+            "--data_format is not one of ['auto', 'conll', 'jsonl', 'text', 'semeval2010']: got "
+            "'cnll'. Did you mean conll?",
         ),
         (["train", "-h2"], "--help takes no value: got '2'. See `accel-trainer train --help`."),
         (
