@@ -111,9 +111,14 @@ def test_bad_markers_are_reported_with_where_and_what_to_fix(text, phrase):
     assert phrase in message
 
 
-def test_missing_marker_suggests_entity_markers_flag():
-    with pytest.raises(DataError, match="set --entity_markers to the markers the file uses"):
+def test_missing_marker_names_the_markers_and_the_flag():
+    with pytest.raises(DataError) as error:
         parse_marked_text("<<a>> and [b]", CHEMPROT_MARKERS, WHERE)
+    assert str(error.value) == (
+        f"{WHERE} has no tail marker '[[': got '<<a>> and [b]'. Mark both entities with << >> "
+        "[[ ]] (the markers a model is trained with; train with --entity_markers to use the "
+        "ones your files have)."
+    )
 
 
 # parse_token_spans

@@ -73,7 +73,8 @@ def parse_marked_text(text: str, markers: list[str], where: str) -> dict:
         if not starts:
             raise DataError(
                 f"{where} has no {name} marker {opening!r}: got {text[:80]!r}. Mark both "
-                "entities, or set --entity_markers to the markers the file uses."
+                f"entities with {' '.join(markers)} (the markers a model is trained with; "
+                "train with --entity_markers to use the ones your files have)."
             )
         alone = [p for p in starts if space_after(text, p, opening)]
         one_run = starts[-1] - starts[0] < len(opening)  # overlapping, as in "[[["
