@@ -331,12 +331,14 @@ def describe_write_error(error: Exception, target: str, estimate: int) -> str:
     free = free_bytes(folder)
     written = getattr(error, "filename", None) or target
     reason = getattr(error, "strerror", None) or first_line(error)
-    full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (
-        estimate and free is not None and free < estimate
+    code = getattr(error, "errno", None)
+    # Without an errno (torch's and safetensors' writers), a short free count tells a full disk.
+    full = code in (errno.ENOSPC, errno.EDQUOT) or (
+        code is None and estimate and free is not None and free < estimate
     )
     if full:
         reason = "no space left on device"
-    if getattr(error, "errno", None) == errno.EROFS:
+    if code == errno.EROFS:
         reason = "read-only file system"
     need = f" It needs about {human_size(estimate)}" if estimate else ""
     have = f"{';' if need else ''} {human_size(free)} free there" if free is not None else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 
 from accel_trainer.checkpoint import why_unwritable, write_atomically
 from accel_trainer.errors import ConfigError
@@ -68,6 +69,15 @@ def is_prediction_output(path: str) -> bool:
         return False
 
 
+def file_kind(path: str) -> str:
+    mode = os.stat(path).st_mode
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def check_output_file(config) -> None:
     """Refuse an --output_file that would replace the input, go into the model folder (any
     file there may be one the model or tokenizer reads), or replace an existing file that is
@@ -79,8 +89,13 @@ def check_output_file(config) -> None:
             f"--output_file is in a folder that does not exist: got {path!r}. Create the folder "
             "first."
         )
-    if os.path.isdir(path):
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
         raise ConfigError(f"--output_file is a folder: got {path!r}. Name a file.")
+    if os.path.exists(path) and not os.path.isfile(path):  # a device, a pipe, a socket
+        raise ConfigError(
+            f"--output_file is not a regular file: got {path!r} ({file_kind(path)}). Name a "
+            "file: predictions are written whole to a new file and renamed into place."
+        )
     target = os.path.realpath(path)
     if os.path.exists(config.input_file) and target == os.path.realpath(config.input_file):
         raise ConfigError(

@@ -435,6 +435,11 @@ def test_evaluate_keeps_its_task_overrides(tmp_path):
             "--output_file? See `accel-trainer plot --help`.",
         ),
         (
+            ["predict", "--text_format", "doc"],
+            "--text_format is not one of 'lines', 'document': got 'doc'. Did you mean "
+            "document? See `accel-trainer predict --help`.",
+        ),
+        (
             ["predict", "--outptu", "x.jsonl"],  # output_file or output_format: no guess
             "--outptu is not an option of accel-trainer predict: got '--outptu'. See "
             "`accel-trainer predict --help`.",

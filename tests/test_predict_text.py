@@ -410,3 +410,151 @@ def test_relation_files_are_not_read_as_documents(demo_model, tmp_path, capsys):
     )
     assert all(line.endswith(f"{model}, or a model trained with --task re.") for line in found)
     assert not out.exists()
+
+
+# Found by the second adversarial pass: each case by its exact message or output.
+
+
+def last_error(capsys) -> str:
+    return capsys.readouterr().err.splitlines()[-1]
+
+
+def test_an_output_that_is_no_regular_file_is_refused(demo_model, tmp_path, capsys):
+    import os
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Anna sings.\n")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert predict(demo_model, notes, pipe, "--overwrite_output_file") == 2
+    assert last_error(capsys) == (
+        f"accel-trainer: error: --output_file is not a regular file: got {str(pipe)!r} (a named "
+        "pipe). Name a file: predictions are written whole to a new file and renamed into place."
+    )
+    assert predict(demo_model, notes, f"{tmp_path}/new/") == 2
+    assert last_error(capsys) == (
+        f"accel-trainer: error: --output_file is a folder: got '{tmp_path}/new/'. Name a file."
+    )
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "pipe"]
+
+
+def test_text_after_the_sniffed_lines_is_not_read_as_tokens(demo_model, tmp_path, capsys):
+    """One-word lines first, sentences later: within the sniffed lines the file is text; past
+    them a sentence line stops the run instead of keeping its first word only."""
+    early, late = tmp_path / "early.txt", tmp_path / "late.txt"
+    early.write_text("Oslo\n" * 60 + "Anna Berg lives in Oslo and John works in Paris.\n")
+    late.write_text("Oslo\n" * 250 + "Maria Garcia visited London.\n")
+    assert predict(demo_model, early, tmp_path / "early.jsonl") == 0
+    assert len(read_jsonl(tmp_path / "early.jsonl")) == 61  # a document per line
+    assert predict(demo_model, late, tmp_path / "late.out") == 2
+    assert last_error(capsys) == (
+        f"accel-trainer: error: --input_file {late} line 251 has 4 columns and the last is no "
+        "tag: got 'Maria Garcia visited London.'. A CoNLL line is a token and its tag, or the "
+        "token alone; if the file is plain text, pass --data_format text."
+    )
+
+
+def test_conll_with_tags_the_model_lacks_is_still_conll(tmp_path):
+    path = tmp_path / "misc.txt"
+    path.write_text("EU\tB-MISC\nrejects\tO\n")
+    source = PredictionInput(str(path), "auto", 128, labels=("B-PER", "I-PER"))
+    assert NerTask().prediction_input(source) == "conll"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            '{"text": "Anna Berg in Troms\xf8"}\n'.encode("latin-1"),
+            'line 1 is not UTF-8 text: got b\'{"text": "Anna Berg in Troms\\xf8"}\\n\'. '
+            "Re-encode the file, e.g. `iconv -f latin1 -t utf-8 IN > OUT`.",
+        ),
+        (
+            b'{"text": "x \\udfff y"}\n',
+            "line 1 has a 'text' with a lone UTF-16 surrogate: got '\\udfff' at character 2. "
+            "Write the character it stands for, or remove it.",
+        ),
+        (
+            b'{"text": null}\n',
+            "line 1 has a 'text' that is no string: got null (a JSON null). Give the document "
+            "as a string.",
+        ),
+    ],
+    ids=["latin-1", "surrogate", "null"],
+)
+def test_bad_json_lines_documents_get_one_line(demo_model, tmp_path, capsys, content, message):
+    path = tmp_path / "docs.jsonl"
+    path.write_bytes(content)
+    assert predict(demo_model, path, tmp_path / "out.jsonl") == 2
+    assert last_error(capsys) == f"accel-trainer: error: --input_file {path} {message}"
+
+
+def test_a_utf16_file_is_named_as_such(demo_model, tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_bytes("Anna sings.\n".encode("utf-16-le"))  # no byte-order mark
+    assert predict(demo_model, path, tmp_path / "out.jsonl") == 2
+    assert last_error(capsys) == (
+        f"accel-trainer: error: --input_file looks like UTF-16 text, not UTF-8: got "
+        f"{str(path)!r}, which starts b'A\\x00n\\x00n\\x00a\\x00 \\x00s\\x00'. Re-encode the "
+        "file, e.g. `iconv -f utf-16 -t utf-8 IN > OUT`."
+    )
+
+
+def test_brackets_in_ordinary_text_are_no_relation_example(demo_model, tmp_path):
+    docs = tmp_path / "wiki.jsonl"
+    docs.write_text(
+        json.dumps({"text": "[[Oslo]] is the capital of [[Norway]]."}) + "\n"
+        + json.dumps({"id": 5, "text": "x << 2 >> y", "head": "x"}) + "\n"
+    )  # fmt: skip
+    assert predict(demo_model, docs, tmp_path / "out.jsonl") == 0
+    first, second = read_jsonl(tmp_path / "out.jsonl")
+    assert first["text"].startswith("[[Oslo]]") and second["id"] == 5
+
+
+def test_json_documents_in_a_txt_file_get_the_format_flag(demo_model, tmp_path, capsys):
+    path = tmp_path / "docs.txt"
+    path.write_text('{"text": "Anna in Oslo"}\n')
+    assert predict(demo_model, path, tmp_path / "out.jsonl") == 2
+    assert last_error(capsys) == (
+        f"accel-trainer: error: --input_file {path} line 1 is a JSON object, not a CoNLL token "
+        'line: got \'{"text": "Anna in Oslo"}\'. Pass --data_format jsonl to read JSON lines '
+        "(or name the file .jsonl)."
+    )
+
+
+def test_replaced_fields_of_the_input_are_warned_of(tmp_path, caplog):
+    path = tmp_path / "docs.jsonl"
+    path.write_text(json.dumps({"text": "Anna sings", "entities": ["gold"]}) + "\n")
+    task = NerTask()
+    source = PredictionInput(str(path), "auto", 128)
+    raw = task.read_for_prediction(source)
+    with caplog.at_level(logging.WARNING, logger="accel_trainer"):
+        lines = written(task, raw, fake_rows(raw, [["B-PER", "O"]], ID2LABEL), ID2LABEL, source)
+    assert caplog.messages == [
+        f"predict: records of {path} already have 'entities': the output lines hold the "
+        "predictions in their place (the input file is not changed)"
+    ]
+    assert json.loads(lines)["entities"][0]["text"] == "Anna"
+
+
+def test_output_records_stay_one_line_whatever_the_text(tmp_path):
+    """U+2028, U+2029 and NEL are line breaks to str.splitlines: they are escaped in the
+    output, which still reads back to the same text."""
+    path = tmp_path / "notes.txt"
+    text = "Anna\u2028Berg\x85in\u2029Oslo"
+    path.write_text(text + "\n")
+    task = NerTask()
+    source = PredictionInput(str(path), "text", 128)
+    raw = task.read_for_prediction(source)
+    output = written(task, raw, fake_rows(raw, [["O"] * 4], ID2LABEL), ID2LABEL, source)
+    assert len(output.splitlines()) == 1 and json.loads(output)["text"] == text
+
+
+def test_a_write_error_that_is_no_full_disk_says_what_it_is(tmp_path):
+    import errno
+
+    from accel_trainer.checkpoint import describe_write_error
+
+    error = OSError(errno.EACCES, "Permission denied")
+    message = describe_write_error(error, str(tmp_path / "x.jsonl"), 10**15)
+    assert message.startswith(f"could not write {tmp_path / 'x.jsonl'}: Permission denied.")

@@ -223,8 +223,8 @@ def test_plain_sentence_per_line_is_not_taken_for_a_bad_tag(tmp_path):
     assert read_error(NerTask(), path) == (
         f"--train_file {path} line 1 has 11 whitespace-separated columns, like a whole sentence "
         f"on one line, not a CoNLL token line: got {line!r}. NER reads one token and its tag per "
-        "line, with a blank line between sentences; use --task re for relation files, or "
-        "--data_format jsonl for JSON lines."
+        "line, with a blank line between sentences; use --task re for relation files, "
+        "--data_format jsonl for JSON lines, or for predict --data_format text for plain text."
     )
 
 

@@ -56,7 +56,7 @@ def did_you_mean(name: str, known, prefix: str = "") -> str:
 def misspelt_start(wanted: str, known: list[str]) -> list[str]:
     """The one known name whose start is close to `wanted`: a misspelt abbreviation, such as
     outptu for output_file; none when the start is shared (output_dir and output_file)."""
-    if len(wanted) < 4:
+    if len(wanted) < 3:
         return []
     names_by_start: dict[str, list[str]] = {}
     for name in known:
@@ -77,7 +77,8 @@ def data_file_problems(paths: dict[str, str | None]) -> list[str]:
             found.append(f"--{option} does not exist: got {path!r}. Check the path.")
         elif not os.path.isfile(path):
             found.append(
-                f"--{option} is not a file: got {path!r}. Give a CoNLL or JSON lines file."
+                f"--{option} is not a file: got {path!r}. Give a regular file, not a folder, "
+                "pipe or device."
             )
         elif not os.access(path, os.R_OK):
             found.append(f"--{option} is not readable: got {path!r}. Check its permissions.")

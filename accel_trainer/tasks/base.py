@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from accel_trainer.errors import ConfigError, DataError
-from accel_trainer.tasks.files import check_readable, utf8_problem
+from accel_trainer.tasks.files import check_readable, json_line, utf8_problem
 
 if TYPE_CHECKING:
     import numpy as np
@@ -287,7 +287,7 @@ class Task(abc.ABC):
         for example_id in range(len(raw)):
             label, probability = predicted.get(example_id, (None, None))
             record = {**raw[example_id], "predicted_label": label, "probability": probability}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json_line(record))
 
     # The demo corpus (`accel-trainer train` with no data).
 

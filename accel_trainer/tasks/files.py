@@ -22,6 +22,19 @@ LINE_KINDS = {
 ENTITY_MARKER_PAIRS = (("<e1>", "</e1>"), ("<e2>", "</e2>"), ("<<", ">>"), ("[[", "]]"))
 
 
+# Line breaks to str.splitlines (and some JSON lines readers) that JSON may hold raw.
+LINE_SEPARATORS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
+def json_line(record: dict) -> str:
+    """One JSON lines record: readable Unicode, but every character that some reader takes
+    for a line break escaped, so that a record is always one line."""
+    text = json.dumps(record, ensure_ascii=False)
+    for character, escaped in LINE_SEPARATORS.items():
+        text = text.replace(character, escaped)
+    return text + "\n"
+
+
 def json_object(line: str) -> dict | None:
     """The JSON object a line holds, or None if it holds none."""
     if not line.lstrip().startswith("{"):
@@ -88,9 +101,31 @@ def check_readable(path: str, what: str) -> None:
     if not os.path.exists(path):
         raise DataError(f"{what} does not exist: got {path!r}. Check the path.")
     if not os.path.isfile(path):
-        raise DataError(f"{what} is not a file: got {path!r}. Give a CoNLL or JSON lines file.")
+        raise DataError(
+            f"{what} is not a file: got {path!r}. Give a regular file, not a folder, pipe or "
+            "device."
+        )
     if not os.access(path, os.R_OK):
         raise DataError(f"{what} is not readable: got {path!r}. Check its permissions.")
+    problem = utf16_problem(path, what)
+    if problem is not None:
+        raise problem
+
+
+def utf16_problem(path: str, what: str) -> DataError | None:
+    """The error for a UTF-16 file (a byte-order mark, or ASCII text saved as UTF-16), which
+    would otherwise read as UTF-8 garbage or fail with advice for Latin-1."""
+    with open(path, "rb") as handle:
+        start = handle.read(4096)
+    has_mark = start.startswith((b"\xff\xfe", b"\xfe\xff"))
+    # ASCII as UTF-16: every other byte zero (little- or big-endian), unlike other binary data
+    halves = (start[1::2], start[0::2])
+    if not has_mark and not any(len(h) >= 2 and h.count(0) * 10 >= len(h) * 9 for h in halves):
+        return None
+    return DataError(
+        f"{what} looks like UTF-16 text, not UTF-8: got {path!r}, which starts {start[:12]!r}. "
+        "Re-encode the file, e.g. `iconv -f utf-16 -t utf-8 IN > OUT`."
+    )
 
 
 def json_lines(

@@ -25,6 +25,7 @@ from accel_trainer.tasks.files import (
     LINE_KINDS,
     check_readable,
     entity_markers_in,
+    json_line,
     json_lines,
     json_object,
     line_kind,
@@ -33,6 +34,7 @@ from accel_trainer.tasks.files import (
 )
 from accel_trainer.tasks.text import (
     CONLL_SNIFF_LINES,
+    TAG_SHAPE,
     WORD_SPLITS,
     document_record,
     learned_word_split,
@@ -90,7 +92,7 @@ def not_conll(line: str, where: str) -> DataError | None:
     got = repr(line.strip()[:80])
     record = json_object(line)
     if record is not None:
-        if "ner_tags" not in record and {"text", "head", "tail"} & set(record):
+        if "ner_tags" not in record and relation_like(record):
             return OtherTaskData(
                 f"{where} is a JSON object with keys {sorted(record)}, like a relation extraction "
                 f"example, not a CoNLL token line: got {got}.",
@@ -130,8 +132,9 @@ def sentence_problem(line: str, where: str) -> DataError | None:
         return DataError(
             f"{where} has {columns} whitespace-separated columns, like a whole sentence on one "
             f"line, not a CoNLL token line: got {got}. NER reads one token and its tag per line, "
-            "with a blank line between sentences; use --task re for relation files, or "
-            "--data_format jsonl for JSON lines."
+            "with a blank line between sentences; use --task re for relation files, "
+            "--data_format jsonl for JSON lines, or for predict --data_format text for plain "
+            "text."
         )
     return None
 
@@ -180,6 +183,13 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
                 continue
             if len(columns) < 2 and not labelled:
                 columns.append("O")
+            elif not labelled and not TAG_SHAPE.match(columns[-1]) and columns[-1] != "O":
+                # Plain text past the lines that were sniffed, or columns without a tag.
+                raise sentence_problem(line, where) or DataError(
+                    f"{where} has {len(columns)} columns and the last is no tag: got "
+                    f"{line.strip()[:80]!r}. A CoNLL line is a token and its tag, or the token "
+                    "alone; if the file is plain text, pass --data_format text."
+                )
             if len(columns) < 2:
                 raise DataError(
                     f"{where} has 1 column, expected token and tag: got "
@@ -196,8 +206,11 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
 
 
 def relation_like(record: dict) -> bool:
-    """Whether a JSON record is a relation extraction example: entity fields or markers."""
-    return bool({"head", "tail"} & set(record)) or entity_markers_in(str(record.get("text")))
+    """Whether a JSON record is a relation extraction example: head and tail fields, or a text
+    with two marked entities (<e1>..</e1> and <e2>..</e2>, or << >> and [[ ]]); one pair of
+    brackets, as in wiki markup, is ordinary text."""
+    marked = entity_markers_in(str(record.get("text")))
+    return {"head", "tail"} <= set(record) or len(marked) >= 4
 
 
 def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> list[dict]:
@@ -407,8 +420,8 @@ class NerTask(Task):
 
         path, what = source.input_file, f"--input_file {source.input_file}"
         check_readable(path, "--input_file")
-        kind = self.input_kind = self.prediction_input(source)
         try:
+            kind = self.input_kind = self.prediction_input(source)
             if kind == "conll" or kind == "jsonl":
                 return self.read(path, "--input_file", kind, labelled=False)
             if kind == "text":
@@ -457,7 +470,7 @@ class NerTask(Task):
         if data_format == "conll":
             return "conll"
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            lines = list(islice(handle, CONLL_SNIFF_LINES * 4))
+            lines = list(islice(handle, CONLL_SNIFF_LINES))
         for number, line in enumerate(lines, start=1):
             if line.strip():  # a JSON lines or SemEval file is no text to find entities in
                 problem = not_conll(line, f"{what} line {number}")
@@ -726,14 +739,16 @@ class NerTask(Task):
                     handle.writelines(f"{w}\t{t}\n" for w, t in zip(words, words_tags, strict=True))
                     handle.write("\n")
             return
-        for index, record in enumerate(self.input_records(raw, source, kind)):
+        records = self.input_records(raw, source, kind)
+        warn_of_replaced_keys(records, output, kind, source.input_file)
+        for index, record in enumerate(records):
             if output == "jsonl":
                 record["ner_tags"] = tags[index]
                 if is_text:
                     record["tokens"], record["offsets"] = tokens[index], raw[index]["offsets"]
             else:
                 record["entities"] = self.entities(raw[index], tags[index], scores[index], is_text)
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json_line(record))
 
     def input_records(self, raw: Dataset, source: PredictionInput, kind: str) -> list[dict]:
         """Each example as the record its output line starts from: the input's own JSON
@@ -844,6 +859,22 @@ def is_byte_level(tokenizer) -> bool:
     """Whether a fast tokenizer pre-tokenizes bytes (GPT-2/RoBERTa style BPE)."""
     backend = json.loads(tokenizer.backend_tokenizer.to_str())
     return "ByteLevel" in json.dumps(backend.get("pre_tokenizer"))
+
+
+def warn_of_replaced_keys(records: list[dict], output: str, kind: str, path: str) -> None:
+    """Warn when the output replaces fields the input records already have (an `entities`
+    list of the user's own, say); a tokenised record's own tokens and ner_tags are its input."""
+    written = {"entities"} if output == "spans" else {"ner_tags", "tokens", "offsets"}
+    if kind == "jsonl":
+        written -= {"tokens", "ner_tags"}
+    present = sorted({key for record in records for key in record.keys() & written})
+    if present:
+        logger.warning(
+            "predict: records of %s already have %s: the output lines hold the predictions in "
+            "their place (the input file is not changed)",
+            path,
+            ", ".join(map(repr, present)),
+        )
 
 
 def entity_spans(tags: list[str], scores: list[float]) -> list[tuple[str, int, int, float]]:

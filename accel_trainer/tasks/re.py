@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from accel_trainer.tasks.demo import RE_DEMO_FILES
 from accel_trainer.tasks.files import (
     LINE_KINDS,
     SEMEVAL_ID_LINE,
+    json_line,
     json_lines,
     json_object,
     line_kind,
@@ -635,7 +635,7 @@ class ReTask(Task):
                 record["error"] = (
                     f"the entities lie too far apart for --max_seq_length {source.max_seq_length}"
                 )
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json_line(record))
 
     def demo_files(self, folder: str) -> tuple[str, str]:
         train, dev = RE_DEMO_FILES

@@ -4,6 +4,7 @@ as character spans of the original text."""
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -18,7 +19,10 @@ TEXT_FORMATS = ("lines", "document")  # one document per line, or the whole file
 PUNCTUATION_ONLY = re.compile(r"^[^\w\s]+$")
 PUNCTUATION_ATTACHED = re.compile(r"^[^\w\s]+\w|\w[^\w\s]+$")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")  # Unix, Windows and old Mac line ends
-CONLL_SNIFF_LINES = 50  # lines looked at to tell a CoNLL file from plain text
+CONLL_SNIFF_LINES = 200  # lines looked at to tell a CoNLL file from plain text
+TAG_SHAPE = re.compile(r"^[BIESLU]-\S+$")  # a tag of any type, the model's or not
+JSON_TYPES = {type(None): "null", bool: "boolean", int: "number", float: "number",
+              list: "array", dict: "object"}  # fmt: skip
 
 
 def split_words(text: str, how: str) -> list[tuple[str, int, int]]:
@@ -84,29 +88,40 @@ def visible_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 def text_of_record(record: dict, where: str) -> str:
     """The `text` of a JSON lines document record."""
-    text = record.get("text")
+    if "text" not in record:
+        raise DataError(
+            f"{where} has no 'text': got keys {sorted(record)}. Give every record of a document "
+            'file a "text" string, e.g. {"text": "John lives in Oslo."}.'
+        )
+    text = record["text"]
     if not isinstance(text, str):
         raise DataError(
-            f"{where} has no string 'text': got keys {sorted(record)}. Give every record of "
-            'a document file a "text" string, e.g. {"text": "John lives in Oslo."}.'
+            f"{where} has a 'text' that is no string: got {json.dumps(text)[:60]} (a JSON "
+            f"{JSON_TYPES.get(type(text), 'value')}). Give the document as a string."
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:  # an escaped lone surrogate, "\udfff"
+        raise DataError(
+            f"{where} has a 'text' with a lone UTF-16 surrogate: got {text[error.start]!r} at "
+            f"character {error.start}. Write the character it stands for, or remove it."
+        ) from None
     return text
 
 
 def looks_like_conll(lines: Iterable[str], labels: Iterable[str]) -> bool:
-    """Whether the first non-blank lines of a file are CoNLL token lines (a token alone, or
-    a token and columns ending in one of the model's tags) rather than sentences of text."""
+    """Whether the non-blank lines of a file's start are all CoNLL token lines (a token alone,
+    or a token and columns ending in a tag: one of the model's, or any B-/I-/E-/S- tag) rather
+    than sentences of text."""
     known = set(labels) | {"O"}
     seen = 0
     for line in lines:
         columns = line.split()
         if not columns or columns[0] == "-DOCSTART-":
             continue
-        if len(columns) > 1 and columns[-1] not in known:
+        if len(columns) > 1 and columns[-1] not in known and not TAG_SHAPE.match(columns[-1]):
             return False
         seen += 1
-        if seen == CONLL_SNIFF_LINES:
-            break
     return seen > 0  # blank lines only: plain text, each blank line an empty document
 
 
