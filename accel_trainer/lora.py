@@ -14,6 +14,7 @@ from torch import nn
 
 from accel_trainer.config.groups import PEFT_INSTALL
 from accel_trainer.errors import ConfigError
+from accel_trainer.hashing import file_digest
 from accel_trainer.models import (
     auto_model_class,
     check_vocabulary,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+WEIGHT_SUFFIXES = (".safetensors", ".bin")  # a model folder's weights files
 # peft's task types, by the transformers head class's suffix: they pick peft's model class
 # (and AutoPeftModelFor... when the adapter is loaded back).
 PEFT_TASK_TYPES = {"ForTokenClassification": "TOKEN_CLS", "ForSequenceClassification": "SEQ_CLS"}
@@ -52,20 +54,28 @@ def is_peft_model(model) -> bool:
     return peft is not None and isinstance(model, peft.PeftModel)
 
 
-def adaptable_names(model) -> list[str]:
-    """The last name part of every layer LoRA can adapt, outside the head: the values
-    --lora_target_modules may take."""
+def adaptable_modules(model) -> dict[str, nn.Module]:
+    """Every layer LoRA can adapt, outside the head, by its full name."""
     head = head_modules(model)
-    names = set()
-    for name, module in model.named_modules():
-        is_conv1d = type(module).__name__ == "Conv1D"  # GPT-2's transposed linear layers
-        if (
-            name
-            and name.split(".")[0] not in head
-            and (isinstance(module, ADAPTABLE_TYPES) or is_conv1d)
-        ):
-            names.add(name.rsplit(".", 1)[-1])
-    return sorted(names)
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if name
+        and name.split(".")[0] not in head
+        # Conv1D: GPT-2's transposed linear layers
+        and (isinstance(module, ADAPTABLE_TYPES) or type(module).__name__ == "Conv1D")
+    }
+
+
+def adaptable_names(model) -> list[str]:
+    """The last name part of every layer LoRA can adapt: what --lora_target_modules lists."""
+    return sorted({name.rsplit(".", 1)[-1] for name in adaptable_modules(model)})
+
+
+def named_by(name: str, target: str) -> bool:
+    """Whether --lora_target_modules' `target` names the layer `name`, by the end of its name
+    as peft matches it: query, self.query or attention.output.dense."""
+    return name == target or name.endswith("." + target)
 
 
 def head_modules(model) -> list[str]:
@@ -98,7 +108,8 @@ def target_modules(model, requested: list[str] | None) -> list[str] | str:
                 f"adapters are named: {', '.join(available)}."
             )
         return DEFAULTS[model_type]
-    unknown = [name for name in requested if name not in available]
+    modules = adaptable_modules(model)
+    unknown = [target for target in requested if not any(named_by(n, target) for n in modules)]
     if unknown:
         raise ConfigError(
             f"--lora_target_modules names no layer of this {model_type} model that takes an "
@@ -108,6 +119,31 @@ def target_modules(model, requested: list[str] | None) -> list[str] | str:
     return list(requested)
 
 
+def layer_width(module: nn.Module) -> int:
+    """The largest useful LoRA rank for a layer: the smaller of its two dimensions."""
+    weight = getattr(module, "weight", None)
+    return min(weight.shape[:2]) if weight is not None and weight.dim() >= 2 else 0
+
+
+def check_rank(model, targets: list[str] | str, rank: int) -> None:
+    """Refuse a --lora_r above the width of a layer it adapts: a rank beyond min(in, out)
+    only adds parameters (and memory), not what the adapter can express."""
+    if isinstance(targets, str):
+        return  # a pattern: peft matches it itself
+    widths = {
+        name: layer_width(module)
+        for name, module in adaptable_modules(model).items()
+        if any(named_by(name, target) for target in targets)
+    }
+    narrowest = min((w for w in widths.values() if w > 0), default=0)
+    if narrowest and rank > narrowest:
+        raise ConfigError(
+            f"--lora_r is larger than the layers it adapts: got {rank}, and the narrowest of "
+            f"{' '.join(targets)} is {narrowest} wide. A rank above a layer's smaller dimension "
+            f"adds parameters, not capacity: use at most {narrowest} (8 to 64 is usual)."
+        )
+
+
 def apply_lora(model, tokenizer, new_tokens: list[str], options: PeftOptions):
     """`model` wrapped by peft for LoRA training: adapters on the target modules, the head and
     the embeddings of `new_tokens` (tokens the task added to the tokenizer, whose rows are
@@ -115,20 +151,25 @@ def apply_lora(model, tokenizer, new_tokens: list[str], options: PeftOptions):
     peft = require_peft("--peft lora")
     token_ids = sorted({tokenizer.convert_tokens_to_ids(token) for token in new_tokens})
     suffix = next((s for s in PEFT_TASK_TYPES if type(model).__name__.endswith(s)), None)
+    targets = target_modules(model, options.lora_target_modules)
+    check_rank(model, targets, options.lora_r)
     config = peft.LoraConfig(
         r=options.lora_r,
         lora_alpha=options.lora_alpha,
         lora_dropout=options.lora_dropout,
-        target_modules=target_modules(model, options.lora_target_modules),
+        target_modules=targets,
         modules_to_save=head_modules(model) or None,
         trainable_token_indices=token_ids or None,
         task_type=PEFT_TASK_TYPES.get(suffix),
     )
     try:
         wrapped = peft.get_peft_model(model, config)
-    except ValueError as error:  # e.g. a target of a layer type LoRA does not support
+    # e.g. a target of a layer type LoRA does not support, or an embedding layer as target
+    # where the task's new token rows train (RE markers)
+    except (ValueError, TypeError) as error:
         raise ConfigError(
-            f"--lora_target_modules cannot be adapted: got {options.lora_target_modules} "
+            f"--lora_target_modules cannot be adapted: got "
+            f"{' '.join(targets) if isinstance(targets, list) else targets} "
             f"({one_line(error)}). Name linear layers, e.g. query value."
         ) from None
     base = model.config.name_or_path
@@ -187,38 +228,51 @@ def load_adapter_folder(
     names, the adapter loaded onto it strictly (every adapter weight from the folder, every
     other weight from the base) and merged."""
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     what = f"--model_name_or_path {model_dir!r} holds a LoRA adapter only, and loading it"
     peft = require_peft(what)
-    config = peft.PeftConfig.from_pretrained(model_dir)
+    damaged = (OSError, ValueError, TypeError, KeyError, RuntimeError, SafetensorError)
+    try:
+        config = peft.PeftConfig.from_pretrained(model_dir)
+    except damaged as error:
+        raise adapter_damaged(model_dir, ADAPTER_CONFIG, error) from None
     base_path = config.base_model_name_or_path
+    check_base_unchanged(model_dir, base_path, settings.get("peft", {}).get("base_weights"))
     tokenizer = load_tokenizer(model_dir, tokenizer_options)
     model_class = auto_model_class(auto_model_class_name)
-    try:
+    try:  # the head may differ in size from the base's (another label set): it is in the adapter
         base, info = model_class.from_pretrained(
-            base_path, dtype=torch.float32, output_loading_info=True, **label_maps(labels)
+            base_path,
+            dtype=torch.float32,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
+            **label_maps(labels),
         )
     except Exception as error:  # the base moved, or is a hub name without the hub
         raise ConfigError(
             f"--model_name_or_path names a base model that cannot be loaded: got {model_dir!r}, "
             f"whose adapter was trained on {base_path!r} ({one_line(error)}). Put the base "
-            f"model back there, or set base_model_name_or_path in {ADAPTER_CONFIG}."
+            "model back there, or a link to it (ln -s NEW_PLACE OLD_PLACE)."
         ) from None
     head = tuple(f"{name}." for name in config.modules_to_save or [])
-    lacking = sorted(key for key in info["missing_keys"] if not key.startswith(head))
-    if lacking or info["mismatched_keys"]:
+    mismatched = [key[0] if isinstance(key, tuple) else key for key in info["mismatched_keys"]]
+    off = sorted(k for k in [*info["missing_keys"], *mismatched] if not k.startswith(head))
+    if off:
         raise ConfigError(
             f"--model_name_or_path names a base model that is not the one the adapter was "
             f"trained on: got {base_path!r}, which lacks (or has other-sized) "
-            f"{', '.join(map(str, [*lacking, *info['mismatched_keys']][:5]))}."
+            f"{', '.join(map(str, off[:5]))}."
         )
     if base.get_input_embeddings().num_embeddings != len(tokenizer):
         base.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # rows from the adapter
-    wrapped = peft.get_peft_model(base, config)
-    result = peft.set_peft_model_state_dict(
-        wrapped, load_file(os.path.join(model_dir, ADAPTER_WEIGHTS))
-    )
+    try:
+        wrapped = peft.get_peft_model(base, config)
+        weights = load_file(os.path.join(model_dir, ADAPTER_WEIGHTS))
+        result = peft.set_peft_model_state_dict(wrapped, weights)
+    except damaged as error:
+        raise adapter_damaged(model_dir, ADAPTER_WEIGHTS, error) from None
     not_loaded = [key for key in result.missing_keys if is_adapter_key(key)]
     if not_loaded or result.unexpected_keys:
         raise ConfigError(
@@ -230,6 +284,37 @@ def load_adapter_folder(
     model.config.accel_trainer = settings
     check_vocabulary(tokenizer, model, model_dir)
     return model, tokenizer
+
+
+def adapter_damaged(model_dir: str, name: str, error: Exception) -> ConfigError:
+    return ConfigError(
+        f"--model_name_or_path holds an adapter that cannot be read: got {model_dir!r}, whose "
+        f"{name} fails ({one_line(error)}). Give the folder that `accel-trainer train` saved, "
+        "unchanged, or train it again."
+    )
+
+
+def base_weights(base_path: str | None) -> dict[str, str] | None:
+    """The sha256 of each weights file of a local base model folder (None for a hub name): an
+    adapter records them, so that it is never merged into weights it was not trained on."""
+    if not base_path or not os.path.isdir(base_path):
+        return None
+    names = sorted(n for n in os.listdir(base_path) if n.endswith(WEIGHT_SUFFIXES))
+    return {name: file_digest(os.path.join(base_path, name)) for name in names}
+
+
+def check_base_unchanged(model_dir: str, base_path: str, recorded: dict | None) -> None:
+    """Refuse a local base whose weights are not those the adapter was trained on."""
+    now = base_weights(base_path)
+    if recorded is None or now is None or now == recorded:
+        return
+    changed = sorted(set(recorded) ^ set(now) | {n for n in recorded if now.get(n) != recorded[n]})
+    raise ConfigError(
+        f"--model_name_or_path holds an adapter whose base model has changed since training: got "
+        f"{model_dir!r}, trained on {base_path!r}, whose {', '.join(changed)} differ now. The "
+        "adapter fits only the weights it was trained on: restore that base model, or train the "
+        "adapter again."
+    )
 
 
 def is_adapter_key(key: str) -> bool:

@@ -114,7 +114,7 @@ def usage_lines(task: Task, results: dict, labels: list[str]) -> list[str]:
         "",
         'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/FOLDER")',
         f"base = {task.auto_model_class_name}.from_pretrained(",
-        f'    "{lora["base_model"]}", num_labels={len(labels)}',
+        f'    "{lora["base_model"]}", num_labels={len(labels)}, ignore_mismatched_sizes=True',
         ")",
         "base.resize_token_embeddings(len(tokenizer))",
         'model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER").merge_and_unload()',

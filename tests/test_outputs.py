@@ -318,3 +318,14 @@ def test_a_dataset_counts_the_sentences_a_conll_file_of_it_counts(tmp_path):
     dataset = NerTask().read_hub(str(tmp_path), None, "validation")
     assert dataset["tokens"] == [["John", "lives"], ["Oslo"]]
     assert dataset["line"] == [2, 4]  # the rows' places in the split, for messages
+
+
+def test_the_final_model_files_are_readable_by_others(tmp_path):
+    """Shared clusters: a model folder's files are 0644 like any saved file, not private."""
+    import stat
+
+    out = tmp_path / "demo"
+    assert main(["train", "--output_dir", str(out), "--max_train_steps", "2"]) == 0
+    modes = {name: stat.S_IMODE(os.stat(out / name).st_mode) for name in os.listdir(out)
+             if os.path.isfile(out / name)}  # fmt: skip
+    assert modes["model.safetensors"] == 0o644 and set(modes.values()) == {0o644}

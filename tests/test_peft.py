@@ -320,6 +320,10 @@ def test_resume_with_lora_reproduces_the_uninterrupted_run_bit_for_bit(small_dat
     stopped = train(small_data, out, stop_at=5, **lora)
     with pytest.raises(ConfigError, match=r"--lora_r 8 then, 4 now"):
         train(small_data, out, resume_from_checkpoint="latest", **lora, lora_r=4)
+    with pytest.raises(ConfigError, match=r"modules \(peft's default for the model\) then, \["):
+        train(
+            small_data, out, resume_from_checkpoint="latest", **lora, lora_target_modules=["query"]
+        )
     reset_accelerate()
     resumed = train(small_data, out, resume_from_checkpoint="latest", **lora)
     assert stopped.consumed + resumed.consumed == full.consumed
@@ -389,3 +393,138 @@ def test_re_with_lora_trains_the_marker_embeddings(tmp_path):
     assert (merged[marker_ids] - embeddings[marker_ids]).abs().amax(dim=1).min() > 1e-4
     metrics = evaluate_saved(out, dev, tmp_path / "eval")
     assert metrics["eval_f1"] == results["eval_f1"]
+
+
+# Found by the adversarial pass: other heads, damaged or changed folders, ranks, targets.
+
+
+def saved_base(folder, auto_class: str, labels: list[str], words_file: str, seed: int = 0) -> str:
+    """A small random BERT saved as a "pretrained" base (with a head for `labels`)."""
+    from accel_trainer.models import build_tiny_bert, build_wordpiece_tokenizer
+    from accel_trainer.tasks import NerTask
+
+    task = NerTask()
+    tokenizer = build_wordpiece_tokenizer(list(task.words(task.read(words_file, "train", "auto"))))
+    torch.manual_seed(seed)
+    build_tiny_bert(auto_class, len(tokenizer), labels, 128).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def adapter_run(small_data, tmp_path_factory):
+    """An adapter-only NER run on a base whose own head has 4 labels (the task has 9):
+    (base folder, adapter folder, the run's results)."""
+    root = tmp_path_factory.mktemp("other-head")
+    base = saved_base(root / "base", "AutoModelForSequenceClassification", list("abcd"),
+                      small_data[0])  # fmt: skip
+    out = root / "adapter"
+    results = build(small_data, out, model_name_or_path=base, save_adapter_only=True).fit()
+    reset_accelerate()
+    return base, out, results
+
+
+def test_an_adapter_on_a_base_with_another_head_loads_back(adapter_run, small_data, tmp_path):
+    _, out, results = adapter_run
+    metrics = evaluate_saved(out, small_data[1], tmp_path / "eval")
+    assert metrics["eval_loss"] == pytest.approx(results["eval_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "damage, file, reason",
+    [
+        ("delete", "adapter_model.safetensors", "No such file or directory"),
+        ("truncate", "adapter_model.safetensors", "header"),
+        ("not json", "adapter_config.json", "line 1 column 2"),
+        ("other rank", "adapter_model.safetensors", "size mismatch"),
+    ],
+)
+def test_a_damaged_adapter_folder_gets_one_line(
+    adapter_run, small_data, tmp_path, capsys, damage, file, reason
+):
+    import json
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(adapter_run[1], folder)
+    os.unlink(folder / "model_manifest.json")  # a folder copied by hand: no manifest to check
+    weights, config = folder / "adapter_model.safetensors", folder / "adapter_config.json"
+    if damage == "delete":
+        os.unlink(weights)
+    elif damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:7])
+    elif damage == "not json":
+        config.write_text("{r: 8")
+    else:
+        config.write_text(json.dumps({**read_json(config), "r": 4}))
+    argv = ["evaluate", "--model_name_or_path", str(folder), "--validation_file", small_data[1]]
+    message = run_bad([*argv, "--output_dir", str(tmp_path / "eval")], capsys)
+    assert message.startswith(
+        f"--model_name_or_path holds an adapter that cannot be read: got {str(folder)!r}, "
+        f"whose {file} fails ("
+    )
+    assert reason in message
+    assert message.endswith(
+        "Give the folder that `accel-trainer train` saved, unchanged, or train it again."
+    )
+
+
+def test_an_adapter_is_never_merged_into_a_changed_base(small_data, tmp_path, capsys):
+    base = saved_base(tmp_path / "base", "AutoModel", ["A", "B"], small_data[0])
+    out = tmp_path / "adapter"
+    build(
+        small_data, out, model_name_or_path=base, save_adapter_only=True, num_train_epochs=1
+    ).fit()
+    reset_accelerate()
+    recorded = read_json(out / "config.json")["accel_trainer"]["peft"]["base_weights"]
+    assert list(recorded) == ["model.safetensors"]
+    saved_base(tmp_path / "base", "AutoModel", ["A", "B"], small_data[0], seed=7)  # retrained
+    argv = ["evaluate", "--model_name_or_path", str(out), "--validation_file", small_data[1]]
+    assert run_bad([*argv, "--output_dir", str(tmp_path / "eval")], capsys) == (
+        f"--model_name_or_path holds an adapter whose base model has changed since training: "
+        f"got {str(out)!r}, trained on {base!r}, whose model.safetensors differ now. The adapter "
+        "fits only the weights it was trained on: restore that base model, or train the "
+        "adapter again."
+    )
+
+
+def test_lora_rank_and_targets_are_checked_against_the_layers(small_data, tmp_path, capsys):
+    from transformers import BertConfig, BertForTokenClassification
+
+    from accel_trainer.config import PeftOptions
+    from accel_trainer.lora import apply_lora
+
+    model = BertForTokenClassification(BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16,
+    ))  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        apply_lora(model, None, [], PeftOptions(peft="lora", lora_r=33))
+    assert str(error.value) == (
+        "--lora_r is larger than the layers it adapts: got 33, and the narrowest of query "
+        "value is 32 wide. A rank above a layer's smaller dimension adds parameters, not "
+        "capacity: use at most 32 (8 to 64 is usual)."
+    )
+    # A target by the end of its name: one of BERT's two kinds of dense layer.
+    options = PeftOptions(peft="lora", lora_r=4, lora_target_modules=["attention.output.dense"])
+    wrapped = apply_lora(model, None, [], options)
+    adapted = {n.rsplit(".lora_A", 1)[0] for n, _ in wrapped.named_parameters() if "lora_A" in n}
+    assert adapted == {"base_model.model.bert.encoder.layer.0.attention.output.dense"}
+    # An adapter-only folder holds no weights to train from.
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{}")
+    argv = ["train", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o")]
+    assert run_bad(argv, capsys).startswith(
+        f"--model_name_or_path holds a LoRA adapter only (adapter_config.json, no weights of "
+        f"its own): got {str(folder)!r}. Train from its base model"
+    )
+
+
+def test_re_markers_and_an_embedding_target_get_one_line(tmp_path, capsys):
+    argv = ["train", "--task", "re", "--peft", "lora", "--lora_target_modules",
+            "word_embeddings", "query", "--max_train_steps", "1", "--output_dir",
+            str(tmp_path / "re")]  # fmt: skip
+    assert run_bad(argv, capsys).startswith(
+        "--lora_target_modules cannot be adapted: got word_embeddings query ("
+    )

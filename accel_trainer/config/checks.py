@@ -146,6 +146,18 @@ def model_problems(model_name_or_path: str) -> list[str]:
     return []
 
 
+def adapter_only_problems(model_name_or_path: str) -> list[str]:
+    """Training starts from full weights: a --save_adapter_only folder has none of its own."""
+    if not os.path.isfile(os.path.join(model_name_or_path, "adapter_config.json")):
+        return []
+    return [
+        f"--model_name_or_path holds a LoRA adapter only (adapter_config.json, no weights of "
+        f"its own): got {model_name_or_path!r}. Train from its base model (its adapter_config"
+        ".json names it), or from a folder saved with merged weights (leave out "
+        "--save_adapter_only)."
+    ]
+
+
 def saved_model_problems(model_name_or_path: str, command: str) -> list[str]:
     """evaluate and predict need a trained model, not the default tiny-bert."""
     if model_name_or_path == TINY_BERT:

@@ -12,6 +12,7 @@ from accel_trainer.config.checks import (
     INTERNAL,
     TINY_BERT,
     _opt,
+    adapter_only_problems,
     blank_problem,
     choice_problems,
     data_file_problems,
@@ -153,6 +154,7 @@ class TrainConfig(FromOptions):
     def problems(self) -> list[str]:
         """Every invalid option of every group, and of options that depend on each other."""
         found = self.task_problems() + model_problems(self.model_name_or_path)
+        found += adapter_only_problems(self.model_name_or_path)
         for name in group_fields(type(self)):
             found += getattr(self, name).problems()
         found += choice_problems(self.task_options) + self.task_options.problems()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -778,7 +779,7 @@ class NerTask(Task):
                 text = " ".join(example["tokens"][first:last])
             found.append(
                 {"start": start, "end": end, "text": text, "type": entity_type,
-                 "score": round(score, 4)}
+                 "score": round(score, 4) if math.isfinite(score) else None}
             )  # fmt: skip
         return found
 

@@ -13,7 +13,7 @@ from accelerate import Accelerator
 
 from accel_trainer.checkpoint import commit_final_model
 from accel_trainer.errors import OutputError
-from accel_trainer.lora import is_peft_model, lora_summary, merged_copy
+from accel_trainer.lora import base_weights, is_peft_model, lora_summary, merged_copy
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import vocabulary_digest
 from accel_trainer.output_folder import OPTIONS_FILE
@@ -108,6 +108,7 @@ def weights_writer(accelerator: Accelerator, model, state_dict, config, task, to
             merged.save_pretrained(folder, save_function=accelerator.save)
 
         return write_merged
+    entry["peft"]["base_weights"] = base_weights(entry["peft"]["base_model"])
     trained_config = copy.deepcopy(model.get_base_model().config)
     trained_config.accel_trainer = entry
 

@@ -54,6 +54,7 @@ RESUME_INSENSITIVE = {
 }
 # Option values an earlier version saved under another name: (option, old value) -> new value.
 RENAMED_VALUES = {("loss_normalization", "tokens"): "global"}
+UNSET_MEANS = {"lora_target_modules": "(peft's default for the model)"}
 # How the global batch is split; may change on resume with --allow_topology_change.
 TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
 DESCRIBE_TOPOLOGY = "{} process(es) x per-device batch {} x accumulation {}".format
@@ -122,6 +123,14 @@ def plan_resume(
     return ResumePoint(path, saved)
 
 
+def option_value(key: str, value) -> str:
+    """An option's value as a message shows it; None is the default of options that have
+    one chosen later (peft's targets for the model's architecture)."""
+    if value is None and key in UNSET_MEANS:
+        return UNSET_MEANS[key]
+    return repr(value)
+
+
 def check_options(path: str, saved: dict, config: TrainConfig) -> None:
     """Refuse a checkpoint saved with other training options, naming each one."""
     before, now = saved.get("options"), training_options(config)
@@ -129,7 +138,7 @@ def check_options(path: str, saved: dict, config: TrainConfig) -> None:
         before = {key: RENAMED_VALUES.get((key, value), value) for key, value in before.items()}
         # Options one side does not have (added since, or another task's) are not compared.
         changed = [
-            f"--{key} {before[key]!r} then, {now[key]!r} now"
+            f"--{key} {option_value(key, before[key])} then, {option_value(key, now[key])} now"
             for key in sorted(set(before) & set(now))
             if before[key] != now[key]
         ]
