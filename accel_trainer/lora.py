@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")  # a model folder's weights files
+CHECKPOINT_WEIGHTS = "model.safetensors"  # what accelerator.save_state names the model's
 # peft's task types, by the transformers head class's suffix: they pick peft's model class
 # (and AutoPeftModelFor... when the adapter is loaded back).
 PEFT_TASK_TYPES = {"ForTokenClassification": "TOKEN_CLS", "ForSequenceClassification": "SEQ_CLS"}
@@ -205,6 +206,42 @@ def lora_summary(model, saved_as: str | None = None) -> dict:
     if saved_as is not None:
         summary["saved"] = saved_as
     return summary
+
+
+def save_trainable_weights_only(accelerator) -> None:
+    """Make the checkpoints of a LoRA run hold the weights that train (adapters, head, token
+    rows) and none of the frozen base, which the resumed run loads from --model_name_or_path
+    as the first one did: megabytes per checkpoint instead of the whole model."""
+
+    def drop_frozen(models, weights, output_dir) -> None:
+        for model, state in zip(models, weights, strict=True):
+            # by the names of the model as prepared (DDP's module. prefix) or as unwrapped
+            trainable = trainable_names(model) | trainable_names(accelerator.unwrap_model(model))
+            for key in [key for key in state if key not in trainable]:
+                del state[key]
+
+    accelerator.register_save_state_pre_hook(drop_frozen)
+
+
+def trainable_names(model) -> set[str]:
+    return {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+
+
+def load_training_state(accelerator, path: str, model) -> None:
+    """accelerator.load_state; for a LoRA model (whose checkpoints hold its trainable weights
+    only) not strictly, then checked: every trainable weight must come from the checkpoint.
+    ValueError when one does not."""
+    if not is_peft_model(accelerator.unwrap_model(model)):
+        accelerator.load_state(path)
+        return
+    from safetensors import safe_open
+
+    accelerator.load_state(path, strict=False)
+    with safe_open(os.path.join(path, CHECKPOINT_WEIGHTS), "pt") as weights:
+        saved = set(weights.keys())
+    lacking = sorted(trainable_names(accelerator.unwrap_model(model)) - saved)
+    if lacking:
+        raise ValueError(f"it lacks trained weights {', '.join(lacking[:3])}")
 
 
 def merged_copy(model):

@@ -318,6 +318,11 @@ def test_resume_with_lora_reproduces_the_uninterrupted_run_bit_for_bit(small_dat
     full = train(small_data, tmp_path / "full", **lora)
     out = tmp_path / "out"
     stopped = train(small_data, out, stop_at=5, **lora)
+    # The checkpoint holds the weights that train, not the frozen base.
+    saved_keys = set(load_file(out / "checkpoint-5" / "model.safetensors"))
+    model = stopped.accelerator.unwrap_model(stopped.model)
+    assert saved_keys == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in k for k in saved_keys) and not any("query.base" in k for k in saved_keys)
     with pytest.raises(ConfigError, match=r"--lora_r 8 then, 4 now"):
         train(small_data, out, resume_from_checkpoint="latest", **lora, lora_r=4)
     with pytest.raises(ConfigError, match=r"modules \(peft's default for the model\) then, \["):
@@ -375,6 +380,26 @@ def test_two_processes_and_accumulation_train_the_same_adapters(scaling_data, tm
         other = read_json(folder / "all_results.json")
         assert other["eval_f1"] == results["eval_f1"], name
         assert other["trainable_parameters"] == results["trainable_parameters"], name
+
+
+@pytest.mark.multiprocess
+def test_two_processes_resume_a_lora_run_from_its_small_checkpoint(small_data, tmp_path):
+    """Checkpoints hold the trainable weights only; two processes resume one to the same bits."""
+    from tests.test_multiprocess import accelerate_launch
+
+    def launch(out, *flags):
+        args = ["--train_file", small_data[0], "--validation_file", small_data[1], "--peft",
+                "lora", "--max_train_steps", "10", "--checkpointing_steps", "5",
+                "--save_total_limit", "5", "--output_dir", str(out), *flags]  # fmt: skip
+        done = accelerate_launch(args)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+    launch(tmp_path / "a")
+    checkpoint = tmp_path / "a" / "checkpoint-5"
+    assert not any("query.base_layer" in key for key in load_file(checkpoint / "model.safetensors"))
+    launch(tmp_path / "b", "--resume_from_checkpoint", str(checkpoint))
+    weights = [(tmp_path / name / "model.safetensors").read_bytes() for name in ("a", "b")]
+    assert weights[0] == weights[1]
 
 
 def test_re_with_lora_trains_the_marker_embeddings(tmp_path):

@@ -11,6 +11,7 @@ from accelerate.logging import get_logger
 
 from accel_trainer.checkpoint import checkpoint_name, read_manifest
 from accel_trainer.errors import ConfigError, InputError
+from accel_trainer.lora import load_training_state
 
 if TYPE_CHECKING:
     from accel_trainer.state import TrainState
@@ -65,7 +66,7 @@ class BestModel:
             "stopped_early": self.stopped_early(state),
         }
 
-    def load(self, accelerator: Accelerator, state: TrainState, log_history, evaluate, last):
+    def load(self, accelerator: Accelerator, model, state: TrainState, log_history, evaluate, last):
         """Put the weights of the best evaluation back into the model; return its metrics
         (from the log, else `evaluate()`); `last`: the metrics of the model as it is."""
         if state.best_step < 0:
@@ -81,7 +82,7 @@ class BestModel:
                 "without --load_best_model_at_end to save the last model."
             )
         # Loads optimizer, scheduler and RNG too: harmless, training is over.
-        accelerator.load_state(path)
+        load_training_state(accelerator, path, model)
         logger.info(
             "loaded the best model (%s %s at step %d) from %s",
             self.metric,

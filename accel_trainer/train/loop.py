@@ -17,7 +17,13 @@ from tqdm.auto import tqdm
 from accel_trainer.checkpoint import restore_rng
 from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError, Diverged, PeerLost, Preempted, first_line
-from accel_trainer.lora import apply_lora, is_peft_model, lora_summary, parameter_counts
+from accel_trainer.lora import (
+    apply_lora,
+    is_peft_model,
+    lora_summary,
+    parameter_counts,
+    save_trainable_weights_only,
+)
 from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
 from accel_trainer.output_folder import OutputLock, check_output_dir, mark_output_dir
 from accel_trainer.runtime import (
@@ -120,6 +126,8 @@ class AccelerateTrainer:
         train_loader = self.batches.loader if self.batches else None
         if config.peft.uses_lora and not is_peft_model(model):  # a model of the caller's
             model = apply_lora(model, tokenizer, task.new_tokens(), config.peft)
+        if is_peft_model(model):
+            save_trainable_weights_only(self.accelerator)
         if config.compute.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         self.layout, self.layout_reason = choose_layout(
@@ -346,7 +354,7 @@ class AccelerateTrainer:
                 self._topology(),
             )
             self.state, self._rng_to_restore = restore(
-                self.accelerator, self.resume_point, position, self.config.runtime.seed
+                self.accelerator, self.model, self.resume_point, position, self.config.runtime.seed
             )
             self.checkpointer.last_step = self.state.step
         self.checkpointer.start(replace_earlier=not resumed and self.config.overwrite_output_dir)
@@ -545,7 +553,7 @@ class AccelerateTrainer:
             metrics = self.evaluate()  # evaluated before the checkpoint this run resumed
         if self.best.load_at_end:
             metrics = self.best.load(
-                self.accelerator, self.state, self.log_history, self.evaluate, metrics
+                self.accelerator, self.model, self.state, self.log_history, self.evaluate, metrics
             )
         return metrics
 

@@ -16,6 +16,7 @@ from accelerate.utils import load
 from accel_trainer.checkpoint import capture_rng, load_manifest, load_trainer_state, resolve_resume
 from accel_trainer.errors import ConfigError, first_line
 from accel_trainer.hashing import json_digest
+from accel_trainer.lora import load_training_state
 from accel_trainer.runtime import on_main_then_share, seed_everything
 from accel_trainer.state import TrainState
 
@@ -260,14 +261,14 @@ class Position:
     topology: tuple[int, int, int]  # processes, per-device batch, accumulation
 
 
-def restore(accelerator: Accelerator, point: ResumePoint, position: Position, seed: int):
-    """Load the checkpoint into the prepared model, optimizer and scheduler; return its
+def restore(accelerator: Accelerator, model, point: ResumePoint, position: Position, seed: int):
+    """Load the checkpoint into the prepared `model`, optimizer and scheduler; return its
     TrainState moved to this run's topology, and the RNG state the next batch must see (None
     when the data iterator may draw first)."""
     path, saved = point.path, point.saved
     has_rng = load_rng_state(path, accelerator.process_index) is not None
     try:
-        accelerator.load_state(path)
+        load_training_state(accelerator, path, model)
     except (RuntimeError, ValueError, KeyError, OSError) as error:
         raise ConfigError(
             f"--resume_from_checkpoint {path} does not fit this model: "
