@@ -15,7 +15,7 @@ from accel_trainer.config import TrainConfig, validate
 from accel_trainer.errors import ConfigError
 from accel_trainer.hashing import file_digest
 from accel_trainer.hub import check_dataset_access, model_access
-from accel_trainer.lora import apply_lora, is_adapter_folder, load_adapter_folder
+from accel_trainer.lora import apply_lora, base_weights, is_adapter_folder, load_adapter_folder
 from accel_trainer.models import (
     build_tiny_bert,
     build_wordpiece_tokenizer,
@@ -107,6 +107,8 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
     check_metric_name(config, task, labels)
     task.learn_from_training_data(train_raw)
     identity = {"labels": labels, "data files": data_digests(config.data)}
+    if config.peft.uses_lora:  # its checkpoints hold no frozen weights: the base must not change
+        identity["base model weights"] = base_weights(config.model_name_or_path)
     check_same_on_every_process(accelerator, {"options": config.to_dict(), **identity})
     # Before the heavy work: a second run on the same folder stops here.
     output_lock = OutputLock(output_dir, accelerator.is_main_process)

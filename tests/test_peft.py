@@ -553,3 +553,14 @@ def test_re_markers_and_an_embedding_target_get_one_line(tmp_path, capsys):
     assert run_bad(argv, capsys).startswith(
         "--lora_target_modules cannot be adapted: got word_embeddings query ("
     )
+
+
+def test_a_lora_run_does_not_resume_on_a_changed_base(small_data, tmp_path):
+    from tests.test_checkpoint import train
+
+    base = saved_base(tmp_path / "base", "AutoModel", ["A", "B"], small_data[0])
+    lora = {"peft": "lora", "model_name_or_path": base}
+    train(small_data, tmp_path / "out", stop_at=2, **lora)
+    saved_base(tmp_path / "base", "AutoModel", ["A", "B"], small_data[0], seed=7)
+    with pytest.raises(ConfigError, match=r"other data: base model weights \{'model.safetensors"):
+        train(small_data, tmp_path / "out", resume_from_checkpoint="latest", **lora)
