@@ -239,14 +239,18 @@ def test_the_log_says_how_a_file_is_read(tmp_path, caplog):
         "Pass --data_format text to read every line as a document of its own.")  # fmt: skip
 
 
-def test_invisible_characters_stay_out_of_entity_edges(tmp_path):
-    """A zero-width space or a control character glued to a word is not part of the entity."""
+def read_text(tmp_path, text: str):
+    """A one-line plain-text file of `text`, read for prediction: (task, source, raw)."""
     path = tmp_path / "notes.txt"
-    text = "Visit \u200bOslo\u200b\x07 now"
     path.write_text(text + "\n")
     task = NerTask()
     source = PredictionInput(str(path), "text", 128)
-    raw = task.read_for_prediction(source)
+    return task, source, task.read_for_prediction(source)
+
+
+def test_invisible_characters_stay_out_of_entity_edges(tmp_path):
+    """A zero-width space or a control character glued to a word is not part of the entity."""
+    task, source, raw = read_text(tmp_path, "Visit \u200bOslo\u200b\x07 now")
     assert raw["tokens"] == [["Visit", "\u200bOslo\u200b\x07", "now"]]
     (record,) = map(json.loads, written(task, raw, fake_rows(raw, [["O", "B-LOC", "O"]], ID2LABEL),
                                         ID2LABEL, source).splitlines())  # fmt: skip
@@ -540,12 +544,8 @@ def test_replaced_fields_of_the_input_are_warned_of(tmp_path, caplog):
 def test_output_records_stay_one_line_whatever_the_text(tmp_path):
     """U+2028, U+2029 and NEL are line breaks to str.splitlines: they are escaped in the
     output, which still reads back to the same text."""
-    path = tmp_path / "notes.txt"
     text = "Anna\u2028Berg\x85in\u2029Oslo"
-    path.write_text(text + "\n")
-    task = NerTask()
-    source = PredictionInput(str(path), "text", 128)
-    raw = task.read_for_prediction(source)
+    task, source, raw = read_text(tmp_path, text)
     output = written(task, raw, fake_rows(raw, [["O"] * 4], ID2LABEL), ID2LABEL, source)
     assert len(output.splitlines()) == 1 and json.loads(output)["text"] == text
 
