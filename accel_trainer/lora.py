@@ -131,12 +131,12 @@ def check_rank(model, targets: list[str] | str, rank: int) -> None:
     only adds parameters (and memory), not what the adapter can express."""
     if isinstance(targets, str):
         return  # a pattern: peft matches it itself
-    widths = {
-        name: layer_width(module)
+    widths = [
+        layer_width(module)
         for name, module in adaptable_modules(model).items()
         if any(named_by(name, target) for target in targets)
-    }
-    narrowest = min((w for w in widths.values() if w > 0), default=0)
+    ]
+    narrowest = min((width for width in widths if width > 0), default=0)
     if narrowest and rank > narrowest:
         raise ConfigError(
             f"--lora_r is larger than the layers it adapts: got {rank}, and the narrowest of "

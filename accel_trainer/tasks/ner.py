@@ -729,7 +729,7 @@ class NerTask(Task):
         indices into tokens, end exclusive)."""
         tokens = raw["tokens"]
         tags, scores = self.assemble_words(rows, [len(words) for words in tokens], id2label)
-        kind = self.input_kind  # as read_for_prediction read it
+        kind = self.input_kind or self.prediction_input(source)  # as read_for_prediction read it
         is_text = kind in ("text", "jsonl-text")
         output = source.output_format
         if output == "auto":
