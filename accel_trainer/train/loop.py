@@ -525,7 +525,9 @@ class AccelerateTrainer:
             self.run_log.add_totals(self.state, self.step_runner.take_totals())
             self.state.log_records = len(self.log_history)
             model = self.accelerator.unwrap_model(self.model)
-            estimate = 3 * sum(p.numel() * 4 for p in model.parameters())  # weights + AdamW
+            trainable, total = parameter_counts(model)
+            saved = trainable if is_peft_model(model) else total  # LoRA saves no frozen weights
+            estimate = 4 * (saved + 2 * trainable)  # fp32 weights and AdamW's two moments
             best = {self.best.checkpoint_path(self.state)}
             path = self.checkpointer.save(self.state, protect=best, estimate=estimate)
         self.observers.notify("on_checkpoint", self, path)
