@@ -38,6 +38,14 @@ def checkpoint_name(step: int) -> str:
 BOOKKEEPING = (MANIFEST, TEMP_MARKER)  # at the top of a folder, never listed in its manifest
 
 
+def new_file_mode() -> int:
+    """The mode open() gives a new file under this process's umask (0644 under the usual 022):
+    what a file written through a private temporary file is given once whole."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def folder_files(folder: str) -> list[str]:
     """Every file (and link) below `folder`, relative to it, sorted; not the bookkeeping."""
     return sorted(
@@ -371,7 +379,7 @@ def write_atomically(path: str, text: str) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(partial, 0o644)
+        os.chmod(partial, new_file_mode())
         os.replace(partial, path)
     except OSError as error:
         if partial is not None and os.path.lexists(partial):
@@ -542,7 +550,7 @@ def commit_final_model(output_dir: str, write, step: int, estimate: int = 0) -> 
         for name in folder_files(temporary):  # some writers make private temporary files
             path = os.path.join(temporary, name)
             if os.path.isfile(path) and not os.path.islink(path):
-                os.chmod(path, 0o644)
+                os.chmod(path, new_file_mode())
         files = {
             name: {"size": os.path.getsize(path), "sha256": file_digest(path)}
             for name in folder_files(temporary)

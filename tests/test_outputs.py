@@ -321,11 +321,12 @@ def test_a_dataset_counts_the_sentences_a_conll_file_of_it_counts(tmp_path):
 
 
 def test_the_final_model_files_are_readable_by_others(tmp_path):
-    """Shared clusters: a model folder's files are 0644 like any saved file, not private."""
+    """Shared clusters: the weights get the mode of every other file (0644 under the usual
+    umask), not the 0600 of the private temporary file they were written to."""
     import stat
 
     out = tmp_path / "demo"
     assert main(["train", "--output_dir", str(out), "--max_train_steps", "2"]) == 0
     modes = {name: stat.S_IMODE(os.stat(out / name).st_mode) for name in os.listdir(out)
-             if os.path.isfile(out / name)}  # fmt: skip
-    assert modes["model.safetensors"] == 0o644 and set(modes.values()) == {0o644}
+             if os.path.isfile(out / name) and not name.startswith(".")}  # fmt: skip
+    assert "model.safetensors" in modes and len(set(modes.values())) == 1, modes  # one mode
