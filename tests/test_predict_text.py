@@ -463,6 +463,8 @@ def test_conll_with_tags_the_model_lacks_is_still_conll(tmp_path):
     path.write_text("EU\tB-MISC\nrejects\tO\n")
     source = PredictionInput(str(path), "auto", 128, labels=("B-PER", "I-PER"))
     assert NerTask().prediction_input(source) == "conll"
+    path.write_text("Please send an E-mail\n")  # a word, not a tag
+    assert NerTask().prediction_input(source) == "text"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,8 @@ PUNCTUATION_ONLY = re.compile(r"^[^\w\s]+$")
 PUNCTUATION_ATTACHED = re.compile(r"^[^\w\s]+\w|\w[^\w\s]+$")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")  # Unix, Windows and old Mac line ends
 CONLL_SNIFF_LINES = 200  # lines looked at to tell a CoNLL file from plain text
-TAG_SHAPE = re.compile(r"^[BIESLU]-\S+$")  # a tag of any type, the model's or not
+# A tag of a type the model may not have: B-MISC, S-Chemical (not a word like E-mail).
+TAG_SHAPE = re.compile(r"^[BIESLU]-[A-Z]\S*$")
 JSON_TYPES = {type(None): "null", bool: "boolean", int: "number", float: "number",
               list: "array", dict: "object"}  # fmt: skip
 
