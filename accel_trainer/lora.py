@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-WEIGHT_SUFFIXES = (".safetensors", ".bin")  # a model folder's weights files
+# What a base folder computes with: its config and weights (sharded or not), not the
+# training_args.bin or other files a folder may also hold.
+BASE_FILES = re.compile(r"^(config\.json|(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin))$")
 CHECKPOINT_WEIGHTS = "model.safetensors"  # what accelerator.save_state names the model's
 # peft's task types, by the transformers head class's suffix: they pick peft's model class
 # (and AutoPeftModelFor... when the adapter is loaded back).
@@ -239,9 +242,12 @@ def load_training_state(accelerator, path: str, model) -> None:
     accelerator.load_state(path, strict=False)
     with safe_open(os.path.join(path, CHECKPOINT_WEIGHTS), "pt") as weights:
         saved = set(weights.keys())
-    lacking = sorted(trainable_names(accelerator.unwrap_model(model)) - saved)
+    trainable = trainable_names(accelerator.unwrap_model(model))
+    lacking, extra = sorted(trainable - saved), sorted(saved - trainable)
     if lacking:
         raise ValueError(f"it lacks trained weights {', '.join(lacking[:3])}")
+    if extra:  # loaded over frozen weights, they would change the base silently
+        raise ValueError(f"it holds weights this run does not train: {', '.join(extra[:3])}")
 
 
 def merged_copy(model):
@@ -331,13 +337,41 @@ def adapter_damaged(model_dir: str, name: str, error: Exception) -> ConfigError:
     )
 
 
-def base_weights(base_path: str | None) -> dict[str, str] | None:
-    """The sha256 of each weights file of a local base model folder (None for a hub name): an
-    adapter records them, so that it is never merged into weights it was not trained on."""
-    if not base_path or not os.path.isdir(base_path):
+def base_weights(base: str | None) -> dict[str, str] | None:
+    """The sha256 of the files of a base model that shape what it computes (config.json and
+    the weights, sharded or not) in its local folder or, for a hub name, its cached snapshot;
+    None when there is neither. An adapter, and a LoRA run's identity, record them: LoRA's
+    checkpoints and adapter folders hold no base weights, so the base must not change."""
+    folder = local_snapshot(base)
+    if folder is None:
         return None
-    names = sorted(n for n in os.listdir(base_path) if n.endswith(WEIGHT_SUFFIXES))
-    return {name: file_digest(os.path.join(base_path, name)) for name in names}
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not BASE_FILES.match(name) or not os.path.isfile(path):
+            continue
+        try:
+            found[name] = file_digest(path)
+        except OSError as error:
+            raise ConfigError(
+                f"--model_name_or_path has a file that cannot be read: got {path!r} "
+                f"({error.strerror}). Check its permissions."
+            ) from None
+    return found
+
+
+def local_snapshot(base: str | None) -> str | None:
+    """A base model's folder: the path itself, or the hub cache's snapshot of the name."""
+    if not base:
+        return None
+    if os.path.isdir(base):
+        return base
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(base, local_files_only=True)
+    except Exception:  # not a hub name, or not in the cache
+        return None
 
 
 def check_base_unchanged(model_dir: str, base_path: str, recorded: dict | None) -> None:

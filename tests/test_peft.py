@@ -502,7 +502,7 @@ def test_an_adapter_is_never_merged_into_a_changed_base(small_data, tmp_path, ca
     ).fit()
     reset_accelerate()
     recorded = read_json(out / "config.json")["accel_trainer"]["peft"]["base_weights"]
-    assert list(recorded) == ["model.safetensors"]
+    assert list(recorded) == ["config.json", "model.safetensors"]
     saved_base(tmp_path / "base", "AutoModel", ["A", "B"], small_data[0], seed=7)  # retrained
     argv = ["evaluate", "--model_name_or_path", str(out), "--validation_file", small_data[1]]
     assert run_bad([*argv, "--output_dir", str(tmp_path / "eval")], capsys) == (
@@ -562,5 +562,24 @@ def test_a_lora_run_does_not_resume_on_a_changed_base(small_data, tmp_path):
     lora = {"peft": "lora", "model_name_or_path": base}
     train(small_data, tmp_path / "out", stop_at=2, **lora)
     saved_base(tmp_path / "base", "AutoModel", ["A", "B"], small_data[0], seed=7)
-    with pytest.raises(ConfigError, match=r"other data: base model weights \{'model.safetensors"):
+    with pytest.raises(ConfigError, match=r"other data: base model weights \{'config.json"):
         train(small_data, tmp_path / "out", resume_from_checkpoint="latest", **lora)
+
+
+def test_the_base_fingerprint_is_what_the_base_computes_with(tmp_path):
+    """config.json and the weights (sharded or not); not a training_args.bin, a folder named
+    like weights, a dangling link or a pipe (which would hang a reader)."""
+    from accel_trainer.lora import base_weights
+
+    (tmp_path / "config.json").write_text("{}")
+    for name in ("model-00001-of-00002.safetensors", "pytorch_model.bin", "training_args.bin"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.bin").mkdir()
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling.safetensors")
+    os.mkfifo(tmp_path / "model.safetensors")
+    assert sorted(base_weights(str(tmp_path))) == [
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "pytorch_model.bin",
+    ]
+    assert base_weights("no/such-model-in-the-cache") is None

@@ -12,6 +12,7 @@ from accelerate.logging import get_logger
 from accel_trainer.checkpoint import checkpoint_name, read_manifest
 from accel_trainer.errors import ConfigError, InputError
 from accel_trainer.lora import load_training_state
+from accel_trainer.models import one_line
 
 if TYPE_CHECKING:
     from accel_trainer.state import TrainState
@@ -75,14 +76,22 @@ class BestModel:
         if state.best_step == state.step:
             return last
         path = self.checkpoint_path(state)
-        if read_manifest(path) is None:
+        if read_manifest(path, verify_checksums=True) is None:
             raise InputError(
                 f"--load_best_model_at_end: the best checkpoint {path} (step {state.best_step}) "
-                "is missing or torn. The last committed checkpoint is intact; resume from it "
-                "without --load_best_model_at_end to save the last model."
+                "is missing, torn or altered. The last committed checkpoint is intact; resume "
+                "from it without --load_best_model_at_end to save the last model."
             )
         # Loads optimizer, scheduler and RNG too: harmless, training is over.
-        load_training_state(accelerator, path, model)
+        try:
+            load_training_state(accelerator, path, model)
+        except (RuntimeError, ValueError, KeyError, OSError) as error:
+            raise InputError(
+                f"--load_best_model_at_end: the best checkpoint {path} (step {state.best_step}) "
+                f"does not fit this model ({one_line(error)}). The last committed checkpoint "
+                "is intact; resume from it without --load_best_model_at_end to save the last "
+                "model."
+            ) from None
         logger.info(
             "loaded the best model (%s %s at step %d) from %s",
             self.metric,

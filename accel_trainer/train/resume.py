@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import load
+from safetensors import SafetensorError
 
 from accel_trainer.checkpoint import capture_rng, load_manifest, load_trainer_state, resolve_resume
 from accel_trainer.errors import ConfigError, first_line
@@ -169,8 +170,8 @@ def check_identity(path: str, saved: dict, identity: dict) -> None:
     if changed:
         raise ConfigError(
             f"--resume_from_checkpoint {path} was saved by a run on other data: "
-            f"{'; '.join(changed)}. Resume with the data of that run, or start a new run in "
-            "another --output_dir."
+            f"{'; '.join(changed)}. Resume with the data (and LoRA's base model) of that run, or "
+            "start a new run in another --output_dir."
         )
 
 
@@ -269,7 +270,7 @@ def restore(accelerator: Accelerator, model, point: ResumePoint, position: Posit
     has_rng = load_rng_state(path, accelerator.process_index) is not None
     try:
         load_training_state(accelerator, path, model)
-    except (RuntimeError, ValueError, KeyError, OSError) as error:
+    except (RuntimeError, ValueError, KeyError, OSError, SafetensorError) as error:
         raise ConfigError(
             f"--resume_from_checkpoint {path} does not fit this model: "
             f"{state_dict_problem(error)}. Resume with the model and data of that run."
