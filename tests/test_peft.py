@@ -583,3 +583,24 @@ def test_the_base_fingerprint_is_what_the_base_computes_with(tmp_path):
         "pytorch_model.bin",
     ]
     assert base_weights("no/such-model-in-the-cache") is None
+
+
+def test_a_hub_named_base_is_fingerprinted_by_its_cached_snapshot(tmp_path):
+    """A new revision in the cache (refs/main moved) is another base: other digests."""
+    repo = tmp_path / "cache" / "models--someone--tiny"
+    for revision, weights in (("1" * 40, b"first"), ("2" * 40, b"second")):
+        snapshot = repo / "snapshots" / revision
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text("{}")
+        (snapshot / "model.safetensors").write_bytes(weights)
+    (repo / "refs").mkdir()
+    code = "from accel_trainer.lora import base_weights; print(base_weights('someone/tiny'))"
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    digests = []
+    for revision in ("1" * 40, "2" * 40):
+        (repo / "refs" / "main").write_text(revision)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, cwd=REPO_ROOT, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        digests.append(done.stdout.strip())
+    assert "model.safetensors" in digests[0] and digests[0] != digests[1]
