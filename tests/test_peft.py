@@ -604,3 +604,14 @@ def test_a_hub_named_base_is_fingerprinted_by_its_cached_snapshot(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         digests.append(done.stdout.strip())
     assert "model.safetensors" in digests[0] and digests[0] != digests[1]
+
+
+def test_the_same_base_spelled_another_way_resumes(small_data, tmp_path):
+    from tests.test_checkpoint import train
+
+    base = saved_base(tmp_path / "base", "AutoModel", ["A", "B"], small_data[0])
+    os.symlink(base, tmp_path / "link")
+    train(small_data, tmp_path / "out", stop_at=2, peft="lora", model_name_or_path=base)
+    resumed = train(small_data, tmp_path / "out", resume_from_checkpoint="latest", peft="lora",
+                    model_name_or_path=str(tmp_path / "link") + "/")  # fmt: skip
+    assert resumed.results["global_step"] > 2

@@ -133,6 +133,16 @@ def option_value(key: str, value) -> str:
     return repr(value)
 
 
+def same_option(key: str, before, now) -> bool:
+    """Equal values; for the model, also one folder spelled two ways (a trailing slash, a
+    relative and an absolute path, a link to it)."""
+    if before == now:
+        return True
+    if key != "model_name_or_path" or not isinstance(before, str) or not isinstance(now, str):
+        return False
+    return os.path.isdir(before) and os.path.isdir(now) and os.path.samefile(before, now)
+
+
 def check_options(path: str, saved: dict, config: TrainConfig) -> None:
     """Refuse a checkpoint saved with other training options, naming each one."""
     before, now = saved.get("options"), training_options(config)
@@ -142,7 +152,7 @@ def check_options(path: str, saved: dict, config: TrainConfig) -> None:
         changed = [
             f"--{key} {option_value(key, before[key])} then, {option_value(key, now[key])} now"
             for key in sorted(set(before) & set(now))
-            if before[key] != now[key]
+            if not same_option(key, before[key], now[key])
         ]
     elif saved.get("config_hash") != options_hash(config):
         # A checkpoint from before options were recorded: only their hash is known.
