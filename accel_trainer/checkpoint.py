@@ -547,10 +547,11 @@ def commit_final_model(output_dir: str, write, step: int, estimate: int = 0) -> 
     def prepare() -> None:
         make_temporary(temporary)
         write(temporary)
-        for name in folder_files(temporary):  # some writers make private temporary files
+        mode = new_file_mode()  # some writers make private temporary files
+        for name in folder_files(temporary):
             path = os.path.join(temporary, name)
             if os.path.isfile(path) and not os.path.islink(path):
-                os.chmod(path, new_file_mode())
+                os.chmod(path, mode)
         files = {
             name: {"size": os.path.getsize(path), "sha256": file_digest(path)}
             for name in folder_files(temporary)

@@ -11,6 +11,7 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
+from safetensors import SafetensorError
 from torch import nn
 
 from accel_trainer.config.groups import PEFT_INSTALL
@@ -34,6 +35,8 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # training_args.bin or other files a folder may also hold.
 BASE_FILES = re.compile(r"^(config\.json|(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin))$")
 CHECKPOINT_WEIGHTS = "model.safetensors"  # what accelerator.save_state names the model's
+# What loading weights raises for a file that is damaged or does not fit the model.
+LOAD_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError, SafetensorError)
 # peft's task types, by the transformers head class's suffix: they pick peft's model class
 # (and AutoPeftModelFor... when the adapter is loaded back).
 PEFT_TASK_TYPES = {"ForTokenClassification": "TOKEN_CLS", "ForSequenceClassification": "SEQ_CLS"}
@@ -271,15 +274,13 @@ def load_adapter_folder(
     names, the adapter loaded onto it strictly (every adapter weight from the folder, every
     other weight from the base) and merged."""
     import torch
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     what = f"--model_name_or_path {model_dir!r} holds a LoRA adapter only, and loading it"
     peft = require_peft(what)
-    damaged = (OSError, ValueError, TypeError, KeyError, RuntimeError, SafetensorError)
     try:
         config = peft.PeftConfig.from_pretrained(model_dir)
-    except damaged as error:
+    except LOAD_ERRORS as error:
         raise adapter_damaged(model_dir, ADAPTER_CONFIG, error) from None
     base_path = config.base_model_name_or_path
     check_base_unchanged(model_dir, base_path, settings.get("peft", {}).get("base_weights"))
@@ -314,7 +315,7 @@ def load_adapter_folder(
         wrapped = peft.get_peft_model(base, config)
         weights = load_file(os.path.join(model_dir, ADAPTER_WEIGHTS))
         result = peft.set_peft_model_state_dict(wrapped, weights)
-    except damaged as error:
+    except LOAD_ERRORS as error:
         raise adapter_damaged(model_dir, ADAPTER_WEIGHTS, error) from None
     not_loaded = [key for key in result.missing_keys if is_adapter_key(key)]
     if not_loaded or result.unexpected_keys:

@@ -11,7 +11,7 @@ from accelerate.logging import get_logger
 
 from accel_trainer.checkpoint import checkpoint_name, read_manifest
 from accel_trainer.errors import ConfigError, InputError
-from accel_trainer.lora import load_training_state
+from accel_trainer.lora import LOAD_ERRORS, load_training_state
 from accel_trainer.models import one_line
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class BestModel:
         # Loads optimizer, scheduler and RNG too: harmless, training is over.
         try:
             load_training_state(accelerator, path, model)
-        except (RuntimeError, ValueError, KeyError, OSError) as error:
+        except LOAD_ERRORS as error:
             raise InputError(
                 f"--load_best_model_at_end: the best checkpoint {path} (step {state.best_step}) "
                 f"does not fit this model ({one_line(error)}). The last committed checkpoint "

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import load
-from safetensors import SafetensorError
 
 from accel_trainer.checkpoint import capture_rng, load_manifest, load_trainer_state, resolve_resume
 from accel_trainer.errors import ConfigError, first_line
 from accel_trainer.hashing import json_digest
-from accel_trainer.lora import load_training_state
+from accel_trainer.lora import LOAD_ERRORS, load_training_state
 from accel_trainer.runtime import on_main_then_share, seed_everything
 from accel_trainer.state import TrainState
 
@@ -280,7 +279,7 @@ def restore(accelerator: Accelerator, model, point: ResumePoint, position: Posit
     has_rng = load_rng_state(path, accelerator.process_index) is not None
     try:
         load_training_state(accelerator, path, model)
-    except (RuntimeError, ValueError, KeyError, OSError, SafetensorError) as error:
+    except LOAD_ERRORS as error:
         raise ConfigError(
             f"--resume_from_checkpoint {path} does not fit this model: "
             f"{state_dict_problem(error)}. Resume with the model and data of that run."
