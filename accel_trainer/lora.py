@@ -217,9 +217,12 @@ def lora_summary(model, saved_as: str | None = None) -> dict:
 def save_trainable_weights_only(accelerator) -> None:
     """Make the checkpoints of a LoRA run hold the weights that train (adapters, head, token
     rows) and none of the frozen base, which the resumed run loads from --model_name_or_path
-    as the first one did: megabytes per checkpoint instead of the whole model."""
+    as the first one did: megabytes per checkpoint instead of the whole model. (Sharded runs
+    write their shards themselves, frozen ones included: no weights reach this hook.)"""
 
     def drop_frozen(models, weights, output_dir) -> None:
+        if not weights:
+            return
         for model, state in zip(models, weights, strict=True):
             # by the names of the model as prepared (DDP's module. prefix) or as unwrapped
             trainable = trainable_names(model) | trainable_names(accelerator.unwrap_model(model))
@@ -237,7 +240,8 @@ def load_training_state(accelerator, path: str, model) -> None:
     """accelerator.load_state; for a LoRA model (whose checkpoints hold its trainable weights
     only) not strictly, then checked: every trainable weight must come from the checkpoint.
     ValueError when one does not."""
-    if not is_peft_model(accelerator.unwrap_model(model)):
+    sharded = not os.path.exists(os.path.join(path, CHECKPOINT_WEIGHTS))  # every weight's shard
+    if sharded or not is_peft_model(accelerator.unwrap_model(model)):
         accelerator.load_state(path)
         return
     from safetensors import safe_open
@@ -253,10 +257,18 @@ def load_training_state(accelerator, path: str, model) -> None:
         raise ValueError(f"it holds weights this run does not train: {', '.join(extra[:3])}")
 
 
-def merged_copy(model):
-    """A plain transformers model with the adapters merged into its weights (a copy: the
-    trained peft model stays as it is), which loads without peft."""
-    return copy.deepcopy(model).merge_and_unload()
+def merged_copy(model, state_dict: dict):
+    """A plain transformers model with the adapters merged into its weights, which loads
+    without peft: a new, unsharded peft model of the same class and adapter config, given the
+    trained model's full `state_dict` (under FSDP its parameters are shards: no deepcopy)."""
+    from peft import get_peft_model
+
+    base = model.get_base_model()
+    plain_class = next(c for c in type(base).__mro__ if "FSDP" not in c.__name__)
+    adapter = model.peft_config[model.active_adapter]
+    plain = get_peft_model(plain_class(copy.deepcopy(base.config)), copy.deepcopy(adapter))
+    plain.load_state_dict(state_dict)
+    return plain.merge_and_unload()
 
 
 def is_adapter_folder(model_dir: str) -> bool:

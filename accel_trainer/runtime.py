@@ -67,15 +67,97 @@ def create_accelerator(
             ) from None
         raise ConfigError(f"Accelerate refused the settings: {error}") from None
     check_world_size(accelerator)
-    sharding = [name for name in ("FSDP", "DEEPSPEED") if env_flag(f"ACCELERATE_USE_{name}")]
-    if sharding and accelerator.distributed_type.value not in sharding:
-        logger.warning(
-            "the accelerate config asks for %s, which needs GPUs: running plain data parallel "
-            "(%s) on the CPU instead",
-            sharding[0],
-            accelerator.distributed_type.value,
+    if use_cpu and accelerator.mixed_precision == "fp16":
+        raise ConfigError(
+            "--mixed_precision fp16 does not run on the CPU: Accelerate would compute in "
+            "float32 while calling it fp16 (it has no CPU gradient scaler). Use --mixed_precision "
+            "bf16 or no (the accelerate config's mixed_precision counts too)."
         )
+    if use_cpu and env_flag("ACCELERATE_USE_FSDP"):
+        shard_on_cpu(accelerator)
     return accelerator
+
+
+# The Accelerate versions whose state shard_on_cpu was checked to switch to FSDP.
+FSDP_ON_CPU_ACCELERATE = ("1.16", "1.17")
+
+
+def shard_on_cpu(accelerator: Accelerator) -> None:
+    """Run Accelerate's own FSDP2 path on CPU processes (gloo): Accelerate picks FSDP only for
+    GPU-like devices and would silently give plain data parallel. Everything after this is
+    Accelerate's FSDP code, as on GPUs."""
+    import accelerate
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+    from packaging.version import Version
+
+    low, high = FSDP_ON_CPU_ACCELERATE
+    if not Version(low) <= Version(accelerate.__version__) < Version(high):
+        raise ConfigError(
+            f"FSDP on CPU processes is known to work with accelerate >={low},<{high}: got "
+            f"accelerate {accelerate.__version__}. Install a version in that range, or run "
+            "FSDP on GPUs."
+        )
+    plugin = FullyShardedDataParallelPlugin()  # from the launcher's FSDP_* settings
+    if plugin.fsdp_version != 2:
+        raise ConfigError(
+            f"fsdp_version {plugin.fsdp_version} on CPU: only FSDP2 runs on CPU processes. Set "
+            "fsdp_version: 2 in the accelerate config (accelerate_configs/fsdp.yaml does)."
+        )
+    if accelerator.mixed_precision != "no":
+        plugin.set_mixed_precision(accelerator.mixed_precision)
+    state = AcceleratorState()
+    state.fsdp_plugin = plugin
+    state.distributed_type = DistributedType.FSDP
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    logger.info("FSDP2 runs on %d CPU process(es) (gloo)", accelerator.num_processes)
+
+
+def sharding(accelerator: Accelerator) -> str:
+    """How the processes split the model and optimizer, as results and checkpoints record it:
+    "none" (each holds them whole), "FSDP2 FULL_SHARD" (parameters resharded after forward),
+    "FSDP2 SHARD_GRAD_OP", "FSDP1 ..." or "DeepSpeed ZeRO-<stage>"."""
+    kind = accelerator.distributed_type.value
+    if kind == "FSDP":
+        plugin = accelerator.state.fsdp_plugin
+        if plugin.fsdp_version == 2:
+            strategy = "FULL_SHARD" if plugin.reshard_after_forward else "SHARD_GRAD_OP"
+        else:
+            strategy = plugin.sharding_strategy.name
+        return f"FSDP{plugin.fsdp_version} {strategy}"
+    if kind == "DEEPSPEED":
+        return f"DeepSpeed ZeRO-{accelerator.state.deepspeed_plugin.zero_stage}"
+    return "none"
+
+
+def checkpoint_layout(sharding_name: str) -> str:
+    """What a checkpoint's files look like under `sharding_name`: FSDP2 writes the same
+    sharded files whether or not it reshards after forward."""
+    return "FSDP2" if sharding_name.startswith("FSDP2") else sharding_name
+
+
+def fit_sharding_to_model(accelerator: Accelerator, model) -> None:
+    """Under FSDP2 with the transformer-based wrap policy and no classes named, shard each
+    layer class the model lists (`_no_split_modules`) except the one holding the input
+    embeddings: Accelerate shards those in a unit of their own, and torch >= 2.13 refuses a
+    parameter that its parent's unit already sharded (BERT lists BertEmbeddings)."""
+    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+
+    if not accelerator.is_fsdp2:
+        return
+    plugin = accelerator.state.fsdp_plugin
+    if plugin.auto_wrap_policy is not transformer_auto_wrap_policy:
+        return
+    if plugin.transformer_cls_names_to_wrap:  # the user's own choice
+        return
+    embeddings = model.get_input_embeddings()
+    holders = {
+        type(module).__name__
+        for module in model.modules()
+        if any(inner is embeddings for inner in module.modules())
+    }
+    layers = getattr(model, "_no_split_modules", None) or []
+    plugin.transformer_cls_names_to_wrap = [name for name in layers if name not in holders]
 
 
 def new_accelerator(

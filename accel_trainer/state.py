@@ -51,6 +51,7 @@ class TrainState:
     run_totals: Totals = field(default_factory=Totals)  # over the run
     pending_totals: Totals = field(default_factory=Totals)  # since the last log record
     world_size: int = 1
+    sharding: str = "none"  # runtime.sharding(): how the checkpoint's files are laid out
     per_device_train_batch_size: int = 0
     gradient_accumulation_steps: int = 0
     config_hash: str = ""  # of the options that change what training computes, less TOPOLOGY
@@ -185,7 +186,7 @@ def field_problem(name: str, value: object) -> str | None:
     if name == "seconds":
         ok = isinstance(value, dict) and all(is_number(v) and v >= 0 for v in value.values())
         return None if ok else "is not a mapping of seconds"
-    if name == "config_hash":
+    if name in ("config_hash", "sharding"):
         return None if isinstance(value, str) else "is not a string"
     if name in ("options", "identity"):
         return None if isinstance(value, dict) else "is not an object"

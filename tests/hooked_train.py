@@ -6,10 +6,13 @@ process per rank. Environment variables switch the hooks on:
   NAN_RANK, NAN_AT     that process's loss is NaN at its NAN_AT-th forward pass (1-based)
   STEP_DELAY_S         sleep this long after every optimizer step, so a signal lands mid-run
   NO_DROPOUT           dropout off, so that topologies can be compared
+  KILL_IN_SAVE_AT_STEP process KILL_RANK (default 1) is SIGKILLed inside the checkpoint save
+                       of that step, after its own files are written, before the commit
 """
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -39,6 +42,8 @@ def hooked_build_trainer(config):
         inject_nan(trainer, {int(os.environ["NAN_AT"])})
     if os.environ.get("NO_DROPOUT"):
         without_dropout(trainer)
+    if os.environ.get("KILL_IN_SAVE_AT_STEP"):
+        kill_inside_save(trainer, int(os.environ["KILL_IN_SAVE_AT_STEP"]))
     delay = float(os.environ.get("STEP_DELAY_S", "0"))
     if delay:
 
@@ -48,6 +53,19 @@ def hooked_build_trainer(config):
 
         trainer.add_observer(SlowSteps())
     return trainer
+
+
+def kill_inside_save(trainer, step: int) -> None:
+    accelerator = trainer.accelerator
+    save_state = accelerator.save_state
+
+    def save_then_die(folder, *args, **kwargs):
+        save_state(folder, *args, **kwargs)
+        rank = int(os.environ.get("KILL_RANK", "1"))
+        if trainer.state.step == step and accelerator.process_index == rank:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    accelerator.save_state = save_then_die
 
 
 build_trainer = commands.build_trainer

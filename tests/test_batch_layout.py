@@ -349,7 +349,9 @@ def test_gradient_checkpointing_trains_the_same_weights(scaling_data, tmp_path):
         scaling_data, tmp_path / "sorted", gradient_checkpointing=True, batch_layout="sorted",
         micro_batch_tokens=64,
     )  # fmt: skip
-    assert max_difference(plain, sorted_layout) < TOLERANCE
+    # Other micro-batches sum the step's gradient in another order: float32 rounding, which
+    # reached 1.5e-5 on an AMD EPYC (against ~1e-2 of movement).
+    assert max_difference(plain, sorted_layout) < 3 * TOLERANCE
 
 
 def test_torch_compile_trains_on_a_cpu_and_saves_a_loadable_model(scaling_data, tmp_path):

@@ -164,15 +164,3 @@ def test_sharded_configs_are_what_accelerate_reads(name):
     assert expected.items() <= getattr(config, section).items()
     with open(path, encoding="utf-8") as handle:
         assert f"--config_file accelerate_configs/{name}" in handle.read()  # usage documented
-
-
-@pytest.mark.multiprocess
-def test_the_fsdp_config_on_a_cpu_says_it_runs_data_parallel(scaling_data, tmp_path):
-    from tests.conftest import REPO_ROOT
-
-    out = tmp_path / "out"
-    args = ["--train_file", scaling_data[0], "--output_dir", str(out), "--max_train_steps", "2"]
-    done = accelerate_launch(args, config=f"{REPO_ROOT}/accelerate_configs/fsdp.yaml")
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    assert "asks for FSDP, which needs GPUs: running plain data parallel" in done.stderr
-    assert read_json(out / "all_results.json")["num_processes"] == 2

@@ -101,7 +101,7 @@ def weights_writer(accelerator: Accelerator, model, state_dict, config, task, to
     adapter_only = config.peft.save_adapter_only
     entry["peft"] = lora_summary(model, "adapter" if adapter_only else "merged")
     if not adapter_only:
-        merged = merged_copy(model)
+        merged = merged_copy(model, state_dict)
         merged.config.accel_trainer = entry
 
         def write_merged(folder: str) -> None:

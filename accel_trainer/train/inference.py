@@ -65,7 +65,9 @@ class Inference:
         process."""
         return self.rows(self.loader(data))
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: FSDP2 keeps the buffers its all-gathers fill, and a
+    # training step cannot write into tensors made in inference mode.
+    @torch.no_grad()
     def rows(self, loader: DataLoader) -> dict:
         """Run the model over an unshuffled loader and gather every row once, in order."""
         accelerator = self.accelerator

@@ -28,10 +28,12 @@ from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
 from accel_trainer.output_folder import OutputLock, check_output_dir, mark_output_dir
 from accel_trainer.runtime import (
     Preemption,
+    fit_sharding_to_model,
     is_lost_peer,
     on_main_then_share,
     peak_memory_mb,
     seed_everything,
+    sharding,
     training_accelerator,
 )
 from accel_trainer.state import TrainState
@@ -138,6 +140,7 @@ class AccelerateTrainer:
             # In place (Module.compile), not wrapped: checkpoints and saved weights keep their
             # names, so a run can resume with or without compiling.
             model.compile()
+        fit_sharding_to_model(self.accelerator, model)
         self.model, self.train_dataloader = self.accelerator.prepare(model, train_loader)
         self.inference = Inference(
             self.accelerator,
@@ -327,7 +330,10 @@ class AccelerateTrainer:
         scheduler = build_scheduler(
             optimizer, config.optim.lr_scheduler_type, plan.total_steps, plan.warmup_steps
         )
-        optimizer, scheduler = self.accelerator.prepare(optimizer, scheduler)
+        # With its model: FSDP2 maps the optimizer's parameters to the sharded ones.
+        self.model, optimizer, scheduler = self.accelerator.prepare(
+            self.model, optimizer, scheduler
+        )
         self.step_runner = OptimizerStep(
             self.accelerator,
             self.model,
@@ -363,6 +369,7 @@ class AccelerateTrainer:
             self.state.per_device_train_batch_size,
             self.state.gradient_accumulation_steps,
         ) = self._topology()
+        self.state.sharding = sharding(self.accelerator)
         self.state.options, self.state.identity = training_options(self.config), self.identity
         self.run_log.start(self.state, resumed, self.config.to_dict())
         progress.reset(total=plan.total_steps)
@@ -579,6 +586,8 @@ class AccelerateTrainer:
             **self.run_log.results(self.state, samples, peak_memory_mb(self.accelerator.device)),
             "epoch": round(self._epoch_progress(), 4),
             "num_processes": self.accelerator.num_processes,
+            "distributed_type": self.accelerator.distributed_type.value,
+            "sharding": sharding(self.accelerator),
             **self._trained_parameters(),
             **self.best.results(self.state),
             **eval_metrics,

@@ -17,7 +17,12 @@ from accel_trainer.checkpoint import capture_rng, load_manifest, load_trainer_st
 from accel_trainer.errors import ConfigError, first_line
 from accel_trainer.hashing import json_digest
 from accel_trainer.lora import LOAD_ERRORS, load_training_state
-from accel_trainer.runtime import on_main_then_share, seed_everything
+from accel_trainer.runtime import (
+    checkpoint_layout,
+    on_main_then_share,
+    seed_everything,
+    sharding,
+)
 from accel_trainer.state import TrainState
 
 if TYPE_CHECKING:
@@ -118,10 +123,23 @@ def plan_resume(
         config.batching.per_device_train_batch_size,
         config.batching.resolved_accumulation_steps(accelerator.num_processes),
     )
+    check_sharding(path, state.sharding, sharding(accelerator))
     check_options(path, saved, config)
     check_identity(path, saved, identity)
     check_topology(path, saved, now, config.checkpointing.allow_topology_change)
     return ResumePoint(path, saved)
+
+
+def check_sharding(path: str, saved: str, now: str) -> None:
+    """Refuse a checkpoint whose weights and optimizer are laid out for another sharding."""
+    if checkpoint_layout(saved) == checkpoint_layout(now):
+        return
+    raise ConfigError(
+        f"--resume_from_checkpoint {path} was saved with sharding {saved!r}, this run has "
+        f"{now!r}: its model and optimizer files are laid out for that one. Resume with the "
+        "accelerate config of that run (--config_file), or start a new run in another "
+        "--output_dir."
+    )
 
 
 def option_value(key: str, value) -> str:

@@ -67,6 +67,10 @@ class OptimizerStep:
         self.accumulation_steps = accumulation_steps
         self.normalize_globally = loss_normalization == "global"
         self.max_grad_norm = max_grad_norm or float("inf")  # 0: only measure the norm
+        # Sharded parameters are gathered in every forward: all processes must run as many.
+        self.same_passes_everywhere = accelerator.num_processes > 1 and (
+            accelerator.distributed_type.value in ("FSDP", "DEEPSPEED")
+        )
         # TOTALS_FIELDS of this process: over every step (row 0, for the log, which shows a
         # skipped step's NaN) and over the steps that updated the weights (row 1, the run's).
         self._totals = torch.zeros(2, 4, device=accelerator.device)
@@ -79,6 +83,9 @@ class OptimizerStep:
         loaded = len(micro_batches)
         if self.layout is not None:
             micro_batches = self.layout.arrange(micro_batches)
+        counted = len(micro_batches)
+        if self.same_passes_everywhere:
+            micro_batches = self._with_empty_passes(micro_batches)
         labelled = [(batch[LABELS] != IGNORE_INDEX).sum() for batch in micro_batches]
         step_labelled = None
         if self.normalize_globally:
@@ -89,9 +96,11 @@ class OptimizerStep:
         for index, (batch, count) in enumerate(zip(micro_batches, labelled, strict=True)):
             if index < last:
                 with self.accelerator.no_sync(self.model):
-                    step_totals += self._forward_backward(batch, count, step_labelled)
+                    totals = self._forward_backward(batch, count, step_labelled)
             else:  # gradients are averaged over processes on this backward
-                step_totals += self._forward_backward(batch, count, step_labelled)
+                totals = self._forward_backward(batch, count, step_labelled)
+            if index < counted:  # not an empty pass
+                step_totals += totals
         grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         # Averaged over processes by now, so every process sees the same norm: a NaN or inf on
         # any of them skips this step on all. (fp16's gradient scaler handles its overflows.)
@@ -107,6 +116,18 @@ class OptimizerStep:
         if not skipped:
             self._totals[1] += step_totals
         return StepOutcome(float(grad_norm), skipped, updated, learning_rate, loaded, examples)
+
+    def _with_empty_passes(self, micro_batches: list[dict]) -> list[dict]:
+        """The micro-batches, plus passes that learn nothing (one row, no label) up to the
+        most any process has this step: the sorted layout splits each one's examples its own
+        way."""
+        count = torch.tensor(len(micro_batches), device=self.accelerator.device)
+        most = int(self.accelerator.reduce(count, "max"))
+        if most == len(micro_batches):
+            return micro_batches
+        empty = {key: value[:1] for key, value in micro_batches[-1].items()}
+        empty[LABELS] = torch.full_like(empty[LABELS], IGNORE_INDEX)
+        return micro_batches + [empty] * (most - len(micro_batches))
 
     def _forward_backward(self, batch: dict, labelled, step_labelled) -> torch.Tensor:
         """One micro-batch's forward and backward; returns its sums in TOTALS_FIELDS order."""
