@@ -186,10 +186,15 @@ def apply_lora(model, tokenizer, new_tokens: list[str], options: PeftOptions):
 
 
 def parameter_counts(model) -> tuple[int, int]:
-    """Trainable and all parameters (each shared tensor once)."""
+    """Trainable and all parameters (each shared tensor once), whole even where ZeRO-3 keeps
+    a partition of each in this process."""
     parameters = list(model.parameters())
-    trainable = sum(p.numel() for p in parameters if p.requires_grad)
-    return trainable, sum(p.numel() for p in parameters)
+    trainable = sum(whole_numel(p) for p in parameters if p.requires_grad)
+    return trainable, sum(whole_numel(p) for p in parameters)
+
+
+def whole_numel(parameter) -> int:
+    return getattr(parameter, "ds_numel", parameter.numel())  # DeepSpeed ZeRO-3's full size
 
 
 def lora_summary(model, saved_as: str | None = None) -> dict:

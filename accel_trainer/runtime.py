@@ -3,6 +3,7 @@ processes (shared decisions, failures, hashes) and preemption signals."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import resource
@@ -56,6 +57,11 @@ def create_accelerator(
     # starts N separate world-size-1 runs instead of one gloo process group.
     use_cpu = runtime.cpu or not torch.cuda.is_available()
     check_launcher()
+    if env_flag("ACCELERATE_USE_DEEPSPEED") and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            "the accelerate config asks for DeepSpeed, which is not installed. Run `pip install "
+            'deepspeed` (or -e ".[deepspeed]"), or launch with another accelerate config.'
+        )
     try:
         accelerator = new_accelerator(runtime, use_cpu, project_dir, report_to)
     except ValueError as error:  # Accelerate's checks of the launcher's environment and options
@@ -73,31 +79,62 @@ def create_accelerator(
             "float32 while calling it fp16 (it has no CPU gradient scaler). Use --mixed_precision "
             "bf16 or no (the accelerate config's mixed_precision counts too)."
         )
-    if use_cpu and env_flag("ACCELERATE_USE_FSDP"):
+    if use_cpu and (env_flag("ACCELERATE_USE_FSDP") or env_flag("ACCELERATE_USE_DEEPSPEED")):
         shard_on_cpu(accelerator)
     return accelerator
 
 
-# The Accelerate versions whose state shard_on_cpu was checked to switch to FSDP.
-FSDP_ON_CPU_ACCELERATE = ("1.16", "1.17")
+# The Accelerate versions whose state shard_on_cpu was checked to switch to FSDP or DeepSpeed.
+SHARDING_ON_CPU_ACCELERATE = ("1.16", "1.17")
 
 
 def shard_on_cpu(accelerator: Accelerator) -> None:
-    """Run Accelerate's own FSDP2 path on CPU processes (gloo): Accelerate picks FSDP only for
-    GPU-like devices and would silently give plain data parallel. Everything after this is
-    Accelerate's FSDP code, as on GPUs."""
+    """Run Accelerate's own FSDP2 or DeepSpeed path on CPU processes (gloo): Accelerate picks
+    them only for GPU-like devices and would silently give plain data parallel. Everything
+    after this is Accelerate's FSDP or DeepSpeed code, as on GPUs."""
     import accelerate
-    from accelerate.state import AcceleratorState, PartialState
-    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
     from packaging.version import Version
 
-    low, high = FSDP_ON_CPU_ACCELERATE
+    low, high = SHARDING_ON_CPU_ACCELERATE
     if not Version(low) <= Version(accelerate.__version__) < Version(high):
         raise ConfigError(
-            f"FSDP on CPU processes is known to work with accelerate >={low},<{high}: got "
-            f"accelerate {accelerate.__version__}. Install a version in that range, or run "
-            "FSDP on GPUs."
+            f"FSDP and DeepSpeed on CPU processes are known to work with accelerate >={low},"
+            f"<{high}: got accelerate {accelerate.__version__}. Install a version in that range, "
+            "or run them on GPUs."
         )
+    if env_flag("ACCELERATE_USE_DEEPSPEED"):
+        deepspeed_on_cpu(accelerator)
+    else:
+        fsdp_on_cpu(accelerator)
+
+
+def deepspeed_on_cpu(accelerator: Accelerator) -> None:
+    """Switch Accelerate's state to DeepSpeed, as its state does for GPUs; DeepSpeed brings
+    its own CPU accelerator and mixed precision."""
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    plugin = DeepSpeedPlugin()  # from the launcher's ACCELERATE_DEEPSPEED_* settings
+    plugin.set_mixed_precision(accelerator.mixed_precision)
+    plugin.select(_from_accelerator_state=True)
+    state = AcceleratorState()
+    state.deepspeed_plugins = plugin
+    state._mixed_precision = "no"  # DeepSpeed's config does it, not autocast
+    state.distributed_type = DistributedType.DEEPSPEED
+    PartialState._shared_state["distributed_type"] = DistributedType.DEEPSPEED
+    accelerator.native_amp = False
+    logger.info(
+        "DeepSpeed ZeRO-%d runs on %d CPU process(es) (gloo)",
+        plugin.zero_stage,
+        accelerator.num_processes,
+    )
+
+
+def fsdp_on_cpu(accelerator: Accelerator) -> None:
+    """Switch Accelerate's state to FSDP2 with the launcher's settings."""
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
     plugin = FullyShardedDataParallelPlugin()  # from the launcher's FSDP_* settings
     if plugin.fsdp_version != 2:
         raise ConfigError(
@@ -136,15 +173,33 @@ def checkpoint_layout(sharding_name: str) -> str:
     return "FSDP2" if sharding_name.startswith("FSDP2") else sharding_name
 
 
-def fit_sharding_to_model(accelerator: Accelerator, model) -> None:
+def fit_sharding_to_model(accelerator: Accelerator, model, config: TrainConfig) -> None:
+    """Fit the sharding plugin to the model and the run before the model is prepared."""
+    if accelerator.distributed_type.value == "DEEPSPEED":
+        fit_deepspeed_to_run(accelerator, config)
+    elif accelerator.is_fsdp2:
+        fit_fsdp_wrapping(accelerator, model)
+
+
+def fit_deepspeed_to_run(accelerator: Accelerator, config: TrainConfig) -> None:
+    """DeepSpeed's batch and clipping settings are the trainer's options: the step marks the
+    accumulation boundary itself and scales the loss itself."""
+    settings = accelerator.state.deepspeed_plugin.deepspeed_config
+    batch = config.batching.per_device_train_batch_size
+    accumulation = config.batching.resolved_accumulation_steps(accelerator.num_processes)
+    settings["train_micro_batch_size_per_gpu"] = batch
+    settings["gradient_accumulation_steps"] = accumulation
+    settings["train_batch_size"] = batch * accumulation * accelerator.num_processes
+    settings["gradient_clipping"] = config.optim.max_grad_norm
+
+
+def fit_fsdp_wrapping(accelerator: Accelerator, model) -> None:
     """Under FSDP2 with the transformer-based wrap policy and no classes named, shard each
     layer class the model lists (`_no_split_modules`) except the one holding the input
     embeddings: Accelerate shards those in a unit of their own, and torch >= 2.13 refuses a
     parameter that its parent's unit already sharded (BERT lists BertEmbeddings)."""
     from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
-    if not accelerator.is_fsdp2:
-        return
     plugin = accelerator.state.fsdp_plugin
     if plugin.auto_wrap_policy is not transformer_auto_wrap_policy:
         return

@@ -2,6 +2,7 @@
 process, sharded checkpoints under the commit protocol, bit-exact resume, the gathered final
 model, LoRA, mixed precision, layouts and two nodes on loopback."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -305,8 +306,8 @@ def test_fsdp_on_cpu_holds_for_the_accelerate_versions_it_was_checked_with(monke
     from accel_trainer.runtime import shard_on_cpu
 
     monkeypatch.setattr(accelerate, "__version__", "1.99.0")
-    with pytest.raises(ConfigError, match=r"FSDP on CPU processes is known to work with "
-                       r"accelerate >=1\.16,<1\.17: got accelerate 1\.99\.0"):  # fmt: skip
+    known = r"are known to work with accelerate >=1\.16,<1\.17: got accelerate 1\.99\.0"
+    with pytest.raises(ConfigError, match=known):
         shard_on_cpu(None)
 
 
@@ -317,3 +318,43 @@ def test_fsdp1_on_cpu_is_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("FSDP_VERSION", "1")
     with pytest.raises(ConfigError, match="only FSDP2 runs on CPU processes"):
         shard_on_cpu(None)
+
+
+needs_deepspeed = pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None,
+    reason="DeepSpeed is not installed: pip install -e '.[deepspeed]'",
+)
+ZERO = {stage: os.path.join(REPO_ROOT, "accelerate_configs", f"deepspeed_zero{stage}.yaml")
+        for stage in (2, 3)}  # fmt: skip
+
+
+@needs_deepspeed
+@pytest.mark.parametrize("stage", sorted(ZERO))
+def test_deepspeed_zero_on_two_cpu_processes_trains_like_one_process_and_resumes_bit_exact(
+    runs, scaling_data, tmp_path, stage
+):
+    # From a saved model: ZeRO-3 builds a new model partitioned, with other random weights.
+    base = str(runs["one"][0])
+    one, out, part = tmp_path / "one", tmp_path / "zero", tmp_path / "part"
+    train_here(scaling_data, one, global_batch_size=32, model_name_or_path=base)
+    # 2 processes x 8 x 2 accumulated micro-batches: DeepSpeed steps on the step's last one.
+    zero = dict(per_device_train_batch_size=8, global_batch_size=32, model_name_or_path=base)
+    args = flags(options(scaling_data, out, **zero))
+    done = launched(args, config=ZERO[stage])
+    assert f"DeepSpeed ZeRO-{stage} runs on 2 CPU process(es) (gloo)" in done.stderr
+    results, reference = read_json(out / "all_results.json"), read_json(one / "all_results.json")
+    assert (results["distributed_type"], results["sharding"]) == (
+        "DEEPSPEED", f"DeepSpeed ZeRO-{stage}",
+    )  # fmt: skip
+    assert max_difference(one, out) < TOLERANCE
+    assert history(out, "learning_rate") == history(one, "learning_rate")
+    assert history(out, "loss") == pytest.approx(history(one, "loss"), rel=1e-5)
+    assert eval_metrics(results) == eval_metrics(reference)
+    part.mkdir()
+    shutil.copytree(out / "checkpoint-4", part / "checkpoint-4")
+    resume = flags(options(scaling_data, part, **zero))
+    launched([*resume, "--resume_from_checkpoint", "auto"], config=ZERO[stage])
+    expected, got = load_file(out / "model.safetensors"), load_file(part / "model.safetensors")
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    metrics = evaluate_saved(out, scaling_data[1], tmp_path / "eval")
+    assert eval_metrics(metrics) == eval_metrics(results)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from accel_trainer.errors import ConfigError, InputError
+from accel_trainer.lora import parameter_counts
 from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS
 from accel_trainer.train.packing import PACKED_ATTENTION, pack, packing_refusal, position_offset
@@ -268,7 +269,7 @@ def choose_layout(
     not_packed = "" if refusal is None else f" (not packed: {refusal})"
     exact_sort = batching.loss_normalization == "global" and not left_padded
     if requested == "sorted" or (requested == "auto" and exact_sort):
-        parameters = sum(parameter.numel() for parameter in model.parameters())
+        parameters = parameter_counts(model)[1]
         budget = batching.resolved_micro_batch_tokens(device_type, parameters)
         layout = SortedLayout(budget, tokenizer.pad_token_id or 0)
         return layout, (

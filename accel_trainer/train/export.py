@@ -13,7 +13,13 @@ from accelerate import Accelerator
 
 from accel_trainer.checkpoint import commit_final_model
 from accel_trainer.errors import OutputError
-from accel_trainer.lora import base_weights, is_peft_model, lora_summary, merged_copy
+from accel_trainer.lora import (
+    base_weights,
+    is_peft_model,
+    lora_summary,
+    merged_copy,
+    whole_numel,
+)
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import vocabulary_digest
 from accel_trainer.output_folder import OPTIONS_FILE
@@ -78,7 +84,7 @@ def save_final_model(
                 write_json(os.path.join(folder, RESULTS_FILE), results)
                 write_model_card(folder, config, task, results, labels, data_files, run_values)
 
-        weights = sum(p.numel() * p.element_size() for p in unwrapped.parameters())
+        weights = sum(whole_numel(p) * p.element_size() for p in unwrapped.parameters())
         try:
             commit_final_model(output_dir, write, step, estimate=weights)
         except OutputError as error:
@@ -94,8 +100,15 @@ def weights_writer(accelerator: Accelerator, model, state_dict, config, task, to
     if not is_peft_model(model):
         model.config.accel_trainer = entry
 
+        # transformers' ZeRO-3 loading records BERT's legacy gamma/beta names, which its
+        # save would write back: the folder keeps the names the model has, as without sharding.
+        original_names = accelerator.distributed_type.value != "DEEPSPEED"
+
         def write_model(folder: str) -> None:
-            model.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
+            model.save_pretrained(
+                folder, state_dict=state_dict, save_function=accelerator.save,
+                save_original_format=original_names,
+            )  # fmt: skip
 
         return write_model
     adapter_only = config.peft.save_adapter_only

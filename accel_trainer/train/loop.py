@@ -140,8 +140,13 @@ class AccelerateTrainer:
             # In place (Module.compile), not wrapped: checkpoints and saved weights keep their
             # names, so a run can resume with or without compiling.
             model.compile()
-        fit_sharding_to_model(self.accelerator, model)
-        self.model, self.train_dataloader = self.accelerator.prepare(model, train_loader)
+        fit_sharding_to_model(self.accelerator, model, config)
+        self.step_runner: OptimizerStep | None = None
+        if train_loader is None:
+            self.model, self.train_dataloader = self.accelerator.prepare(model), None
+        else:
+            self.train_dataloader = self.accelerator.prepare(train_loader)
+            self.model = self._prepare_training(model, self._plan())
         self.inference = Inference(
             self.accelerator,
             self.model,
@@ -164,7 +169,6 @@ class AccelerateTrainer:
             config.checkpointing.save_total_limit,
         )
         self.run_log = RunLog(self.accelerator, self.output_dir, config.logging.report_to)
-        self.step_runner: OptimizerStep | None = None
         # Held by the main process while it owns output_dir: taken by preparation, else fit().
         self.folder_checked = output_lock is not None
         self.output_lock = output_lock or OutputLock(
@@ -230,7 +234,7 @@ class AccelerateTrainer:
         model folder; return the results."""
         with self._running() as (preemption, progress):
             plan = self._plan()
-            self._build_optimizer_and_step(plan)
+            self._log_setup(plan)
             self._start(plan, progress)
             self.observers.notify("on_train_begin", self)
             for epoch in range(self.state.epoch_index, plan.num_epochs):
@@ -318,10 +322,13 @@ class AccelerateTrainer:
         warmup = warmup_steps(total_steps, config.optim.warmup_ratio, config.optim.num_warmup_steps)
         return TrainPlan(steps_per_epoch, total_steps, num_epochs, warmup)
 
-    def _build_optimizer_and_step(self, plan: TrainPlan) -> None:
+    def _prepare_training(self, model, plan: TrainPlan):
+        """The model prepared with its optimizer and schedule, in one call (FSDP2 maps the
+        optimizer to the sharded parameters, DeepSpeed wraps all three in its engine), and the
+        step that runs them; returns the prepared model."""
         config = self.config
         optimizer = build_optimizer(
-            self.accelerator.unwrap_model(self.model),
+            model,
             config.resolved_learning_rate(),
             config.optim.weight_decay,
             betas=(config.optim.adam_beta1, config.optim.adam_beta2),
@@ -330,13 +337,10 @@ class AccelerateTrainer:
         scheduler = build_scheduler(
             optimizer, config.optim.lr_scheduler_type, plan.total_steps, plan.warmup_steps
         )
-        # With its model: FSDP2 maps the optimizer's parameters to the sharded ones.
-        self.model, optimizer, scheduler = self.accelerator.prepare(
-            self.model, optimizer, scheduler
-        )
+        model, optimizer, scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.step_runner = OptimizerStep(
             self.accelerator,
-            self.model,
+            model,
             optimizer,
             scheduler,
             self.accumulation_steps,
@@ -344,7 +348,7 @@ class AccelerateTrainer:
             config.optim.max_grad_norm,
             self.layout,
         )
-        self._log_setup(plan)
+        return model
 
     def _start(self, plan: TrainPlan, progress: tqdm) -> None:
         """Resume from the planned checkpoint, or start fresh; then the log and the clock."""

@@ -67,6 +67,9 @@ class OptimizerStep:
         self.accumulation_steps = accumulation_steps
         self.normalize_globally = loss_normalization == "global"
         self.max_grad_norm = max_grad_norm or float("inf")  # 0: only measure the norm
+        # The loss is scaled here, for the whole step: not again by DeepSpeed.
+        deepspeed = accelerator.distributed_type.value == "DEEPSPEED"
+        self.backward_options = {"scale_wrt_gas": False} if deepspeed else {}
         # Sharded parameters are gathered in every forward: all processes must run as many.
         self.same_passes_everywhere = accelerator.num_processes > 1 and (
             accelerator.distributed_type.value in ("FSDP", "DEEPSPEED")
@@ -94,6 +97,8 @@ class OptimizerStep:
         last = len(micro_batches) - 1
         step_totals = torch.zeros(4, device=self._totals.device)
         for index, (batch, count) in enumerate(zip(micro_batches, labelled, strict=True)):
+            # DeepSpeed runs its optimizer step inside the backward that syncs: the last one.
+            self.accelerator.sync_gradients = index == last
             if index < last:
                 with self.accelerator.no_sync(self.model):
                     totals = self._forward_backward(batch, count, step_labelled)
@@ -102,6 +107,8 @@ class OptimizerStep:
             if index < counted:  # not an empty pass
                 step_totals += totals
         grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        # DeepSpeed clipped inside its step already, and reports the norm as a float.
+        grad_norm = torch.as_tensor(grad_norm)
         # Averaged over processes by now, so every process sees the same norm: a NaN or inf on
         # any of them skips this step on all. (fp16's gradient scaler handles its overflows.)
         skipped = not bool(torch.isfinite(grad_norm)) and self.accelerator.scaler is None
@@ -133,7 +140,9 @@ class OptimizerStep:
         """One micro-batch's forward and backward; returns its sums in TOTALS_FIELDS order."""
         logits = self.model(**model_inputs(batch, with_labels=False)).logits
         loss_sum = summed_cross_entropy(logits, batch[LABELS])
-        self.accelerator.backward(self._scaled(loss_sum, labelled, step_labelled))
+        self.accelerator.backward(
+            self._scaled(loss_sum, labelled, step_labelled), **self.backward_options
+        )
         if step_labelled is None:  # logged: the batch mean and 1, or the sum and its count
             logged = (loss_sum.detach() / labelled.clamp(min=1), 1.0)
         else:
