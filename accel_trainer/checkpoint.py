@@ -324,12 +324,16 @@ def attempt(write, target: str, estimate: int = 0) -> str | None:
     """Run `write`; None when it worked, else one line on what could not be written, why, and
     how much space it needed. Our temporary folder `target` is removed on failure."""
     from safetensors import SafetensorError
+    from torch.distributed.checkpoint.api import CheckpointException
 
     try:
         write()
         return None
-    # torch's writer raises RuntimeError on a full disk, safetensors its own error
-    except (OSError, RuntimeError, SafetensorError) as error:
+    # torch's writer raises RuntimeError on a full disk, safetensors its own error, sharded
+    # (DCP) saves a CheckpointException, which is no Exception
+    except (OSError, RuntimeError, SafetensorError, CheckpointException) as error:
+        if isinstance(error, CheckpointException):  # what failed, on the first failing rank
+            error = next(iter(error.failures.values()))[0]
         remove_temporary(target)
         return describe_write_error(error, target, estimate)
 

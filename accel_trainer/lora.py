@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 from torch import nn
+from torch.distributed.checkpoint.api import CheckpointException
 
 from accel_trainer.config.groups import PEFT_INSTALL
 from accel_trainer.errors import ConfigError
@@ -36,7 +37,10 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 BASE_FILES = re.compile(r"^(config\.json|(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin))$")
 CHECKPOINT_WEIGHTS = "model.safetensors"  # what accelerator.save_state names the model's
 # What loading weights raises for a file that is damaged or does not fit the model.
-LOAD_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError, SafetensorError)
+# (Sharded checkpoints' loader raises CheckpointException, which is no Exception.)
+LOAD_ERRORS = (
+    OSError, ValueError, TypeError, KeyError, RuntimeError, SafetensorError, CheckpointException,
+)  # fmt: skip
 # peft's task types, by the transformers head class's suffix: they pick peft's model class
 # (and AutoPeftModelFor... when the adapter is loaded back).
 PEFT_TASK_TYPES = {"ForTokenClassification": "TOKEN_CLS", "ForSequenceClassification": "SEQ_CLS"}

@@ -24,7 +24,7 @@ from accelerate.utils import (
     set_seed,
 )
 
-from accel_trainer.errors import ConfigError, OutputError
+from accel_trainer.errors import ConfigError, OutputError, first_line
 from accel_trainer.hashing import json_digest
 
 if TYPE_CHECKING:
@@ -43,9 +43,16 @@ LOST_PEER_MARKERS = (
 
 def training_accelerator(config: TrainConfig) -> Accelerator:
     """The Accelerator of a training run: its runtime options, trackers and output folder."""
-    return create_accelerator(
+    accelerator = create_accelerator(
         config.runtime, config.resolved_output_dir(), config.logging.report_to
     )
+    if config.peft.uses_lora and sharding(accelerator) == "DeepSpeed ZeRO-3":
+        raise ConfigError(
+            "--peft lora does not run under DeepSpeed ZeRO-3: peft cannot set up its adapters "
+            "and trained token rows on partitioned weights (peft issue #2946). Use "
+            "accelerate_configs/fsdp.yaml (FSDP2 shards LoRA runs) or deepspeed_zero2.yaml."
+        )
+    return accelerator
 
 
 def create_accelerator(
@@ -135,12 +142,18 @@ def fsdp_on_cpu(accelerator: Accelerator) -> None:
     from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
-    plugin = FullyShardedDataParallelPlugin()  # from the launcher's FSDP_* settings
-    if plugin.fsdp_version != 2:
+    version = os.environ.get("FSDP_VERSION", "1")  # Accelerate's default
+    if version != "2":
         raise ConfigError(
-            f"fsdp_version {plugin.fsdp_version} on CPU: only FSDP2 runs on CPU processes. Set "
+            f"fsdp_version {version} on CPU: only FSDP2 runs on CPU processes. Set "
             "fsdp_version: 2 in the accelerate config (accelerate_configs/fsdp.yaml does)."
         )
+    if env_flag("FSDP_OFFLOAD_PARAMS"):
+        raise ConfigError(
+            "fsdp_offload_params: true on CPU processes: the parameters are in CPU memory "
+            "already, there is nothing to offload them from. Set it to false."
+        )
+    plugin = FullyShardedDataParallelPlugin()  # from the launcher's FSDP_* settings
     if accelerator.mixed_precision != "no":
         plugin.set_mixed_precision(accelerator.mixed_precision)
     state = AcceleratorState()
@@ -161,16 +174,19 @@ def sharding(accelerator: Accelerator) -> str:
             strategy = "FULL_SHARD" if plugin.reshard_after_forward else "SHARD_GRAD_OP"
         else:
             strategy = plugin.sharding_strategy.name
-        return f"FSDP{plugin.fsdp_version} {strategy}"
+        saved = "" if plugin.state_dict_type.name == "SHARDED_STATE_DICT" else " full checkpoints"
+        return f"FSDP{plugin.fsdp_version} {strategy}{saved}"
     if kind == "DEEPSPEED":
         return f"DeepSpeed ZeRO-{accelerator.state.deepspeed_plugin.zero_stage}"
     return "none"
 
 
 def checkpoint_layout(sharding_name: str) -> str:
-    """What a checkpoint's files look like under `sharding_name`: FSDP2 writes the same
-    sharded files whether or not it reshards after forward."""
-    return "FSDP2" if sharding_name.startswith("FSDP2") else sharding_name
+    """What a checkpoint's files look like under `sharding_name`: FSDP2 writes the same files
+    whether or not it reshards after forward (sharded ones, unless full checkpoints)."""
+    if sharding_name.startswith("FSDP2"):
+        return "FSDP2" + (" full checkpoints" if sharding_name.endswith("full checkpoints") else "")
+    return sharding_name
 
 
 def fit_sharding_to_model(accelerator: Accelerator, model, config: TrainConfig) -> None:
@@ -194,25 +210,49 @@ def fit_deepspeed_to_run(accelerator: Accelerator, config: TrainConfig) -> None:
 
 
 def fit_fsdp_wrapping(accelerator: Accelerator, model) -> None:
-    """Under FSDP2 with the transformer-based wrap policy and no classes named, shard each
-    layer class the model lists (`_no_split_modules`) except the one holding the input
-    embeddings: Accelerate shards those in a unit of their own, and torch >= 2.13 refuses a
-    parameter that its parent's unit already sharded (BERT lists BertEmbeddings)."""
+    """Under FSDP2 with the transformer-based wrap policy, shard each layer class the config
+    names (else the model's `_no_split_modules`) except the one holding the input embeddings:
+    Accelerate shards those in a unit of their own, and torch >= 2.13 refuses a parameter that
+    its parent's unit already sharded (BERT lists BertEmbeddings)."""
     from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
+    if not accelerator.is_fsdp2:
+        return
     plugin = accelerator.state.fsdp_plugin
     if plugin.auto_wrap_policy is not transformer_auto_wrap_policy:
         return
-    if plugin.transformer_cls_names_to_wrap:  # the user's own choice
-        return
+    named = plugin.transformer_cls_names_to_wrap  # the accelerate config's, if it names any
+    classes = {type(module).__name__ for module in model.modules()}
+    unknown = [name for name in named or [] if name not in classes]
+    if unknown:
+        layers = getattr(model, "_no_split_modules", None) or sorted(classes)[:3]
+        raise ConfigError(
+            f"fsdp_transformer_layer_cls_to_wrap names {', '.join(unknown)}, which the model "
+            f"has no layer of: got {','.join(named)}. Name layer classes of the model (e.g. "
+            f"{', '.join(layers)}), or leave it out."
+        )
     embeddings = model.get_input_embeddings()
     holders = {
         type(module).__name__
         for module in model.modules()
         if any(inner is embeddings for inner in module.modules())
     }
-    layers = getattr(model, "_no_split_modules", None) or []
+    layers = named or getattr(model, "_no_split_modules", None) or []
     plugin.transformer_cls_names_to_wrap = [name for name in layers if name not in holders]
+
+
+def prepare_sharded(accelerator: Accelerator, *objects):
+    """accelerator.prepare, with Accelerate's refusals of a sharding config in one line."""
+    try:
+        return accelerator.prepare(*objects)
+    except (ValueError, TypeError, RuntimeError) as error:
+        if sharding(accelerator) == "none":
+            raise
+        raise ConfigError(
+            f"Accelerate could not shard the model with this accelerate config "
+            f"({sharding(accelerator)}): {first_line(error)}. Check its fsdp_* or "
+            "deepspeed_* settings, or start from accelerate_configs/fsdp.yaml."
+        ) from None
 
 
 def new_accelerator(

@@ -70,7 +70,6 @@ fi
 ner_args=(--train_file "$ner_data/train.tsv" --validation_file "$ner_data/devel.tsv")
 re_args=(--task re "${re_data[@]}")
 
-launch_extra=() # accelerate launch options of one kind of run (zero3 below)
 
 record() { # task setup status wall results folder log
   (IFS=$'\t' && echo "$*") >>"$work/runs.tsv"
@@ -99,7 +98,7 @@ train() { # NAME TASK SETUP ACCELERATE_CONFIG TRAINER_ARGS...
   port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
   run "$name" "$task" "$setup" "$work/$name/all_results.json" \
     "$py" -m accelerate.commands.launch --config_file "accelerate_configs/$config" \
-    --num_processes 1 --main_process_port "$port" "${launch_extra[@]}" \
+    --num_processes 1 --main_process_port "$port" \
     -m accel_trainer train "$@" \
     --model_name_or_path "$model" --output_dir "$work/$name" --max_train_steps "$steps" \
     --logging_steps "$steps" --per_device_train_batch_size 32 --learning_rate "$lr" --seed 42 \
@@ -119,9 +118,6 @@ hf_trainer() {
 zero3() { # NAME TASK TRAINER_ARGS...
   local name=$1 task=$2
   shift 2
-  # The config's `gradient_accumulation_steps: auto` reaches Accelerator() as int("auto") and
-  # fails; 1 is what the trainer asks of Accelerate anyway (it accumulates in its own step).
-  local launch_extra=(--gradient_accumulation_steps 1)
   if [[ -n $ds_skip ]]; then
     record "$task" "DeepSpeed ZeRO-3" "skipped: $ds_skip" 0 - - -
   else

@@ -358,3 +358,97 @@ def test_deepspeed_zero_on_two_cpu_processes_trains_like_one_process_and_resumes
     assert all(torch.equal(expected[key], got[key]) for key in expected)
     metrics = evaluate_saved(out, scaling_data[1], tmp_path / "eval")
     assert eval_metrics(metrics) == eval_metrics(results)
+
+
+@needs_deepspeed
+def test_lora_under_zero3_is_refused_in_one_line_before_any_model(tmp_path):
+    done = launch(["--output_dir", str(tmp_path / "out"), "--peft", "lora"], config=ZERO[3])
+    assert done.returncode != 0
+    assert "--peft lora does not run under DeepSpeed ZeRO-3" in done.stderr
+    assert "[rank0]: Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+# Found by the adversarial pass.
+
+
+def test_evaluate_under_fsdp2_on_two_processes_gives_the_metrics_of_one(
+    runs, scaling_data, tmp_path
+):
+    folder, out = runs["fsdp"][0], tmp_path / "eval"
+    command = [*launch_args(FSDP), "-m", "accel_trainer", "evaluate", "--model_name_or_path",
+               str(folder), "--validation_file", scaling_data[1],
+               "--output_dir", str(out)]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S, cwd=REPO_ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    metrics, results = read_json(out / "eval_results.json"), read_json(folder / "all_results.json")
+    assert eval_metrics(metrics) == eval_metrics(results)
+
+
+def test_a_failed_sharded_write_is_one_line_and_removes_its_temporary_folder(tmp_path):
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    from accel_trainer.checkpoint import attempt, make_temporary
+
+    folder = str(tmp_path / ".tmp-checkpoint-2")
+
+    def write():
+        make_temporary(folder)
+        failure = RuntimeError("[enforce fail at inline_container.cc:672] file write failed")
+        raise CheckpointException("save", {0: (failure, None)})
+
+    message = attempt(write, folder)
+    assert message.startswith(f"could not write {folder}: [enforce fail at inline_container")
+    assert "what was committed before is intact" in message
+    assert not os.path.exists(folder)
+
+
+def test_a_checkpoint_without_every_process_files_is_not_committed(tmp_path):
+    from accel_trainer.checkpoint import make_temporary
+    from accel_trainer.train.checkpointer import missing_process_files
+
+    folder = str(tmp_path / ".tmp-checkpoint-2")
+    make_temporary(folder)
+    open(os.path.join(folder, "random_states_0.pkl"), "w").close()
+    assert missing_process_files(folder, 1) is None
+    message = missing_process_files(folder, 2)
+    assert "the checkpoint files of process(es) [1] are not in" in message
+    assert "on a file system every node sees" in message and not os.path.exists(folder)
+
+
+def test_fsdp_settings_that_cannot_work_on_cpu_or_for_the_model_get_one_line(monkeypatch):
+    from types import SimpleNamespace
+
+    from accel_trainer.errors import ConfigError
+    from accel_trainer.models import build_tiny_bert
+    from accel_trainer.runtime import fit_fsdp_wrapping, shard_on_cpu
+
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    monkeypatch.setenv("FSDP_OFFLOAD_PARAMS", "true")
+    with pytest.raises(ConfigError, match="fsdp_offload_params: true on CPU processes"):
+        shard_on_cpu(None)
+    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+
+    plugin = SimpleNamespace(
+        auto_wrap_policy=transformer_auto_wrap_policy, transformer_cls_names_to_wrap=None
+    )
+    accelerator = SimpleNamespace(is_fsdp2=True, state=SimpleNamespace(fsdp_plugin=plugin))
+    model = build_tiny_bert("AutoModelForTokenClassification", 50, ["O", "B-X"], 32)
+    fit_fsdp_wrapping(accelerator, model)  # BertEmbeddings holds the input embeddings
+    assert plugin.transformer_cls_names_to_wrap == ["BertLayer"]
+    plugin.transformer_cls_names_to_wrap = ["BertLayer", "BertEmbeddings"]  # named by a user
+    fit_fsdp_wrapping(accelerator, model)
+    assert plugin.transformer_cls_names_to_wrap == ["BertLayer"]
+    plugin.transformer_cls_names_to_wrap = ["NoSuchLayer"]
+    with pytest.raises(ConfigError, match="names NoSuchLayer, which the model has no layer of"):
+        fit_fsdp_wrapping(accelerator, model)
+
+
+def test_fsdp2_checkpoints_of_full_state_dicts_are_another_layout():
+    from accel_trainer.runtime import checkpoint_layout
+
+    assert checkpoint_layout("FSDP2 FULL_SHARD") == checkpoint_layout("FSDP2 SHARD_GRAD_OP")
+    assert checkpoint_layout("FSDP2 FULL_SHARD full checkpoints") != "FSDP2"
+    assert checkpoint_layout("none") != checkpoint_layout("DeepSpeed ZeRO-2")

@@ -20,6 +20,7 @@ from accel_trainer.checkpoint import (
     discard,
     make_temporary,
     read_manifest,
+    remove_temporary,
     remove_torn,
     rotate,
     set_aside,
@@ -112,6 +113,9 @@ def save_checkpoint(
     failure = attempt(write_state, temporary, estimate)
     raise_if_any_failed(accelerator, failure, temporary)  # every rank's files are written
     if accelerator.is_main_process:
+        failure = missing_process_files(temporary, accelerator.num_processes)
+    raise_if_any_failed(accelerator, failure, temporary)
+    if accelerator.is_main_process:
 
         def commit() -> None:
             write_manifest(temporary, step, accelerator.num_processes)
@@ -124,3 +128,20 @@ def save_checkpoint(
         failure = attempt(commit, temporary, estimate)
     raise_if_any_failed(accelerator, failure, temporary)
     return final
+
+
+def missing_process_files(folder: str, world_size: int) -> str | None:
+    """Why `folder` lacks what every process wrote (its RNG state, and its shards), or None:
+    each node wrote into its own file system instead of one they all share."""
+    missing = [
+        rank for rank in range(world_size)
+        if not os.path.exists(os.path.join(folder, f"random_states_{rank}.pkl"))
+    ]  # fmt: skip
+    if not missing:
+        return None
+    remove_temporary(folder)
+    return (
+        f"the checkpoint files of process(es) {missing} are not in {folder}: the processes do "
+        "not share this folder (each node wrote into its own disk). Give --output_dir on a "
+        "file system every node sees; committed checkpoints are intact."
+    )

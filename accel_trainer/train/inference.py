@@ -10,6 +10,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
+from accel_trainer.runtime import fit_fsdp_wrapping, prepare_sharded
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS
 from accel_trainer.train.batching import inference_loader
 from accel_trainer.train.step import LABELS, model_inputs
@@ -33,7 +34,10 @@ class Inference:
         prepared: bool = False,
     ):
         self.accelerator = accelerator
-        self.model = model if prepared else accelerator.prepare(model)
+        if not prepared:
+            fit_fsdp_wrapping(accelerator, model)
+            model = prepare_sharded(accelerator, model)
+        self.model = model
         self.task = task
         self.collate = task.collator(tokenizer)
         self.batch_size = batch_size

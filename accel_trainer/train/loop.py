@@ -32,6 +32,7 @@ from accel_trainer.runtime import (
     is_lost_peer,
     on_main_then_share,
     peak_memory_mb,
+    prepare_sharded,
     seed_everything,
     sharding,
     training_accelerator,
@@ -143,7 +144,7 @@ class AccelerateTrainer:
         fit_sharding_to_model(self.accelerator, model, config)
         self.step_runner: OptimizerStep | None = None
         if train_loader is None:
-            self.model, self.train_dataloader = self.accelerator.prepare(model), None
+            self.model, self.train_dataloader = prepare_sharded(self.accelerator, model), None
         else:
             self.train_dataloader = self.accelerator.prepare(train_loader)
             self.model = self._prepare_training(model, self._plan())
@@ -337,7 +338,7 @@ class AccelerateTrainer:
         scheduler = build_scheduler(
             optimizer, config.optim.lr_scheduler_type, plan.total_steps, plan.warmup_steps
         )
-        model, optimizer, scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        model, optimizer, scheduler = prepare_sharded(self.accelerator, model, optimizer, scheduler)
         self.step_runner = OptimizerStep(
             self.accelerator,
             model,
