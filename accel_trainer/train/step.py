@@ -125,14 +125,14 @@ class OptimizerStep:
         return StepOutcome(float(grad_norm), skipped, updated, learning_rate, loaded, examples)
 
     def _with_empty_passes(self, micro_batches: list[dict]) -> list[dict]:
-        """The micro-batches, plus passes that learn nothing (one row, no label) up to the
-        most any process has this step: the sorted layout splits each one's examples its own
-        way."""
+        """The micro-batches, plus passes that learn nothing (the last one again, without
+        labels) up to the most any process has this step: token budgets and the sorted layout
+        give processes their own numbers of micro-batches."""
         count = torch.tensor(len(micro_batches), device=self.accelerator.device)
         most = int(self.accelerator.reduce(count, "max"))
         if most == len(micro_batches):
             return micro_batches
-        empty = {key: value[:1] for key, value in micro_batches[-1].items()}
+        empty = dict(micro_batches[-1])  # packed rows keep their boundaries: not sliced
         empty[LABELS] = torch.full_like(empty[LABELS], IGNORE_INDEX)
         return micro_batches + [empty] * (most - len(micro_batches))
 
