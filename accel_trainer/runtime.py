@@ -193,8 +193,8 @@ def fit_sharding_to_model(accelerator: Accelerator, model, config: TrainConfig) 
     """Fit the sharding plugin to the model and the run before the model is prepared."""
     if accelerator.distributed_type.value == "DEEPSPEED":
         fit_deepspeed_to_run(accelerator, config)
-    elif accelerator.is_fsdp2:
-        fit_fsdp_wrapping(accelerator, model)
+    else:
+        fit_fsdp_wrapping(accelerator, model)  # nothing to fit without FSDP2
 
 
 def fit_deepspeed_to_run(accelerator: Accelerator, config: TrainConfig) -> None:
@@ -246,11 +246,12 @@ def prepare_sharded(accelerator: Accelerator, *objects):
     try:
         return accelerator.prepare(*objects)
     except (ValueError, TypeError, RuntimeError) as error:
-        if sharding(accelerator) == "none":
+        kind = sharding(accelerator)
+        if kind == "none":
             raise
         raise ConfigError(
             f"Accelerate could not shard the model with this accelerate config "
-            f"({sharding(accelerator)}): {first_line(error)}. Check its fsdp_* or "
+            f"({kind}): {first_line(error)}. Check its fsdp_* or "
             "deepspeed_* settings, or start from accelerate_configs/fsdp.yaml."
         ) from None
 
