@@ -367,13 +367,20 @@ def human_size(count: int) -> str:
     return f"{count} bytes"
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`; a full disk
-    leaves `path` as it was and raises OutputError saying what was needed."""
-    data = text.encode("utf-8")
+def write_atomically(path: str, text: str | bytes) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path` (a link
+    there is replaced, never followed); a full disk leaves `path` as it was and raises
+    OutputError saying what was needed."""
+    place_whole(path, text, os.replace)
+
+
+def place_whole(path: str, data: str | bytes, place) -> None:
+    """Write `data` whole into a private temporary file beside `path`, then `place(partial,
+    path)` it; the temporary file never outlives the call."""
+    data = data.encode("utf-8") if isinstance(data, str) else data
     partial = None
     try:
-        # A new file of our own (O_EXCL, no link followed), renamed over `path` when whole.
+        # A new file of our own (O_EXCL, no link followed), moved to `path` when whole.
         descriptor, partial = tempfile.mkstemp(
             dir=os.path.dirname(path) or ".",
             prefix=f".{os.path.basename(path)}.",
@@ -384,12 +391,13 @@ def write_atomically(path: str, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(partial, new_file_mode())
-        os.replace(partial, path)
+        place(partial, path)
     except OSError as error:
-        if partial is not None and os.path.lexists(partial):
-            os.unlink(partial)
         error.filename = path
         raise OutputError(describe_write_error(error, path, len(data))) from None
+    finally:
+        if partial is not None and os.path.lexists(partial):
+            os.unlink(partial)
 
 
 def why_unwritable(folder: str) -> str | None:

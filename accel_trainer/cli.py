@@ -34,6 +34,7 @@ from accel_trainer.errors import (
     InputError,
     PeerLost,
     Preempted,
+    compile_failure,
 )
 
 COMMANDS = {
@@ -97,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         # From every process: the first one of this machine may be the one that was lost.
         report_error(f"process {os.environ.get('RANK', '0')}: {error}", every_process=True)
         return ended(1)
+    except Exception as error:
+        message = compile_failure(error)
+        if message is None:
+            raise
+        report_error(message)
+        return ended(1)
     return 0
 
 
@@ -133,15 +140,21 @@ def plot_command(args: list[str]) -> int:
         "output_dir", metavar="OUTPUT_DIR", help="the --output_dir of an accel-trainer train run"
     )
     parser.add_argument(
-        "--output_file", help="PNG to write (default: OUTPUT_DIR/training_curves.png)"
+        "--output_file", help="image to write (default: OUTPUT_DIR/training_curves.png)"
+    )
+    parser.add_argument(
+        "--overwrite_output_file",
+        action="store_true",
+        help="replace a file (or a link) there that is not an unchanged earlier plot",
     )
     from accel_trainer.plot import plot
 
     try:
         options, rest = parser.parse_known_args(underscored(args))
         if rest:
-            raise problems_error(leftover_problems(rest, ["output_file"], "plot"))
-        path = plot(options.output_dir, options.output_file)
+            known = ["output_file", "overwrite_output_file"]
+            raise problems_error(leftover_problems(rest, known, "plot"))
+        path = plot(options.output_dir, options.output_file, options.overwrite_output_file)
     except InputError as error:
         report_error(str(error))
         return 2

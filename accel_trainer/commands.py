@@ -7,15 +7,16 @@ import json
 import logging
 import os
 
-from accel_trainer.checkpoint import write_atomically
 from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig, validate
 from accel_trainer.errors import ConfigError, DataError, OtherTaskData, OutputError
 from accel_trainer.hashing import file_digest
 from accel_trainer.output_folder import SaveFinished, check_writable_folder
 from accel_trainer.runtime import exit_distributed_run
+from accel_trainer.write_policy import check_target, write_owned
 
 logger = logging.getLogger("accel_trainer")
 EVAL_RESULTS = "eval_results.json"
+EVAL_WHAT = f"{EVAL_RESULTS} in --output_dir"
 
 
 def train(config: TrainConfig) -> dict:
@@ -49,6 +50,8 @@ def evaluate(config: EvalConfig) -> dict:
             f"--output_dir is a file, not a folder: got {output_dir!r}. Name a folder."
         )
     check_writable_folder(output_dir)
+    results_file = os.path.join(output_dir, EVAL_RESULTS)
+    check_target(results_file, EVAL_WHAT, config.overwrite_output_file, folder_made=True)
     if config.data.dataset_name is not None:
         from accel_trainer.hub import check_dataset_access
 
@@ -101,8 +104,8 @@ def for_saved_task(error: OtherTaskData, model_dir: str, task: str, option: str)
 
 def write_eval_results(output_dir: str, config: EvalConfig, metrics: dict) -> str:
     """EVAL_RESULTS in output_dir: this evaluation's metrics with the model and the data file
-    (path and sha256) they were measured on, written atomically; all_results.json, the training
-    run's own record, is never touched."""
+    (path and sha256) they were measured on, by the write policy; all_results.json, the
+    training run's own record, is never touched."""
     data = config.data.validation_file
     record = {
         "model_name_or_path": os.path.abspath(config.model_name_or_path),
@@ -119,8 +122,35 @@ def write_eval_results(output_dir: str, config: EvalConfig, metrics: dict) -> st
             f"--output_dir cannot be created: got {output_dir!r} ({error.strerror}). Choose a "
             "folder you can write to; the metrics are printed above."
         ) from None
-    write_atomically(path, json.dumps(record, indent=2) + "\n")
+    write_owned(path, json.dumps(record, indent=2) + "\n", config.overwrite_output_file, EVAL_WHAT)
     return path
+
+
+def read_input_once(accelerator, task, source):
+    """The examples of --input_file, read once, the same on every process: a file changed
+    while it was read, or read differently by some process, stops the run."""
+    from datasets.fingerprint import Hasher
+
+    from accel_trainer.runtime import check_same_on_every_process
+
+    def state() -> tuple | None:
+        try:
+            found = os.stat(source.input_file)
+        except OSError:
+            return None
+        return found.st_ino, found.st_size, found.st_mtime_ns
+
+    before = state()
+    raw = task.read_for_prediction(source)
+    changed = state() != before
+    contents = [Hasher.hash(raw.data.table), changed]  # a process that saw a change differs
+    check_same_on_every_process(accelerator, {"--input_file contents": contents})
+    if changed:
+        raise DataError(
+            f"--input_file changed while it was read: got {source.input_file!r}. Run predict "
+            "again once nothing writes to it."
+        )
+    return raw
 
 
 def predict(config: PredictConfig) -> int:
@@ -138,7 +168,7 @@ def predict(config: PredictConfig) -> int:
     task, tokenizer, max_length = saved.task, saved.tokenizer, config.data.max_seq_length
     source = prediction_input(config, task, saved.labels)
     try:
-        raw = task.read_for_prediction(source)
+        raw = read_input_once(accelerator, task, source)
     except OtherTaskData as error:
         raise for_saved_task(error, config.model_name_or_path, task.name, "--input_file") from None
     data = prepare.tokenized(

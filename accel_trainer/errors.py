@@ -53,3 +53,17 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message, or its type when it has none."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def compile_failure(error: BaseException) -> str | None:
+    """The one line for an error of torch.compile (dynamo or inductor, whose reports run to
+    thousands of lines), or None for any other error."""
+    modules = ("torch._dynamo", "torch._inductor")
+    if not any(kind.__module__.startswith(modules) for kind in type(error).__mro__):
+        return None
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said = " ".join(line for line in lines[:3] if not line.endswith("raised:"))[:300]
+    return (
+        f"--torch_compile could not compile the model: {type(error).__name__}: {said or '?'}. "
+        'Run without --torch_compile; TORCH_LOGS="+dynamo" shows the details.'
+    )

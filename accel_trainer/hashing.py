@@ -7,9 +7,14 @@ import json
 from typing import Any
 
 
+def bytes_digest(data: bytes) -> str:
+    """Hex SHA-256 of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def text_digest(text: str, length: int = 64) -> str:
     """Hex SHA-256 of `text` (UTF-8), cut to `length` characters."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+    return bytes_digest(text.encode("utf-8"))[:length]
 
 
 def json_digest(value: Any, length: int = 64) -> str:

@@ -3,6 +3,7 @@ says what the model is, what it was trained on, how, and how well it did."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
@@ -113,8 +114,12 @@ def usage_lines(task: Task, results: dict, labels: list[str]) -> list[str]:
         f"from transformers import {task.auto_model_class_name}, AutoTokenizer",
         "",
         'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/FOLDER")',
+        f"labels = {json.dumps(labels, ensure_ascii=False)}",
         f"base = {task.auto_model_class_name}.from_pretrained(",
-        f'    "{lora["base_model"]}", num_labels={len(labels)}, ignore_mismatched_sizes=True',
+        f'    "{lora["base_model"]}",',
+        "    id2label=dict(enumerate(labels)),",
+        "    label2id={label: i for i, label in enumerate(labels)},",
+        "    ignore_mismatched_sizes=True,",
         ")",
         "base.resize_token_embeddings(len(tokenizer))",
         'model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER").merge_and_unload()',

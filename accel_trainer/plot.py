@@ -3,10 +3,12 @@ run, read from its log_history.jsonl, drawn into one PNG."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
 from accel_trainer.errors import ConfigError
+from accel_trainer.write_policy import check_target, write_owned
 
 LOG_FILE = "log_history.jsonl"
 SCORES = ("eval_f1", "eval_precision", "eval_recall", "eval_macro_f1", "eval_accuracy")
@@ -42,10 +44,27 @@ def series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [step for step, _ in points], [value for _, value in points]
 
 
-def plot(output_dir: str, output_file: str | None = None) -> str:
-    """Draw loss, learning rate and eval scores over optimizer steps; return the PNG's path."""
-    records = read_log_history(output_dir)
+def image_format(path: str) -> str:
+    """The image format matplotlib writes for `path`'s suffix; ConfigError when it has none."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    known = FigureCanvasBase.get_supported_filetypes()
+    suffix = os.path.splitext(path)[1].lower().removeprefix(".")
+    if suffix not in known:
+        raise ConfigError(
+            f"--output_file has a suffix matplotlib cannot write: got {path!r}. End it in one "
+            f"of {', '.join('.' + name for name in sorted(known))} (e.g. curves.png)."
+        )
+    return suffix
+
+
+def plot(output_dir: str, output_file: str | None = None, overwrite: bool = False) -> str:
+    """Draw loss, learning rate and eval scores over optimizer steps into `output_file` (by the
+    write policy; default OUTPUT_DIR/training_curves.png); return its path."""
     output_file = output_file or os.path.join(output_dir, "training_curves.png")
+    records = read_log_history(output_dir)
+    image = image_format(output_file)
+    check_target(output_file, "--output_file", overwrite)
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
@@ -72,6 +91,8 @@ def plot(output_dir: str, output_file: str | None = None) -> str:
             axis.legend()
     figure.suptitle(os.path.basename(os.path.abspath(output_dir)))
     figure.tight_layout()
-    figure.savefig(output_file, dpi=100)
+    drawn = io.BytesIO()
+    figure.savefig(drawn, format=image, dpi=100)
     plt.close(figure)
+    write_owned(output_file, drawn.getvalue(), overwrite, "--output_file")
     return output_file

@@ -1,17 +1,16 @@
-"""Writing `predict` output (the task writes the records): atomically, marked as ours, and
-never over the input, the model or a file that is not an earlier prediction."""
+"""Writing `predict` output (the task writes the records) by the write policy, and never over
+the input or into the model folder."""
 
 from __future__ import annotations
 
 import io
-import json
 import os
-import stat
 
-from accel_trainer.checkpoint import why_unwritable, write_atomically
 from accel_trainer.errors import ConfigError
-from accel_trainer.hashing import file_digest, text_digest
 from accel_trainer.tasks.base import PredictionInput
+from accel_trainer.write_policy import check_target, write_owned
+
+WHAT = "--output_file"
 
 
 def prediction_input(config, task, labels: list[str]) -> PredictionInput:
@@ -38,64 +37,18 @@ def prediction_input(config, task, labels: list[str]) -> PredictionInput:
 
 
 def write_predictions(task, raw, rows: dict, id2label: dict, config, source) -> None:
-    """Write the predictions of every input example, in input order, atomically, and mark the
-    file as a prediction output (which a later predict may replace)."""
+    """Write the predictions of every input example, in input order, by the write policy."""
     id2label = {int(i): label for i, label in id2label.items()}
     handle = io.StringIO()
     task.write_predictions(raw, rows, id2label, handle, source)
-    text = handle.getvalue()
-    write_atomically(config.output_file, text)
-    record = {
-        "sha256": text_digest(text),
-        "model_name_or_path": os.path.abspath(config.model_name_or_path),
-        "input_file": os.path.abspath(config.input_file),
-    }
-    write_atomically(prediction_mark(config.output_file), json.dumps(record) + "\n")
-
-
-def prediction_mark(path: str) -> str:
-    """The hidden file beside a prediction output that says accel-trainer wrote it."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.accel-trainer-predict.json")
-
-
-def is_prediction_output(path: str) -> bool:
-    """Whether `path` is, unchanged, a file that an earlier predict wrote."""
-    try:
-        with open(prediction_mark(path), encoding="utf-8") as handle:
-            expected = json.load(handle)["sha256"]
-        return file_digest(path) == expected
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def file_kind(path: str) -> str:
-    mode = os.stat(path).st_mode
-    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
-        if test(mode):
-            return kind
-    return "not a regular file"
+    write_owned(config.output_file, handle.getvalue(), config.overwrite_output_file, WHAT)
 
 
 def check_output_file(config) -> None:
     """Refuse an --output_file that would replace the input, go into the model folder (any
-    file there may be one the model or tokenizer reads), or replace an existing file that is
-    not an earlier prediction output (without --overwrite_output_file)."""
+    file there may be one the model or tokenizer reads), or that the write policy refuses."""
     path = config.output_file
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ConfigError(
-            f"--output_file is in a folder that does not exist: got {path!r}. Create the folder "
-            "first."
-        )
-    if os.path.isdir(path) or path.endswith(("/", os.sep)):
-        raise ConfigError(f"--output_file is a folder: got {path!r}. Name a file.")
-    if os.path.exists(path) and not os.path.isfile(path):  # a device, a pipe, a socket
-        raise ConfigError(
-            f"--output_file is not a regular file: got {path!r} ({file_kind(path)}). Name a "
-            "file: predictions are written whole to a new file and renamed into place."
-        )
+    check_target(path, WHAT, config.overwrite_output_file)
     target = os.path.realpath(path)
     if os.path.exists(config.input_file) and target == os.path.realpath(config.input_file):
         raise ConfigError(
@@ -107,17 +60,4 @@ def check_output_file(config) -> None:
         raise ConfigError(
             f"--output_file is inside the model folder: got {path!r}. Write the predictions "
             "outside it; the model folder is never written to."
-        )
-    exists = os.path.lexists(path)
-    overwrite = getattr(config, "overwrite_output_file", False)
-    if exists and not overwrite and not is_prediction_output(path):
-        raise ConfigError(
-            f"--output_file already exists and is not an earlier prediction output: got "
-            f"{path!r}. Name another file, or pass --overwrite_output_file to replace it."
-        )
-    why = why_unwritable(folder)
-    if why is not None:
-        raise ConfigError(
-            f"--output_file cannot be written: got {path!r} ({why}). Choose a folder you can "
-            "write to."
         )

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from accel_trainer.checkpoint import final_model_problem, touch
+from accel_trainer.checkpoint import final_model_problem, touch, write_atomically
 from accel_trainer.config import TrainConfig, validate
-from accel_trainer.errors import ConfigError
+from accel_trainer.errors import ConfigError, DataError
 from accel_trainer.hashing import file_digest
 from accel_trainer.hub import check_dataset_access, model_access
 from accel_trainer.lora import apply_lora, base_weights, is_adapter_folder, load_adapter_folder
@@ -261,6 +261,13 @@ def check_metric_name(config: TrainConfig, task: Task, labels: list[str]) -> Non
 
 
 def check_labels(config: TrainConfig, task: Task, labels, train_raw, eval_raw) -> None:
+    seen = task.label_list(train_raw) if config.data.label_names else labels
+    if len(seen) == 1:
+        raise DataError(
+            f"{train_source(config.data)} has one label only: got {seen[0]!r} on every "
+            f"{task.example_word}. A model trained on it predicts {seen[0]!r} for everything: "
+            "give training data with at least two different labels."
+        )
     if config.data.label_names:
         task.check_labels(train_raw, labels, train_source(config.data), "not in --label_names")
     if eval_raw is not None:
@@ -303,6 +310,9 @@ def read_train_and_eval(config: TrainConfig, task: Task, accelerator: Accelerato
             eval_raw = read_split(config.data, task, "validation")
         return train_raw, eval_raw
     output_dir, folder = config.resolved_output_dir(), demo_folder(config)
+    demo_train, demo_eval = task.demo_files(folder)
+    texts = dict(zip((demo_train, demo_eval), task.demo_corpus(), strict=True))
+    check_demo_data(texts, config.overwrite_output_dir)
     with accelerator.main_process_first():
         if accelerator.is_local_main_process:
             # Marked first: an interrupted demo run's folder stays one a demo may rewrite.
@@ -310,12 +320,36 @@ def read_train_and_eval(config: TrainConfig, task: Task, accelerator: Accelerato
             touch(os.path.join(output_dir, DEMO_MARKER))
             if os.path.islink(folder):
                 os.unlink(folder)  # the demo's own data/ is a folder here, never a link
-            task.write_demo_corpus(folder)
-    demo_train, demo_eval = task.demo_files(folder)
+            os.makedirs(folder, exist_ok=True)
+            for path, text in texts.items():
+                if demo_file_text(path) != text:
+                    write_atomically(path, text)
     logger.info("No data given: training on the demo corpus written to %s", folder)
     train_raw = task.read(demo_train, "demo train file", "auto")
     eval_raw = task.read(demo_eval, "demo validation file", "auto")
     return train_raw, eval_raw
+
+
+def demo_file_text(path: str) -> str | None:
+    """The text of a demo data file as it is on disk; None when it is not a readable file."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def check_demo_data(texts: dict[str, str], overwrite: bool) -> None:
+    """Refuse to rewrite demo data files that differ from the demo's (a user added sentences
+    there), unless --overwrite_output_dir says to."""
+    for path, text in texts.items():
+        if overwrite or not os.path.lexists(path) or demo_file_text(path) == text:
+            continue
+        raise ConfigError(
+            f"the demo's data file was changed since the demo wrote it: got {path!r}. The demo "
+            f"never rewrites your edits: train on it with --train_file {path} (and "
+            "--validation_file), or pass --overwrite_output_dir to write the demo corpus again."
+        )
 
 
 def read_split(data: EvalDataOptions, task: Task, split: str):

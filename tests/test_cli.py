@@ -526,3 +526,29 @@ def test_evaluate_and_predict_name_the_model_task_instead_of_a_task_flag(
         f"accel-trainer: error: --input_file {relation} {problem} give --input_file in a format "
         "of that task, or a model trained with --task re.\n"
     )
+
+
+def test_a_compile_failure_is_one_line(small_data, tmp_path, capsys, monkeypatch):
+    """Inductor's reports run to thousands of lines; the user gets the option and the cause."""
+    import torch
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    def compile_that_fails(model, *args, **kwargs):
+        def forward(*args, **kwargs):
+            cause = RuntimeError("C++ compile error\n" + "include line\n" * 2000)
+            raise BackendCompilerFailed(compile_that_fails, cause, None)
+
+        model.forward = forward
+
+    monkeypatch.setattr(torch.nn.Module, "compile", compile_that_fails)
+    argv = ["train", "--train_file", small_data[0], "--output_dir", str(tmp_path / "out"),
+            "--torch_compile", "--max_train_steps", "1"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("include line") == 1
+    assert err.strip().splitlines()[-1] == (
+        "accel-trainer: error: --torch_compile could not compile the model: "
+        "BackendCompilerFailed: RuntimeError: C++ compile error include line. Run without "
+        '--torch_compile; TORCH_LOGS="+dynamo" shows the details.'
+    )
+    reset_accelerate()

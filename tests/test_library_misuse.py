@@ -229,3 +229,34 @@ def test_large_counts_get_their_limit_not_a_type_error(small_data, tmp_path):
     config = TrainConfig.from_options(max_train_steps=10**30)
     with pytest.raises(ConfigError, match="--max_train_steps must be at most 2147483647"):
         validate(config)
+
+
+@pytest.mark.parametrize(
+    "missing, message",
+    [
+        ("task", "task is not a Task: got NoneType. Pass one, e.g. NerTask(), or let "
+         "AccelerateTrainer.from_files(config) build all three."),
+        ("model", "model is not a PreTrainedModel: got NoneType. Pass one, e.g. "
+         "AutoModelForTokenClassification.from_pretrained(...), or let "
+         "AccelerateTrainer.from_files(config) build all three."),
+        ("tokenizer", "tokenizer is not a PreTrainedTokenizerBase: got NoneType. Pass one, e.g. "
+         "AutoTokenizer.from_pretrained(...), or let AccelerateTrainer.from_files(config) build "
+         "all three."),
+    ],
+)  # fmt: skip
+def test_the_constructor_names_a_missing_part_before_building_anything(tmp_path, missing, message):
+    from accel_trainer.models import build_tiny_bert, build_wordpiece_tokenizer
+    from accel_trainer.tasks.ner import NerTask
+
+    tokenizer = build_wordpiece_tokenizer([["Anna", "sings"]])
+    parts = {
+        "model": build_tiny_bert("AutoModelForTokenClassification", len(tokenizer), ["O", "B"], 32),
+        "tokenizer": tokenizer,
+        "config": TrainConfig.from_options(output_dir=str(tmp_path / "out")),
+        "task": NerTask(),
+    }
+    parts[missing] = None
+    with pytest.raises(ConfigError) as error:
+        AccelerateTrainer(**parts).fit()
+    assert str(error.value) == message
+    assert not (tmp_path / "out").exists()

@@ -27,6 +27,7 @@ from tests.conftest import (
     tail,
     trace_consumed_rows,
     wait_all,
+    write_jsonl,
 )
 
 pytestmark = pytest.mark.multiprocess
@@ -166,6 +167,21 @@ def test_two_processes_train_once_and_count_each_eval_example_once(small_data, t
     assert (tmp_path / "two.jsonl").read_text() == one
     records = [json.loads(line) for line in one.splitlines()]
     assert len(records) == 37 and sum(len(r["entities"]) for r in records) > 0
+
+    # JSON lines of tokens with an empty record among them: one output line per input record.
+    tokens_file = tmp_path / "tokens.jsonl"
+    inputs = [{"tokens": sentence["tokens"], "id": n} for n, sentence in
+              enumerate(read_conll(dev, "dev", "bio")[:5])]  # fmt: skip
+    inputs.insert(2, {"tokens": [], "id": "empty"})
+    write_jsonl(tokens_file, inputs)
+    tokens_args = [*predict_args[:2], "--input_file", str(tokens_file), *predict_args[4:]]
+    done = accelerate_launch(
+        [*tokens_args, "--output_file", str(tmp_path / "tokens.out")], command_name="predict"
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    written = [json.loads(line) for line in (tmp_path / "tokens.out").read_text().splitlines()]
+    assert [r["id"] for r in written] == [r["id"] for r in inputs]
+    assert written[2]["ner_tags"] == [] and len(written[3]["ner_tags"]) == len(inputs[3]["tokens"])
 
 
 # 48 sentences, 2 processes x batch 2 = 12 micro-batches per process and epoch; windows of 2:

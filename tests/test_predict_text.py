@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from accel_trainer.cli import main
+from accel_trainer.errors import DataError
 from accel_trainer.tasks.base import PredictionInput
 from accel_trainer.tasks.ner import NerTask
 from accel_trainer.tasks.text import learned_word_split, read_documents, split_words
@@ -211,6 +212,29 @@ def test_a_text_file_is_told_from_a_conll_file_by_its_lines(tmp_path):
     blank = tmp_path / "blank.txt"
     blank.write_text("\n   \n")  # no words at all: each line an empty document
     assert task.prediction_input(PredictionInput(str(blank), "auto", 128)) == "text"
+
+
+def test_sentences_ending_in_the_word_o_are_not_taken_for_tags(tmp_path):
+    """A file reads as CoNLL on evidence that sentences cannot give: the same columns on every
+    line with a tag last that varies, or two columns; one tag throughout on longer lines is
+    asked about; lines of different lengths are sentences."""
+    path = tmp_path / "notes.txt"
+    labels = ("B-PER", "I-PER", "O")
+
+    def read_as(text: str) -> str:
+        path.write_text(text)
+        return NerTask().prediction_input(PredictionInput(str(path), "auto", 128, labels=labels))
+
+    assert read_as("Blood type O\nThe donor has blood type O\n") == "text"
+    assert read_as("Anna O\nsings O\n") == "conll"  # a token and a placeholder tag
+    assert read_as("Anna NNP B-PER\nsings VBZ O\n") == "conll"
+    with pytest.raises(DataError) as error:
+        read_as("Blood type O\nRhesus factor O\n")
+    assert str(error.value) == (
+        f"--input_file {path} could be CoNLL or sentences of text: every line has 3 columns and "
+        "ends in the same tag, e.g. 'Blood type O'. Pass --data_format conll to read a token and "
+        "its tag per line, or --data_format text to read each line as a document."
+    )
 
 
 def test_the_log_says_how_a_file_is_read(tmp_path, caplog):
@@ -433,7 +457,7 @@ def test_an_output_that_is_no_regular_file_is_refused(demo_model, tmp_path, caps
     assert predict(demo_model, notes, pipe, "--overwrite_output_file") == 2
     assert last_error(capsys) == (
         f"accel-trainer: error: --output_file is not a regular file: got {str(pipe)!r} (a named "
-        "pipe). Name a file: predictions are written whole to a new file and renamed into place."
+        "pipe). Name a file: output is written whole to a new file and renamed into place."
     )
     assert predict(demo_model, notes, f"{tmp_path}/new/") == 2
     assert last_error(capsys) == (
@@ -456,6 +480,98 @@ def test_text_after_the_sniffed_lines_is_not_read_as_tokens(demo_model, tmp_path
         "tag: got 'Maria Garcia visited London.'. A CoNLL line is a token and its tag, or the "
         "token alone; if the file is plain text, pass --data_format text."
     )
+    later = tmp_path / "later.txt"
+    later.write_text("Oslo O\n" * 250 + "Blood type O\n")
+    assert predict(demo_model, later, tmp_path / "later.out") == 2
+    assert last_error(capsys) == (
+        f"accel-trainer: error: --input_file {later} line 251 has 3 columns where line 1 has 2: "
+        "got 'Blood type O'. Every line of a CoNLL file has the same columns, the token first and "
+        "its tag last; if the file is sentences of text, pass --data_format text."
+    )
+
+
+def test_every_input_record_gets_its_line_an_empty_one_too(demo_model, tmp_path):
+    path = tmp_path / "in.jsonl"
+    records = [{"tokens": ["Anna", "sings"], "id": 1}, {"tokens": []}, {"tokens": ["Oslo"]}]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    for output_format, key in (("jsonl", "ner_tags"), ("spans", "entities")):
+        out = tmp_path / f"{output_format}.jsonl"
+        assert predict(demo_model, path, out, "--output_format", output_format) == 0
+        written = read_jsonl(out)
+        assert [{k: r[k] for k in r if k != key} for r in written] == records
+        assert written[1][key] == [] and isinstance(written[0][key], list)
+    assert len(read_jsonl(tmp_path / "jsonl.jsonl")[0]["ner_tags"]) == 2
+
+
+def test_the_input_is_read_once_whatever_happens_to_it_meanwhile(demo_model, tmp_path,
+                                                                  monkeypatch, capsys):  # fmt: skip
+    from accel_trainer.train.inference import Inference
+
+    path = tmp_path / "in.jsonl"
+    records = [{"text": "Anna Berg lives in Oslo .", "id": n} for n in range(3)]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    predict_rows = Inference.predict
+
+    def rewrite_then_predict(self, data):
+        path.write_text('{"text": "changed", "id": 9}\n')  # shorter: the old lines are gone
+        return predict_rows(self, data)
+
+    monkeypatch.setattr(Inference, "predict", rewrite_then_predict)
+    assert predict(demo_model, path, tmp_path / "out.jsonl") == 0
+    written = read_jsonl(tmp_path / "out.jsonl")
+    assert [{"text": r["text"], "id": r["id"]} for r in written] == records
+    monkeypatch.undo()
+
+    read = NerTask.read_for_prediction
+
+    def appended_while_read(self, source):
+        raw = read(self, source)
+        with open(path, "a") as handle:
+            handle.write('{"text": "more", "id": 10}\n')
+        return raw
+
+    monkeypatch.setattr(NerTask, "read_for_prediction", appended_while_read)
+    assert predict(demo_model, path, tmp_path / "again.jsonl") == 2
+    assert last_error(capsys) == (
+        f"accel-trainer: error: --input_file changed while it was read: got {str(path)!r}. Run "
+        "predict again once nothing writes to it."
+    )
+
+
+def test_the_model_cards_code_finds_the_entities_predict_finds(demo_model, tmp_path):
+    """The card's pipeline tags each word by its first sub-token, as predict does; the
+    "simple" aggregation it replaced cuts words the tokenizer splits (unseen names here)."""
+    import re
+
+    from transformers import pipeline
+
+    from accel_trainer.model_card import USAGE_PATH
+
+    card = (demo_model / "README.md").read_text()
+    code = re.search(r"## Usage\n\n```python\n(.*?)```", card, re.S).group(1)
+    namespace = {}
+    exec(compile(code.replace(USAGE_PATH, str(demo_model)), "README.md", "exec"), namespace)
+    sentences = [
+        "Tanakaville joined Globexcorp in Lagosia on Monday .",
+        "Maria Lopezz moved to Berlinn to work for Initechs .",
+        "The mayor of Osloo met Peter Novakk on Friday .",
+        "Aiko Tanaka flew from Paris to Tokyo on May 4 .",
+    ]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\n".join(sentences) + "\n")
+    assert predict(demo_model, notes, tmp_path / "out.jsonl") == 0
+    predicted = [
+        [(e["start"], e["end"], e["type"]) for e in record["entities"]]
+        for record in read_jsonl(tmp_path / "out.jsonl")
+    ]
+    assert sum(map(len, predicted)) >= 8
+
+    def found(tagger) -> list:
+        return [[(e["start"], e["end"], e["entity_group"]) for e in tagger(s)] for s in sentences]
+
+    assert found(namespace["ner"]) == predicted
+    simple = pipeline("token-classification", model=str(demo_model), aggregation_strategy="simple")
+    assert found(simple) != predicted
 
 
 def test_conll_with_tags_the_model_lacks_is_still_conll(tmp_path):

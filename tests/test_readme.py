@@ -69,7 +69,7 @@ def test_the_readme_python_api_snippet_runs_as_written(tmp_path, monkeypatch, ca
                  "--output_dir", "eval"]) == 0  # fmt: skip
     assert main(["predict", "--model_name_or_path", str(folder), "--input_file", data,
                  "--output_file", "dev.predicted.conll"]) == 0  # fmt: skip
-    tagger = pipeline("token-classification", model=str(folder), aggregation_strategy="simple")
+    tagger = pipeline("token-classification", model=str(folder), aggregation_strategy="first")
     assert tagger("Aiko Tanaka moved to Lagos .")
 
 

@@ -241,11 +241,16 @@ def test_conll_line_with_a_bad_tag_keeps_the_tag_scheme_advice(tmp_path, line, t
 
 
 def test_brace_marker_and_quote_tokens_are_still_conll(tmp_path):
-    lines = ["{ O", "<< B-OP", ">> I-OP", "[[ O", "]] O", '1\t"a b"', "} O"]
+    lines = ["{ O", "<< B-OP", ">> I-OP", "[[ O", "]] O", '" O', "} O"]
     path = write(tmp_path, "code.conll", lines)
     data = NerTask(tag_scheme="none").read(path, "--train_file", "auto")
-    assert data["tokens"] == [["{", "<<", ">>", "[[", "]]", "1", "}"]]
-    assert data["ner_tags"] == [["O", "B-OP", "I-OP", "O", "O", 'b"', "O"]]
+    assert data["tokens"] == [["{", "<<", ">>", "[[", "]]", '"', "}"]]
+    assert data["ner_tags"] == [["O", "B-OP", "I-OP", "O", "O", "O", "O"]]
+    # A SemEval-like id line among them is a line of other columns, not a record or a tag
+    path = write(tmp_path, "code.conll", [*lines[:5], '1\t"a b"', "} O"])
+    assert read_error(NerTask(tag_scheme="none"), path).startswith(
+        f"--train_file {path} line 6 has 3 columns where line 1 has 2: got '1\\t\"a b\"'."
+    )
 
 
 # Unprefixed tags under --tag_scheme none
@@ -452,3 +457,36 @@ def test_valid_files_of_each_format_still_read(tmp_path):
     assert ReTask().read(semeval, "x", "auto")["label"] == [LABELS[0]]
     ner = write(tmp_path, "ner.txt", [json.dumps(NER_RECORD)])
     assert NerTask().read(ner, "x", "jsonl")["tokens"] == [NER_RECORD["tokens"]]
+
+
+@pytest.mark.parametrize(
+    "task, name, lines, label, word",
+    [
+        ("ner", "all_o.conll", ["Anna O", "sings O", "", "Oslo O", ""], "O", "sentence"),
+        ("re", "one.jsonl", [json.dumps({"text": "<e1>A</e1> met <e2>B</e2> .", "label": "met"})],
+         "met", "example"),
+    ],
+)  # fmt: skip
+def test_training_data_with_one_label_stops_before_any_work(
+    tmp_path, capsys, no_model_building, task, name, lines, label, word
+):
+    from accel_trainer.cli import main
+
+    path = write(tmp_path, name, lines)
+    argv = ["train", "--task", task, "--train_file", path, "--output_dir", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"accel-trainer: error: --train_file {path} has one label only: got {label!r} on every "
+        f"{word}. A model trained on it predicts {label!r} for everything: give training data "
+        "with at least two different labels."
+    )
+    assert not os.path.exists(tmp_path / "o" / "model.safetensors")
+
+
+def test_a_conll_line_with_other_columns_than_the_first_is_named(tmp_path):
+    path = write(tmp_path, "train.conll", ["Anna B-PER", "sings O", "Blood type O", ""])
+    assert read_error(NerTask(), path) == (
+        f"--train_file {path} line 3 has 3 columns where line 1 has 2: got 'Blood type O'. Every "
+        "line of a CoNLL file has the same columns, the token first and its tag last; fix that "
+        "line."
+    )

@@ -112,7 +112,7 @@ def test_the_defaults_of_the_interface(tmp_path):
     with pytest.raises(ConfigError, match="--dataset_name is not supported for --task minimal"):
         task.read_hub("conll2003", None, "train")
     with pytest.raises(ConfigError, match="--task minimal: it has no demo corpus"):
-        task.write_demo_corpus(str(tmp_path))
+        task.demo_corpus()
     path = tmp_path / "any.txt"
     path.write_text("anything\n")
     data = task.read(str(path), "--train_file", "auto")

@@ -81,7 +81,7 @@ def test_saved_folder_reloads_with_the_same_logits(demo_run):
 
 def test_pipeline_finds_entities_in_a_demo_sentence(demo_run):
     _, _, output_dir = demo_run
-    ner = pipeline("token-classification", model=output_dir, aggregation_strategy="simple")
+    ner = pipeline("token-classification", model=output_dir, aggregation_strategy="first")
     found = {(e["entity_group"], e["word"]) for e in ner("Aiko Tanaka moved to Lagos .")}
     assert ("PER", "aiko tanaka") in found
     assert ("LOC", "lagos") in found

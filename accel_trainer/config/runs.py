@@ -246,7 +246,17 @@ class EvalConfig(FromOptions):
     )
     output_dir: str | None = field(
         default=None,
-        metadata=_opt("Where the results go. Default: --model_name_or_path."),
+        metadata=_opt(
+            "Where eval_results.json goes. Default: --model_name_or_path. An existing "
+            "eval_results.json is replaced only if accel-trainer wrote it and it is unchanged."
+        ),
+    )
+    overwrite_output_file: bool = field(
+        default=False,
+        metadata=_opt(
+            "Replace an eval_results.json (or a link) in --output_dir that is not an unchanged "
+            "earlier output of accel-trainer."
+        ),
     )
     config: str | None = field(
         default=None,
@@ -302,8 +312,8 @@ class PredictConfig(FromOptions):
     overwrite_output_file: bool = field(
         default=False,
         metadata=_opt(
-            "Replace an existing --output_file that is not an earlier prediction output of "
-            "accel-trainer."
+            "Replace an existing --output_file (or a link there) that is not an unchanged "
+            "earlier output of accel-trainer."
         ),
     )
     output_format: str = field(

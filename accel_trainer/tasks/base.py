@@ -292,15 +292,18 @@ class Task(abc.ABC):
     # The demo corpus (`accel-trainer train` with no data).
 
     def demo_files(self, folder: str) -> tuple[str, str]:
-        """Where write_demo_corpus puts its train and eval files in `folder`."""
-        raise ConfigError(
+        """Where the demo's train and eval files go in `folder`."""
+        raise self.no_demo_corpus()
+
+    def demo_corpus(self) -> tuple[str, str]:
+        """The texts of the demo's train and eval files, the same on every call."""
+        raise self.no_demo_corpus()
+
+    def no_demo_corpus(self) -> ConfigError:
+        return ConfigError(
             f"--train_file is required for --task {self.name}: it has no demo corpus. Give "
             "--train_file (and --validation_file)."
         )
-
-    def write_demo_corpus(self, folder: str) -> tuple[str, str]:
-        """Write the demo corpus into `folder`; return its train and eval paths."""
-        return self.demo_files(folder)
 
     def demo_defaults(self) -> None:
         """Set what training on the demo corpus needs that the options left unset; nothing by

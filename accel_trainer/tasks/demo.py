@@ -118,24 +118,37 @@ def demo_corpus(num_sentences: int, seed: int) -> list[tuple[list[str], list[str
     return [demo_sentence(rng) for _ in range(num_sentences)]
 
 
-def write_conll(path: str, sentences: list[tuple[list[str], list[str]]]) -> None:
-    """Write atomically, so that a reader on another process never sees half a file."""
-    from accel_trainer.checkpoint import write_atomically
-
+def conll_text(sentences: list[tuple[list[str], list[str]]]) -> str:
+    """Sentences as CoNLL: a token and its tag per line, a blank line after each sentence."""
     lines = []
     for tokens, tags in sentences:
         lines.extend(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags, strict=True))
         lines.append("\n")
-    write_atomically(path, "".join(lines))
+    return "".join(lines)
+
+
+def write_conll(path: str, sentences: list[tuple[list[str], list[str]]]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(conll_text(sentences))
+
+
+def ner_demo_texts(num_train: int = 600, num_dev: int = 150) -> tuple[str, str]:
+    """The texts of the NER demo's train.conll and dev.conll, the same on every call."""
+    return conll_text(demo_corpus(num_train, seed=1)), conll_text(demo_corpus(num_dev, seed=2))
 
 
 def write_demo_corpus(folder: str, num_train: int = 600, num_dev: int = 150) -> tuple[str, str]:
-    """Write train.conll and dev.conll into `folder`; the same files on every call."""
+    """Write the NER demo's train.conll and dev.conll into `folder`; return their paths."""
+    return write_texts(folder, NER_DEMO_FILES, ner_demo_texts(num_train, num_dev))
+
+
+def write_texts(folder: str, names: tuple[str, str], texts: tuple[str, str]) -> tuple[str, str]:
     os.makedirs(folder, exist_ok=True)
-    train_path, dev_path = (os.path.join(folder, name) for name in NER_DEMO_FILES)
-    write_conll(train_path, demo_corpus(num_train, seed=1))
-    write_conll(dev_path, demo_corpus(num_dev, seed=2))
-    return train_path, dev_path
+    paths = (os.path.join(folder, names[0]), os.path.join(folder, names[1]))
+    for path, text in zip(paths, texts, strict=True):
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return paths
 
 
 # Relation demo: each template names its slots; RELATIONS gives the label of a slot pair.
@@ -172,18 +185,17 @@ def demo_relation(rng: random.Random) -> dict:
     return {"text": text, "label": label}
 
 
-def write_demo_re_corpus(folder: str, num_train: int = 1600, num_dev: int = 200) -> tuple[str, str]:
-    """Write train.jsonl and dev.jsonl (inline <e1>/<e2> markers) into `folder`."""
+def re_demo_texts(num_train: int = 1600, num_dev: int = 200) -> tuple[str, str]:
+    """The texts of the RE demo's train.jsonl and dev.jsonl (inline <e1>/<e2> markers)."""
     import json
 
-    from accel_trainer.checkpoint import write_atomically
-
-    os.makedirs(folder, exist_ok=True)
-    paths = []
-    train_name, dev_name = RE_DEMO_FILES
-    for name, count, seed in ((train_name, num_train, 3), (dev_name, num_dev, 4)):
+    texts = []
+    for count, seed in ((num_train, 3), (num_dev, 4)):
         rng = random.Random(seed)
-        path = os.path.join(folder, name)
-        write_atomically(path, "".join(json.dumps(demo_relation(rng)) + "\n" for _ in range(count)))
-        paths.append(path)
-    return paths[0], paths[1]
+        texts.append("".join(json.dumps(demo_relation(rng)) + "\n" for _ in range(count)))
+    return texts[0], texts[1]
+
+
+def write_demo_re_corpus(folder: str, num_train: int = 1600, num_dev: int = 200) -> tuple[str, str]:
+    """Write the RE demo's train.jsonl and dev.jsonl into `folder`; return their paths."""
+    return write_texts(folder, RE_DEMO_FILES, re_demo_texts(num_train, num_dev))

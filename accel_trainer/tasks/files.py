@@ -156,8 +156,3 @@ def json_lines(
                 )
             first = False
             yield number, where, record
-
-
-def records_by_line(path: str, what: str) -> dict[int, dict]:
-    """The JSON object on each non-blank line of a JSON lines file, by line number."""
-    return {number: record for number, _, record in json_lines(path, what)}

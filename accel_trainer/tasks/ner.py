@@ -30,16 +30,15 @@ from accel_trainer.tasks.files import (
     json_lines,
     json_object,
     line_kind,
-    records_by_line,
     utf8_problem,
 )
 from accel_trainer.tasks.text import (
     CONLL_SNIFF_LINES,
     TAG_SHAPE,
     WORD_SPLITS,
+    conll_evidence,
     document_record,
     learned_word_split,
-    looks_like_conll,
     one_word_per_line,
     read_documents,
     text_of_record,
@@ -162,6 +161,7 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     tokens: list[str] = []
     tags: list[str] = []
     start_line = 0
+    width = None  # (columns, line number) of the first line with a tag
 
     def flush() -> None:
         if tokens:
@@ -202,6 +202,16 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
             tags.append(columns[-1])
             if labelled:
                 check_tag(columns[-1], tag_scheme, where, line)
+            if len(line.split()) > 1:
+                width = width or (len(columns), line_number)
+                if len(columns) != width[0]:
+                    raise DataError(
+                        f"{where} has {len(columns)} columns where line {width[1]} has "
+                        f"{width[0]}: got {line.strip()[:80]!r}. Every line of a CoNLL file has "
+                        "the same columns, the token first and its tag last; "
+                        + ("fix that line." if labelled else "if the file is sentences of "
+                           "text, pass --data_format text.")
+                    )  # fmt: skip
     flush()
     return sentences
 
@@ -219,6 +229,7 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     (`ner_tags` optional in unlabelled input)."""
     sentences = []
     for number, where, record in json_lines(path, what, OTHER_FORMATS):
+        original = json_line(record)  # predict writes each record back as it was read
         if not labelled and isinstance(record.get("tokens"), list):
             record.setdefault("ner_tags", ["O"] * len(record["tokens"]))
         if "tokens" not in record and relation_like(record):
@@ -260,7 +271,10 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
             )
         for tag in tags if labelled else []:
             check_tag(tag, tag_scheme, where)
-        if tokens:
+        if not labelled:  # every record gets its output line, an empty one too
+            sentences.append({"tokens": tokens, "ner_tags": tags, "line": number,
+                              "record": original})  # fmt: skip
+        elif tokens:
             sentences.append({"tokens": tokens, "ner_tags": tags, "line": number})
     return sentences
 
@@ -384,11 +398,12 @@ class NerTask(Task):
         return {**self.settings(), "label_all_tokens": self.label_all_tokens}
 
     def usage_code(self, model_path: str) -> str:
-        """The token-classification pipeline, its sub-token tags joined into entities."""
+        """The token-classification pipeline, each word tagged by its first sub-token (as the
+        model was trained and as `predict` reads it; "simple" would cut entities inside words)."""
         return (
             "from transformers import pipeline\n\n"
             f'ner = pipeline("token-classification", model={quoted(model_path)}, '
-            'aggregation_strategy="simple")\n'
+            'aggregation_strategy="first")\n'
             'print(ner("John Smith moved to Oslo in May ."))\n'
         )
 
@@ -429,7 +444,10 @@ class NerTask(Task):
                 documents = read_documents(path, source.text_format or "lines", self.word_split)
             else:
                 documents = [
-                    document_record(text_of_record(record, where), number, self.word_split)
+                    {
+                        **document_record(text_of_record(record, where), number, self.word_split),
+                        "record": json_line(record),
+                    }
                     for number, where, record in json_lines(path, what)
                 ]
         except UnicodeDecodeError:
@@ -445,7 +463,7 @@ class NerTask(Task):
             if self.word_split == "punctuation"
             else "at whitespace",
         )
-        return Dataset.from_list(documents, features=document_features())
+        return Dataset.from_list(documents, features=document_features(kind == "jsonl-text"))
 
     def prediction_input(self, source: PredictionInput) -> str:
         """What --input_file holds: "conll", "jsonl" (tokens), "text" (plain text) or
@@ -478,7 +496,15 @@ class NerTask(Task):
                 if problem is not None:
                     raise problem
                 break
-        if not looks_like_conll(lines, source.labels):
+        evidence = conll_evidence(lines, source.labels)
+        if isinstance(evidence, str):
+            raise DataError(
+                f"{what} could be CoNLL or sentences of text: every line has "
+                f"{len(evidence.split())} columns and ends in the same tag, e.g. {evidence!r}. "
+                "Pass --data_format conll to read a token and its tag per line, or "
+                "--data_format text to read each line as a document."
+            )
+        if not evidence:
             logger.info(
                 "predict: %s is read as plain text, one document per line: its lines are not "
                 "CoNLL token lines (pass --data_format conll to read it as CoNLL)",
@@ -729,7 +755,7 @@ class NerTask(Task):
         indices into tokens, end exclusive)."""
         tokens = raw["tokens"]
         tags, scores = self.assemble_words(rows, [len(words) for words in tokens], id2label)
-        kind = self.input_kind or self.prediction_input(source)  # as read_for_prediction read it
+        kind = self.input_kind  # as read_for_prediction read it
         is_text = kind in ("text", "jsonl-text")
         output = source.output_format
         if output == "auto":
@@ -740,7 +766,7 @@ class NerTask(Task):
                     handle.writelines(f"{w}\t{t}\n" for w, t in zip(words, words_tags, strict=True))
                     handle.write("\n")
             return
-        records = self.input_records(raw, source, kind)
+        records = self.input_records(raw, kind)
         warn_of_replaced_keys(records, output, kind, source.input_file)
         for index, record in enumerate(records):
             if output == "jsonl":
@@ -751,7 +777,7 @@ class NerTask(Task):
                 record["entities"] = self.entities(raw[index], tags[index], scores[index], is_text)
             handle.write(json_line(record))
 
-    def input_records(self, raw: Dataset, source: PredictionInput, kind: str) -> list[dict]:
+    def input_records(self, raw: Dataset, kind: str) -> list[dict]:
         """Each example as the record its output line starts from: the input's own JSON
         object, or its line number and its text (raw text) or tokens (CoNLL)."""
         if kind in ("text", "conll"):
@@ -760,8 +786,7 @@ class NerTask(Task):
                 {"line": line, key: value}
                 for line, value in zip(raw["line"], raw[key], strict=True)
             ]
-        originals = records_by_line(source.input_file, "--input_file")
-        return [dict(originals[line]) for line in raw["line"]]
+        return [json.loads(record) for record in raw["record"]]
 
     def entities(self, example: dict, tags: list[str], scores: list[float], is_text: bool):
         """The entities of one example's tags: type, start, end, surface text and score."""
@@ -787,10 +812,10 @@ class NerTask(Task):
         train, dev = NER_DEMO_FILES
         return os.path.join(folder, train), os.path.join(folder, dev)
 
-    def write_demo_corpus(self, folder: str) -> tuple[str, str]:
-        from accel_trainer.tasks.demo import write_demo_corpus
+    def demo_corpus(self) -> tuple[str, str]:
+        from accel_trainer.tasks.demo import ner_demo_texts
 
-        return write_demo_corpus(folder)
+        return ner_demo_texts()
 
     def collator(self, tokenizer: PreTrainedTokenizerBase):
         from transformers import DataCollatorForTokenClassification
@@ -891,19 +916,19 @@ def entity_spans(tags: list[str], scores: list[float]) -> list[tuple[str, int, i
     return found
 
 
-def document_features():
-    """The columns of raw text documents (fixed, so that a file of empty documents reads too)."""
+def document_features(with_record: bool):
+    """The columns of raw text documents (fixed, so that a file of empty documents reads too),
+    and the JSON line each came from (`record`) when read from JSON lines."""
     from datasets import Features, Sequence, Value
 
-    return Features(
-        {
-            "tokens": Sequence(Value("string")),
-            "ner_tags": Sequence(Value("string")),
-            "line": Value("int64"),
-            "text": Value("string"),
-            "offsets": Sequence(Sequence(Value("int64"))),
-        }
-    )
+    columns = {
+        "tokens": Sequence(Value("string")),
+        "ner_tags": Sequence(Value("string")),
+        "line": Value("int64"),
+        "text": Value("string"),
+        "offsets": Sequence(Sequence(Value("int64"))),
+    }
+    return Features({**columns, "record": Value("string")} if with_record else columns)
 
 
 def kind_words(source: PredictionInput) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,7 +25,6 @@ from accel_trainer.tasks.files import (
     json_lines,
     json_object,
     line_kind,
-    records_by_line,
 )
 from accel_trainer.tasks.windows import special_affixes, window_around
 
@@ -286,7 +286,8 @@ def other_format_problem(line: str, where: str) -> DataError | None:
 
 
 def read_re_jsonl(path: str, what: str, markers: list[str], need_label: bool) -> list[dict]:
-    """JSON lines with inline-marked `text`, or `tokens` with `head`/`tail` spans."""
+    """JSON lines with inline-marked `text`, or `tokens` with `head`/`tail` spans; unlabelled
+    (for predict), each example keeps the JSON line it came from as `record`."""
     examples = []
     for number, where, record in json_lines(path, what, OTHER_FORMATS):
         if "ner_tags" in record and not {"text", "head", "tail"} & set(record):
@@ -313,6 +314,8 @@ def read_re_jsonl(path: str, what: str, markers: list[str], need_label: bool) ->
                 f"{where} lacks a string 'label': got {label!r}. Give each example its relation."
             )
         example.update(label=label if isinstance(label, str) else None, line=number)
+        if not need_label:
+            example["record"] = json_line(record)
         examples.append(example)
     return examples
 
@@ -619,15 +622,17 @@ class ReTask(Task):
         """One JSON line per input example: the input record (SemEval: id and text) plus
         `predicted_label` and `probability`; null for examples that do not fit max_seq_length."""
         predicted = example_predictions(rows, id2label)
-        jsonl = sniff_format(source.input_file, source.data_format) == "jsonl"
-        originals = records_by_line(source.input_file, "--input_file") if jsonl else {}
         for example_id, line in enumerate(raw["line"]):
             example = raw[example_id]
-            record = originals.get(line) or {
-                **({"id": example["id"]} if example.get("id") is not None else {}),
-                "line": line,
-                "text": self.marked_text(example),
-            }
+            record = (
+                json.loads(example["record"])
+                if example.get("record")
+                else {
+                    **({"id": example["id"]} if example.get("id") is not None else {}),
+                    "line": line,
+                    "text": self.marked_text(example),
+                }
+            )
             label, probability = predicted.get(example_id, (None, None))
             record["predicted_label"] = label
             record["probability"] = probability
@@ -641,10 +646,10 @@ class ReTask(Task):
         train, dev = RE_DEMO_FILES
         return os.path.join(folder, train), os.path.join(folder, dev)
 
-    def write_demo_corpus(self, folder: str) -> tuple[str, str]:
-        from accel_trainer.tasks.demo import write_demo_re_corpus
+    def demo_corpus(self) -> tuple[str, str]:
+        from accel_trainer.tasks.demo import re_demo_texts
 
-        return write_demo_re_corpus(folder)
+        return re_demo_texts()
 
     def demo_defaults(self) -> None:
         """The demo corpus's pairs without a relation are labelled no_relation."""

@@ -110,20 +110,29 @@ def text_of_record(record: dict, where: str) -> str:
     return text
 
 
-def looks_like_conll(lines: Iterable[str], labels: Iterable[str]) -> bool:
-    """Whether the non-blank lines of a file's start are all CoNLL token lines (a token alone,
-    or a token and columns ending in a tag: one of the model's, or any B-/I-/E-/S- tag) rather
-    than sentences of text."""
+def conll_evidence(lines: Iterable[str], labels: Iterable[str]) -> bool | str:
+    """Whether the non-blank lines of a file's start are CoNLL token lines rather than
+    sentences of text: True when every line is a single token, or when they form a table (the
+    same number of columns on every line) whose last column holds tags (the model's, or any
+    B-/I-/E-/S- tag) that vary, or of two columns; False when some line's last word is no tag
+    or the lines differ in length, as sentences do. A table of three or more columns with one
+    tag throughout ("Blood type O" on every line) is no evidence either way: the first such
+    line is returned, for an error that asks which it is."""
     known = set(labels) | {"O"}
-    seen = 0
-    for line in lines:
-        columns = line.split()
-        if not columns or columns[0] == "-DOCSTART-":
-            continue
-        if len(columns) > 1 and columns[-1] not in known and not TAG_SHAPE.match(columns[-1]):
-            return False
-        seen += 1
-    return seen > 0  # blank lines only: plain text, each blank line an empty document
+    rows = [line.split() for line in lines]
+    rows = [columns for columns in rows if columns and columns[0] != "-DOCSTART-"]
+    tagged = [columns for columns in rows if len(columns) > 1]
+    if not rows:
+        return False  # blank lines only: plain text, each blank line an empty document
+    if not tagged:
+        return True
+    if any(columns[-1] not in known and not TAG_SHAPE.match(columns[-1]) for columns in tagged):
+        return False
+    if len({len(columns) for columns in tagged}) > 1:
+        return False
+    if len({columns[-1] for columns in tagged}) > 1 or len(tagged[0]) == 2:
+        return True
+    return " ".join(tagged[0])
 
 
 def one_word_per_line(lines: Iterable[str]) -> bool:

@@ -102,6 +102,7 @@ class AccelerateTrainer:
         provenance for the model card (default: the config's data options); `output_lock`: the
         output folder, checked and locked by from_files (else fit() checks and locks it)."""
         check_arguments(config, task, observers)
+        check_parts(model, tokenizer, task)
         validate(config)
         check_label_column(train_data, task.label_key, "train_data")
         check_label_column(eval_data, task.label_key, "eval_data")
@@ -659,6 +660,25 @@ def check_arguments(config, task, observers) -> None:
             f"observers must be accel_trainer.Observer instances: got {wrong[0]!r}. Subclass "
             "Observer and override the hooks you need."
         )
+
+
+def check_parts(model, tokenizer, task) -> None:
+    """Refuse a missing or wrong model, tokenizer or task given to the constructor."""
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from accel_trainer.tasks.base import Task
+
+    build = "or let AccelerateTrainer.from_files(config) build all three"
+    for name, value, kind, example in (
+        ("task", task, Task, "NerTask()"),
+        ("model", model, PreTrainedModel, "AutoModelForTokenClassification.from_pretrained(...)"),
+        ("tokenizer", tokenizer, PreTrainedTokenizerBase, "AutoTokenizer.from_pretrained(...)"),
+    ):
+        if not isinstance(value, kind) and not (name == "model" and is_peft_model(value)):
+            raise ConfigError(
+                f"{name} is not a {kind.__name__}: got {type(value).__name__}. Pass one, e.g. "
+                f"{example}, {build}."
+            )
 
 
 def check_accelerator(accelerator: Accelerator) -> None:

@@ -1,0 +1,115 @@
+"""The one write policy for the files a command writes beside a user's own (predict's
+--output_file, evaluate's eval_results.json, plot's PNG, the demo corpus): written whole and
+renamed into place, never through a symbolic link, never over a file accel-trainer did not
+write unless the user says so. What accel-trainer wrote is recognised by a hidden mark beside
+it holding the file's sha256: an earlier output, unchanged, is ours to replace; a file edited
+since is the user's. (A training run's own folder follows the same rules through its marker
+and manifests: output_folder.py.)"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+
+from accel_trainer.checkpoint import place_whole, why_unwritable, write_atomically
+from accel_trainer.errors import ConfigError, OutputError
+from accel_trainer.hashing import bytes_digest, file_digest
+
+OVERWRITE_FLAG = "--overwrite_output_file"
+
+
+def mark_path(path: str) -> str:
+    """The hidden file beside `path` that says accel-trainer wrote it, and what."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.accel-trainer.json")
+
+
+def is_ours(path: str) -> bool:
+    """Whether `path` is a regular file that accel-trainer wrote, unchanged since."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    try:
+        with open(mark_path(path), encoding="utf-8") as handle:
+            expected = json.load(handle)["sha256"]
+        return file_digest(path) == expected
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def file_kind(path: str) -> str:
+    mode = os.stat(path).st_mode
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_target(
+    path: str, what: str, overwrite: bool, flag: str = OVERWRITE_FLAG, folder_made: bool = False
+) -> None:
+    """Refuse, before any work, a file this command must not write: in a missing folder
+    (unless the command makes it: `folder_made`), a folder, a device, a symbolic link, or a
+    file accel-trainer did not write (or that was changed since) without `overwrite`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) and not folder_made:
+        raise ConfigError(
+            f"{what} is in a folder that does not exist: got {path!r}. Create the folder first."
+        )
+    if path.endswith(("/", os.sep)) or (os.path.isdir(path) and not os.path.islink(path)):
+        raise ConfigError(f"{what} is a folder: got {path!r}. Name a file.")
+    if os.path.islink(path):
+        if not overwrite:
+            raise ConfigError(
+                f"{what} is a symbolic link: got {path!r} (to {os.readlink(path)!r}). "
+                f"accel-trainer never writes through a link: name another file, or pass {flag} "
+                "to replace the link itself (what it points to is left alone)."
+            )
+    elif os.path.exists(path) and not os.path.isfile(path):
+        raise ConfigError(
+            f"{what} is not a regular file: got {path!r} ({file_kind(path)}). Name a file: "
+            "output is written whole to a new file and renamed into place."
+        )
+    elif os.path.exists(path) and not overwrite and not is_ours(path):
+        raise ConfigError(
+            f"{what} already exists and is not an unchanged output of accel-trainer: got "
+            f"{path!r}. Name another file, or pass {flag} to replace it."
+        )
+    why = why_unwritable(folder) if os.path.isdir(folder) else None
+    if why is not None:
+        raise ConfigError(
+            f"{what} cannot be written: got {path!r} ({why}). Choose a folder you can write to."
+        )
+
+
+def write_owned(path: str, data: str | bytes, overwrite: bool, what: str) -> None:
+    """Write `data` to `path` whole and mark it as ours. Checked again at the rename: a file
+    that appeared at `path`, or changed there, since check_target is kept, not replaced."""
+
+    def place(partial: str, target: str) -> None:
+        if overwrite or is_ours(target):
+            os.replace(partial, target)
+            return
+        try:
+            os.link(partial, target)  # fails if anything is there now: nothing replaced
+        except FileExistsError:
+            raise OutputError(
+                f"{what} appeared or changed while accel-trainer was working: got {target!r}. "
+                "It was kept and nothing was written: run again to write another file, or "
+                f"pass {OVERWRITE_FLAG} to replace it."
+            ) from None
+        except OSError as error:  # a file system without hard links
+            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            if os.path.lexists(target):
+                raise OutputError(
+                    f"{what} appeared while accel-trainer was working: got {target!r}. It was "
+                    "kept and nothing was written."
+                ) from None
+            os.replace(partial, target)
+
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    place_whole(path, data, place)
+    write_atomically(mark_path(path), json.dumps({"sha256": bytes_digest(data)}) + "\n")

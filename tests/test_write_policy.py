@@ -1,0 +1,190 @@
+"""The one write policy of the commands that write beside a user's files (evaluate, plot,
+predict, the demo corpus): each writer tried against a user's file of the same name, its own
+earlier output (unchanged and edited), a symbolic link, a hard link, a missing folder and a
+file that appears while it works."""
+
+import os
+
+import pytest
+
+from accel_trainer import write_policy
+from accel_trainer.cli import main
+from accel_trainer.output_folder import DEMO_MARKER
+from tests.conftest import reset_accelerate
+
+
+@pytest.fixture(scope="module")
+def run(small_data, tmp_path_factory) -> str:
+    """A short training run with a log, for evaluate, predict and plot to read."""
+    output_dir = str(tmp_path_factory.mktemp("policy") / "run")
+    data = ["--train_file", small_data[0], "--validation_file", small_data[1]]
+    argv = ["train", *data, "--output_dir", output_dir, "--max_train_steps", "4",
+            "--logging_steps", "2"]  # fmt: skip
+    assert main(argv) == 0
+    reset_accelerate()
+    return output_dir
+
+
+def writer_command(writer: str, run: str, dev: str, folder) -> tuple[list[str], str]:
+    """The command line of `writer` writing into `folder`, and the file it writes."""
+    if writer == "plot":
+        target = os.path.join(folder, "curves.png")
+        return ["plot", run, "--output_file", target], target
+    if writer == "evaluate":
+        target = os.path.join(folder, "eval_results.json")
+        return ["evaluate", "--model_name_or_path", run, "--validation_file", dev,
+                "--output_dir", str(folder)], target  # fmt: skip
+    target = os.path.join(folder, "labelled.conll")
+    return ["predict", "--model_name_or_path", run, "--input_file", dev,
+            "--output_file", target], target  # fmt: skip
+
+
+def one_error(argv, capsys) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    reset_accelerate()
+    err = capsys.readouterr().err
+    assert err.count("accel-trainer: error:") == 1 and "Traceback" not in err, err
+    return err.strip().removeprefix("accel-trainer: error: ")
+
+
+def succeeds(argv) -> None:
+    assert main(argv) == 0
+    reset_accelerate()
+
+
+def read_bytes(path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+WRITERS = ["plot", "evaluate", "predict"]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_users_file_of_the_same_name_is_kept_unless_told(writer, run, small_data, tmp_path,
+                                                            capsys):  # fmt: skip
+    argv, target = writer_command(writer, run, small_data[1], tmp_path)
+    with open(target, "w") as handle:
+        handle.write("my notes\n")
+    assert one_error(argv, capsys).endswith(
+        f"already exists and is not an unchanged output of accel-trainer: got {target!r}. Name "
+        "another file, or pass --overwrite_output_file to replace it."
+    )
+    assert read_bytes(target) == b"my notes\n"
+    succeeds([*argv, "--overwrite_output_file"])
+    assert read_bytes(target) != b"my notes\n" and write_policy.is_ours(target)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_its_own_output_is_replaced_until_the_user_edits_it(writer, run, small_data, tmp_path,
+                                                            capsys):  # fmt: skip
+    argv, target = writer_command(writer, run, small_data[1], tmp_path)
+    succeeds(argv)
+    backup = tmp_path / "backup"
+    os.link(target, backup)  # a hard link the user made to the first output
+    first = read_bytes(target)
+    succeeds(argv)  # the unchanged earlier output is ours to replace
+    assert write_policy.is_ours(target)
+    assert read_bytes(backup) == first  # the other name still holds what it held
+    with open(target, "ab") as handle:
+        handle.write(b"\n")  # the user's now
+    assert "already exists and is not an unchanged output" in one_error(argv, capsys)
+    assert read_bytes(target).endswith(b"\n")
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_symbolic_link_is_never_written_through(writer, run, small_data, tmp_path, capsys):
+    argv, target = writer_command(writer, run, small_data[1], tmp_path)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    os.symlink(precious, target)
+    assert one_error(argv, capsys) == (
+        f"{'eval_results.json in --output_dir' if writer == 'evaluate' else '--output_file'} is "
+        f"a symbolic link: got {target!r} (to {str(precious)!r}). accel-trainer never writes "
+        "through a link: name another file, or pass --overwrite_output_file to replace the link "
+        "itself (what it points to is left alone)."
+    )
+    succeeds([*argv, "--overwrite_output_file"])
+    assert not os.path.islink(target) and write_policy.is_ours(target)
+    assert precious.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("writer", ["plot", "predict"])
+def test_a_missing_folder_is_refused_before_any_work(writer, run, small_data, tmp_path, capsys):
+    argv, target = writer_command(writer, run, small_data[1], tmp_path / "missing")
+    assert one_error(argv, capsys) == (
+        f"--output_file is in a folder that does not exist: got {target!r}. Create the folder "
+        "first."
+    )
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_file_that_appears_while_it_works_is_kept(writer, run, small_data, tmp_path, capsys,
+                                                     monkeypatch):  # fmt: skip
+    argv, target = writer_command(writer, run, small_data[1], tmp_path)
+    place_whole = write_policy.place_whole
+
+    def someone_writes_first(path, data, place):
+        with open(path, "w") as handle:
+            handle.write("written meanwhile\n")
+        return place_whole(path, data, place)
+
+    monkeypatch.setattr(write_policy, "place_whole", someone_writes_first)
+    assert "appeared or changed while accel-trainer was working" in one_error(argv, capsys)
+    assert read_bytes(target) == b"written meanwhile\n"
+    assert [name for name in os.listdir(tmp_path) if name.endswith(".partial")] == []
+
+
+def test_plot_refuses_a_suffix_it_cannot_draw_and_keeps_a_foreign_default_file(run, tmp_path,
+                                                                               capsys):  # fmt: skip
+    target = str(tmp_path / "curves.docx")
+    message = one_error(["plot", run, "--output_file", target], capsys)
+    assert message.startswith(
+        f"--output_file has a suffix matplotlib cannot write: got {target!r}. End it in one of "
+    )
+    assert ".png" in message and ".svg" in message and not os.path.exists(target)
+    default = os.path.join(run, "training_curves.png")
+    with open(default, "w") as handle:
+        handle.write("a picture of mine\n")
+    try:
+        assert "already exists and is not an unchanged output" in one_error(["plot", run], capsys)
+        assert read_bytes(default) == b"a picture of mine\n"
+    finally:
+        os.unlink(default)
+
+
+def test_evaluate_keeps_a_transformers_eval_results_in_the_model_folder(run, small_data, capsys):
+    default = os.path.join(run, "eval_results.json")
+    with open(default, "w") as handle:
+        handle.write('{"eval_f1": 0.9}\n')  # as transformers' Trainer leaves it
+    try:
+        argv = ["evaluate", "--model_name_or_path", run, "--validation_file", small_data[1]]
+        assert one_error(argv, capsys) == (
+            f"eval_results.json in --output_dir already exists and is not an unchanged output of "
+            f"accel-trainer: got {default!r}. Name another file, or pass --overwrite_output_file "
+            "to replace it."
+        )
+        assert read_bytes(default) == b'{"eval_f1": 0.9}\n'
+    finally:
+        os.unlink(default)
+
+
+def test_a_demo_rerun_never_rewrites_data_the_user_changed(tmp_path, capsys):
+    output_dir = tmp_path / "demo"
+    (output_dir / "data").mkdir(parents=True)
+    (output_dir / DEMO_MARKER).touch()
+    from accel_trainer.tasks.demo import ner_demo_texts
+
+    train_text, dev_text = ner_demo_texts()
+    edited = train_text + "Zanzibar\tB-LOC\n\n"
+    (output_dir / "data" / "train.conll").write_text(edited)
+    (output_dir / "data" / "dev.conll").write_text(dev_text)
+    train_file = str(output_dir / "data" / "train.conll")
+    assert one_error(["train", "--output_dir", str(output_dir)], capsys) == (
+        f"the demo's data file was changed since the demo wrote it: got {train_file!r}. The demo "
+        f"never rewrites your edits: train on it with --train_file {train_file} (and "
+        "--validation_file), or pass --overwrite_output_dir to write the demo corpus again."
+    )
+    assert (output_dir / "data" / "train.conll").read_text() == edited
