@@ -51,7 +51,8 @@ def evaluate(config: EvalConfig) -> dict:
         )
     check_writable_folder(output_dir)
     results_file = os.path.join(output_dir, EVAL_RESULTS)
-    check_target(results_file, EVAL_WHAT, config.overwrite_output_file, folder_made=True)
+    check_target(results_file, EVAL_WHAT, config.overwrite_output_file,
+                 "Choose another --output_dir", folder_made=True)  # fmt: skip
     if config.data.dataset_name is not None:
         from accel_trainer.hub import check_dataset_access
 

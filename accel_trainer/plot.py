@@ -7,7 +7,7 @@ import io
 import json
 import os
 
-from accel_trainer.errors import ConfigError
+from accel_trainer.errors import ConfigError, first_line
 from accel_trainer.write_policy import check_target, write_owned
 
 LOG_FILE = "log_history.jsonl"
@@ -48,7 +48,8 @@ def image_format(path: str) -> str:
     """The image format matplotlib writes for `path`'s suffix; ConfigError when it has none."""
     from matplotlib.backend_bases import FigureCanvasBase
 
-    known = FigureCanvasBase.get_supported_filetypes()
+    # pgf needs a LaTeX installation; the others are drawn by matplotlib alone
+    known = {name for name in FigureCanvasBase.get_supported_filetypes() if name != "pgf"}
     suffix = os.path.splitext(path)[1].lower().removeprefix(".")
     if suffix not in known:
         raise ConfigError(
@@ -92,7 +93,14 @@ def plot(output_dir: str, output_file: str | None = None, overwrite: bool = Fals
     figure.suptitle(os.path.basename(os.path.abspath(output_dir)))
     figure.tight_layout()
     drawn = io.BytesIO()
-    figure.savefig(drawn, format=image, dpi=100)
-    plt.close(figure)
+    try:
+        figure.savefig(drawn, format=image, dpi=100)
+    except (RuntimeError, OSError, ValueError) as error:  # a writer matplotlib lacks here
+        raise ConfigError(
+            f"--output_file could not be drawn as .{image}: got {output_file!r} "
+            f"({first_line(error)}). Use .png, .svg or .pdf."
+        ) from None
+    finally:
+        plt.close(figure)
     write_owned(output_file, drawn.getvalue(), overwrite, "--output_file")
     return output_file

@@ -48,7 +48,6 @@ def check_output_file(config) -> None:
     """Refuse an --output_file that would replace the input, go into the model folder (any
     file there may be one the model or tokenizer reads), or that the write policy refuses."""
     path = config.output_file
-    check_target(path, WHAT, config.overwrite_output_file)
     target = os.path.realpath(path)
     if os.path.exists(config.input_file) and target == os.path.realpath(config.input_file):
         raise ConfigError(
@@ -61,3 +60,4 @@ def check_output_file(config) -> None:
             f"--output_file is inside the model folder: got {path!r}. Write the predictions "
             "outside it; the model folder is never written to."
         )
+    check_target(path, WHAT, config.overwrite_output_file)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from accel_trainer.checkpoint import final_model_problem, touch, write_atomically
 from accel_trainer.config import TrainConfig, validate
-from accel_trainer.errors import ConfigError, DataError
+from accel_trainer.errors import ConfigError, DataError, OutputError
 from accel_trainer.hashing import file_digest
 from accel_trainer.hub import check_dataset_access, model_access
 from accel_trainer.lora import apply_lora, base_weights, is_adapter_folder, load_adapter_folder
@@ -48,6 +48,7 @@ from accel_trainer.tasks import task_for_training, task_from_settings
 from accel_trainer.tasks.registry import get_task
 from accel_trainer.train.batching import check_layout_request
 from accel_trainer.train.resume import ResumePoint, plan_resume
+from accel_trainer.write_policy import create_new
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -312,7 +313,7 @@ def read_train_and_eval(config: TrainConfig, task: Task, accelerator: Accelerato
     output_dir, folder = config.resolved_output_dir(), demo_folder(config)
     demo_train, demo_eval = task.demo_files(folder)
     texts = dict(zip((demo_train, demo_eval), task.demo_corpus(), strict=True))
-    check_demo_data(texts, config.overwrite_output_dir)
+    check_demo_data(folder, texts, config.overwrite_output_dir)
     with accelerator.main_process_first():
         if accelerator.is_local_main_process:
             # Marked first: an interrupted demo run's folder stays one a demo may rewrite.
@@ -322,8 +323,7 @@ def read_train_and_eval(config: TrainConfig, task: Task, accelerator: Accelerato
                 os.unlink(folder)  # the demo's own data/ is a folder here, never a link
             os.makedirs(folder, exist_ok=True)
             for path, text in texts.items():
-                if demo_file_text(path) != text:
-                    write_atomically(path, text)
+                write_demo_file(path, text, config.overwrite_output_dir)
     logger.info("No data given: training on the demo corpus written to %s", folder)
     train_raw = task.read(demo_train, "demo train file", "auto")
     eval_raw = task.read(demo_eval, "demo validation file", "auto")
@@ -339,17 +339,47 @@ def demo_file_text(path: str) -> str | None:
         return None
 
 
-def check_demo_data(texts: dict[str, str], overwrite: bool) -> None:
-    """Refuse to rewrite demo data files that differ from the demo's (a user added sentences
-    there), unless --overwrite_output_dir says to."""
+def check_demo_data(folder: str, texts: dict[str, str], overwrite: bool) -> None:
+    """Refuse to replace what is in the way of the demo's data files: a file where its folder
+    goes, a folder where a file goes, or a file that differs from the demo's (a user added
+    sentences there) unless --overwrite_output_dir says to. A link at `folder` is replaced by
+    a folder of the demo's own; what it points to is never looked at."""
+    if os.path.islink(folder):
+        return
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise ConfigError(
+            f"--output_dir has a file where the demo's data folder goes: got {folder!r}. Move it "
+            "away, or choose another --output_dir."
+        )
     for path, text in texts.items():
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise ConfigError(
+                f"--output_dir has a folder where the demo's data file goes: got {path!r}. Move "
+                "it away, or choose another --output_dir."
+            )
         if overwrite or not os.path.lexists(path) or demo_file_text(path) == text:
             continue
         raise ConfigError(
-            f"the demo's data file was changed since the demo wrote it: got {path!r}. The demo "
-            f"never rewrites your edits: train on it with --train_file {path} (and "
-            "--validation_file), or pass --overwrite_output_dir to write the demo corpus again."
+            f"the demo's data file differs from the demo corpus (edited, or not written by the "
+            f"demo): got {path!r}. The demo never replaces it: train on it with --train_file "
+            f"{path} (and --validation_file), or pass --overwrite_output_dir to write the demo "
+            "corpus again."
         )
+
+
+def write_demo_file(path: str, text: str, overwrite: bool) -> None:
+    """Write a demo data file, unless it holds the demo's text already; one that appears
+    meanwhile is kept unless it is the same (another machine's demo wrote it)."""
+    if demo_file_text(path) == text:
+        return
+    if overwrite:
+        write_atomically(path, text)
+        return
+    try:
+        create_new(path, text, "the demo's data file")
+    except OutputError:
+        if demo_file_text(path) != text:
+            raise
 
 
 def read_split(data: EvalDataOptions, task: Task, split: str):

@@ -47,41 +47,101 @@ def file_kind(path: str) -> str:
     return "not a regular file"
 
 
+def is_mark(path: str) -> bool:
+    """Whether `path` is a regular file that holds a mark of ours."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            mark = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return os.path.isfile(path) and isinstance(mark, dict) and isinstance(mark.get("sha256"), str)
+
+
 def check_target(
-    path: str, what: str, overwrite: bool, flag: str = OVERWRITE_FLAG, folder_made: bool = False
+    path: str,
+    what: str,
+    overwrite: bool,
+    elsewhere: str = "Name another file",
+    folder_made: bool = False,
 ) -> None:
     """Refuse, before any work, a file this command must not write: in a missing folder
-    (unless the command makes it: `folder_made`), a folder, a device, a symbolic link, or a
-    file accel-trainer did not write (or that was changed since) without `overwrite`."""
+    (unless the command makes it: `folder_made`), a folder, a device, a symbolic link, a file
+    accel-trainer did not write (or that was changed since) without `overwrite`, or one whose
+    mark cannot be written. `elsewhere`: the advice to write somewhere else."""
     folder = os.path.dirname(os.path.abspath(path))
+    other = elsewhere[0].lower() + elsewhere[1:]
     if not os.path.isdir(folder) and not folder_made:
         raise ConfigError(
             f"{what} is in a folder that does not exist: got {path!r}. Create the folder first."
         )
     if path.endswith(("/", os.sep)) or (os.path.isdir(path) and not os.path.islink(path)):
-        raise ConfigError(f"{what} is a folder: got {path!r}. Name a file.")
+        raise ConfigError(f"{what} is a folder: got {path!r}. {elsewhere}.")
     if os.path.islink(path):
         if not overwrite:
             raise ConfigError(
                 f"{what} is a symbolic link: got {path!r} (to {os.readlink(path)!r}). "
-                f"accel-trainer never writes through a link: name another file, or pass {flag} "
+                f"accel-trainer never writes through a link: {other}, or pass {OVERWRITE_FLAG} "
                 "to replace the link itself (what it points to is left alone)."
             )
     elif os.path.exists(path) and not os.path.isfile(path):
         raise ConfigError(
-            f"{what} is not a regular file: got {path!r} ({file_kind(path)}). Name a file: "
+            f"{what} is not a regular file: got {path!r} ({file_kind(path)}). {elsewhere}: "
             "output is written whole to a new file and renamed into place."
         )
     elif os.path.exists(path) and not overwrite and not is_ours(path):
         raise ConfigError(
             f"{what} already exists and is not an unchanged output of accel-trainer: got "
-            f"{path!r}. Name another file, or pass {flag} to replace it."
+            f"{path!r}. {elsewhere}, or pass {OVERWRITE_FLAG} to replace it."
         )
+    check_mark_place(path, what, other)
     why = why_unwritable(folder) if os.path.isdir(folder) else None
     if why is not None:
         raise ConfigError(
             f"{what} cannot be written: got {path!r} ({why}). Choose a folder you can write to."
         )
+
+
+def check_mark_place(path: str, what: str, other: str) -> None:
+    """Refuse a target whose mark could not be written, or would replace a file of the user's
+    that happens to bear its name."""
+    mark = mark_path(path)
+    size = len(os.fsencode(os.path.basename(mark)))
+    if size > 255:
+        raise ConfigError(
+            f"{what} has a name too long for the mark accel-trainer keeps beside it: got "
+            f"{path!r} (the mark's name would be {size} bytes, 255 at most). Choose a shorter name."
+        )
+    if os.path.lexists(mark) and not os.path.islink(mark) and not is_mark(mark):
+        raise ConfigError(
+            f"{what} has a file beside it that is no mark of accel-trainer's: got {mark!r} "
+            "(accel-trainer keeps its output's SHA-256 under that name). Move it away, or "
+            f"{other}."
+        )
+
+
+def place_new(partial: str, target: str, what: str) -> None:
+    """Move `partial` to `target` only if nothing is there: a file that appeared meanwhile is
+    kept, and OutputError says so."""
+    appeared = OutputError(
+        f"{what} appeared or changed while accel-trainer was working: got {target!r}. It was "
+        f"kept and nothing was written: run again to write another file, or pass "
+        f"{OVERWRITE_FLAG} to replace it."
+    )
+    try:
+        os.link(partial, target)  # fails if anything is there now: nothing replaced
+    except FileExistsError:
+        raise appeared from None
+    except OSError as error:  # a file system without hard links
+        if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if os.path.lexists(target):
+            raise appeared from None
+        os.replace(partial, target)
+
+
+def create_new(path: str, data: str | bytes, what: str) -> None:
+    """Write `data` to `path` whole, where no file may be (see place_new)."""
+    place_whole(path, data, lambda partial, target: place_new(partial, target, what))
 
 
 def write_owned(path: str, data: str | bytes, overwrite: bool, what: str) -> None:
@@ -91,24 +151,8 @@ def write_owned(path: str, data: str | bytes, overwrite: bool, what: str) -> Non
     def place(partial: str, target: str) -> None:
         if overwrite or is_ours(target):
             os.replace(partial, target)
-            return
-        try:
-            os.link(partial, target)  # fails if anything is there now: nothing replaced
-        except FileExistsError:
-            raise OutputError(
-                f"{what} appeared or changed while accel-trainer was working: got {target!r}. "
-                "It was kept and nothing was written: run again to write another file, or "
-                f"pass {OVERWRITE_FLAG} to replace it."
-            ) from None
-        except OSError as error:  # a file system without hard links
-            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
-                raise
-            if os.path.lexists(target):
-                raise OutputError(
-                    f"{what} appeared while accel-trainer was working: got {target!r}. It was "
-                    "kept and nothing was written."
-                ) from None
-            os.replace(partial, target)
+        else:
+            place_new(partial, target, what)
 
     data = data.encode("utf-8") if isinstance(data, str) else data
     place_whole(path, data, place)

@@ -290,6 +290,8 @@ def test_predict_refuses_to_overwrite_its_input_and_the_models_files(
     for name in ("model.safetensors", "config.json", "added_tokens.json", "new.conll"):
         code, err = predict(finished, data, finished / name, capsys, "--overwrite_output_file")
         assert code == 2 and "--output_file is inside the model folder" in err
+        code, err = predict(finished, data, finished / name, capsys)  # not advised to overwrite
+        assert code == 2 and "--output_file is inside the model folder" in err
     assert snapshot(tmp_path / "model") == before and data.read_bytes() == model_before
 
 
@@ -299,7 +301,7 @@ def test_predict_replaces_only_its_own_earlier_output_unless_told(
     gold = tmp_path / "gold.conll"
     shutil.copy(small_data[1], gold)
     code, err = predict(finished, small_data[1], gold, capsys)
-    assert code == 2 and "already exists and is not an earlier prediction output" in err
+    assert code == 2 and "already exists and is not an unchanged output of accel-trainer" in err
     assert gold.read_bytes() == open(small_data[1], "rb").read()
     predicted = tmp_path / "predicted.conll"
     assert predict(finished, small_data[1], predicted, capsys)[0] == 0
@@ -307,7 +309,7 @@ def test_predict_replaces_only_its_own_earlier_output_unless_told(
     with open(predicted, "a") as handle:
         handle.write("edited\tO\n")  # now the user's
     code, err = predict(finished, small_data[1], predicted, capsys)
-    assert code == 2 and "not an earlier prediction output" in err
+    assert code == 2 and "not an unchanged output of accel-trainer" in err
     assert predict(finished, small_data[1], gold, capsys, "--overwrite_output_file")[0] == 0
     assert gold.read_bytes() != open(small_data[1], "rb").read()
 

@@ -228,6 +228,10 @@ def test_sentences_ending_in_the_word_o_are_not_taken_for_tags(tmp_path):
     assert read_as("Blood type O\nThe donor has blood type O\n") == "text"
     assert read_as("Anna O\nsings O\n") == "conll"  # a token and a placeholder tag
     assert read_as("Anna NNP B-PER\nsings VBZ O\n") == "conll"
+    # tags that vary are CoNLL even where a line has other columns: the reader names that line
+    assert read_as("John B-PER\nlives O\nNew York B-LOC\nin O\n") == "conll"
+    with pytest.raises(DataError, match="line 3 has 3 columns where line 1 has 2"):
+        NerTask().read_for_prediction(PredictionInput(str(path), "auto", 128, labels=labels))
     with pytest.raises(DataError) as error:
         read_as("Blood type O\nRhesus factor O\n")
     assert str(error.value) == (
@@ -485,15 +489,18 @@ def test_text_after_the_sniffed_lines_is_not_read_as_tokens(demo_model, tmp_path
     assert predict(demo_model, later, tmp_path / "later.out") == 2
     assert last_error(capsys) == (
         f"accel-trainer: error: --input_file {later} line 251 has 3 columns where line 1 has 2: "
-        "got 'Blood type O'. Every line of a CoNLL file has the same columns, the token first and "
-        "its tag last; if the file is sentences of text, pass --data_format text."
+        "got 'Blood type O'. Every line of a CoNLL sentence has the same columns, the token first "
+        "and its tag last; if the file is sentences of text, pass --data_format text."
     )
 
 
-def test_every_input_record_gets_its_line_an_empty_one_too(demo_model, tmp_path):
+def test_every_input_record_gets_its_line_an_empty_one_too(demo_model, tmp_path, capsys, caplog):
     path = tmp_path / "in.jsonl"
     records = [{"tokens": ["Anna", "sings"], "id": 1}, {"tokens": []}, {"tokens": ["Oslo"]}]
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    with caplog.at_level(logging.WARNING, logger="accel_trainer"):
+        assert predict(demo_model, path, tmp_path / "out.conll", "--output_format", "conll") == 0
+    assert "1 input record(s) without words have no lines in CoNLL output" in caplog.text
     for output_format, key in (("jsonl", "ner_tags"), ("spans", "entities")):
         out = tmp_path / f"{output_format}.jsonl"
         assert predict(demo_model, path, out, "--output_format", output_format) == 0
@@ -501,6 +508,12 @@ def test_every_input_record_gets_its_line_an_empty_one_too(demo_model, tmp_path)
         assert [{k: r[k] for k in r if k != key} for r in written] == records
         assert written[1][key] == [] and isinstance(written[0][key], list)
     assert len(read_jsonl(tmp_path / "jsonl.jsonl")[0]["ner_tags"]) == 2
+    path.write_text('{"tokens": "John lives"}\n')
+    assert predict(demo_model, path, tmp_path / "bad.jsonl") == 2
+    assert last_error(capsys) == (
+        f"accel-trainer: error: --input_file {path} line 1 has 'tokens' that are no list: got "
+        '"John lives". Give the words as a list of strings, e.g. "tokens": ["John", "lives"].'
+    )
 
 
 def test_the_input_is_read_once_whatever_happens_to_it_meanwhile(demo_model, tmp_path,

@@ -487,6 +487,6 @@ def test_a_conll_line_with_other_columns_than_the_first_is_named(tmp_path):
     path = write(tmp_path, "train.conll", ["Anna B-PER", "sings O", "Blood type O", ""])
     assert read_error(NerTask(), path) == (
         f"--train_file {path} line 3 has 3 columns where line 1 has 2: got 'Blood type O'. Every "
-        "line of a CoNLL file has the same columns, the token first and its tag last; fix that "
+        "line of a CoNLL sentence has the same columns, the token first and its tag last; fix that "
         "line."
     )

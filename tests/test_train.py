@@ -297,7 +297,7 @@ def test_predict_tags_every_word_of_a_long_sentence(demo_run, tmp_path):
     _, _, output_dir = demo_run
     long_words = ("Maria Lopez joined Globex in Paris on Monday .".split()) * 12  # 108 words
     conll = tmp_path / "in.conll"
-    conll.write_text("\n".join(long_words) + "\n\nTom Baker\tB-PER\nsmiled\tO\n")
+    conll.write_text("\n".join(long_words) + "\n\nTom\tB-PER\nBaker\tI-PER\nsmiled\tO\n")
     out = tmp_path / "out.conll"
     assert (
         main(
@@ -316,7 +316,7 @@ def test_predict_tags_every_word_of_a_long_sentence(demo_run, tmp_path):
         == 0
     )
     sentences = [block.splitlines() for block in out.read_text().strip().split("\n\n")]
-    assert [len(s) for s in sentences] == [108, 2]
+    assert [len(s) for s in sentences] == [108, 3]
     words = [line.split("\t")[0] for line in sentences[0]]
     assert words == long_words
     tags = [line.split("\t")[1] for line in sentences[0]]

@@ -4,6 +4,7 @@ earlier output (unchanged and edited), a symbolic link, a hard link, a missing f
 file that appears while it works."""
 
 import os
+import shutil
 
 import pytest
 
@@ -67,9 +68,10 @@ def test_a_users_file_of_the_same_name_is_kept_unless_told(writer, run, small_da
     argv, target = writer_command(writer, run, small_data[1], tmp_path)
     with open(target, "w") as handle:
         handle.write("my notes\n")
+    elsewhere = "Choose another --output_dir" if writer == "evaluate" else "Name another file"
     assert one_error(argv, capsys).endswith(
-        f"already exists and is not an unchanged output of accel-trainer: got {target!r}. Name "
-        "another file, or pass --overwrite_output_file to replace it."
+        f"already exists and is not an unchanged output of accel-trainer: got {target!r}. "
+        f"{elsewhere}, or pass --overwrite_output_file to replace it."
     )
     assert read_bytes(target) == b"my notes\n"
     succeeds([*argv, "--overwrite_output_file"])
@@ -99,10 +101,14 @@ def test_a_symbolic_link_is_never_written_through(writer, run, small_data, tmp_p
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me\n")
     os.symlink(precious, target)
+    what, elsewhere = (
+        ("eval_results.json in --output_dir", "choose another --output_dir")
+        if writer == "evaluate"
+        else ("--output_file", "name another file")
+    )
     assert one_error(argv, capsys) == (
-        f"{'eval_results.json in --output_dir' if writer == 'evaluate' else '--output_file'} is "
-        f"a symbolic link: got {target!r} (to {str(precious)!r}). accel-trainer never writes "
-        "through a link: name another file, or pass --overwrite_output_file to replace the link "
+        f"{what} is a symbolic link: got {target!r} (to {str(precious)!r}). accel-trainer never "
+        f"writes through a link: {elsewhere}, or pass --overwrite_output_file to replace the link "
         "itself (what it points to is left alone)."
     )
     succeeds([*argv, "--overwrite_output_file"])
@@ -145,6 +151,7 @@ def test_plot_refuses_a_suffix_it_cannot_draw_and_keeps_a_foreign_default_file(r
         f"--output_file has a suffix matplotlib cannot write: got {target!r}. End it in one of "
     )
     assert ".png" in message and ".svg" in message and not os.path.exists(target)
+    assert ".pgf" not in message  # it needs a LaTeX installation
     default = os.path.join(run, "training_curves.png")
     with open(default, "w") as handle:
         handle.write("a picture of mine\n")
@@ -163,8 +170,8 @@ def test_evaluate_keeps_a_transformers_eval_results_in_the_model_folder(run, sma
         argv = ["evaluate", "--model_name_or_path", run, "--validation_file", small_data[1]]
         assert one_error(argv, capsys) == (
             f"eval_results.json in --output_dir already exists and is not an unchanged output of "
-            f"accel-trainer: got {default!r}. Name another file, or pass --overwrite_output_file "
-            "to replace it."
+            f"accel-trainer: got {default!r}. Choose another --output_dir, or pass "
+            "--overwrite_output_file to replace it."
         )
         assert read_bytes(default) == b'{"eval_f1": 0.9}\n'
     finally:
@@ -183,8 +190,68 @@ def test_a_demo_rerun_never_rewrites_data_the_user_changed(tmp_path, capsys):
     (output_dir / "data" / "dev.conll").write_text(dev_text)
     train_file = str(output_dir / "data" / "train.conll")
     assert one_error(["train", "--output_dir", str(output_dir)], capsys) == (
-        f"the demo's data file was changed since the demo wrote it: got {train_file!r}. The demo "
-        f"never rewrites your edits: train on it with --train_file {train_file} (and "
-        "--validation_file), or pass --overwrite_output_dir to write the demo corpus again."
+        f"the demo's data file differs from the demo corpus (edited, or not written by the "
+        f"demo): got {train_file!r}. The demo never replaces it: train on it with --train_file "
+        f"{train_file} (and --validation_file), or pass --overwrite_output_dir to write the demo "
+        "corpus again."
     )
     assert (output_dir / "data" / "train.conll").read_text() == edited
+    os.unlink(train_file)
+    os.mkdir(train_file)
+    assert one_error(["train", "--output_dir", str(output_dir)], capsys) == (
+        f"--output_dir has a folder where the demo's data file goes: got {train_file!r}. Move it "
+        "away, or choose another --output_dir."
+    )
+    shutil.rmtree(output_dir / "data")
+    (output_dir / "data").write_text("mine\n")
+    argv = ["train", "--output_dir", str(output_dir), "--overwrite_output_dir"]
+    assert one_error(argv, capsys).startswith(
+        "--output_dir has a file where the demo's data folder goes"
+    )
+    assert (output_dir / "data").read_text() == "mine\n"
+
+
+def test_a_demo_data_file_that_appears_while_the_demo_writes_is_kept(tmp_path, capsys,
+                                                                     monkeypatch):  # fmt: skip
+    from accel_trainer import prepare
+
+    output_dir = tmp_path / "demo"
+    write_demo_file = prepare.write_demo_file
+
+    def someone_writes_first(path, text, overwrite):
+        if path.endswith("dev.conll"):
+            with open(path, "w") as handle:
+                handle.write("USER APPEARED O\n")
+        return write_demo_file(path, text, overwrite)
+
+    monkeypatch.setattr(prepare, "write_demo_file", someone_writes_first)
+    message = one_error(["train", "--output_dir", str(output_dir)], capsys)
+    assert message.startswith("the demo's data file appeared or changed while accel-trainer was")
+    assert (output_dir / "data" / "dev.conll").read_text() == "USER APPEARED O\n"
+
+
+def test_a_users_file_under_the_marks_name_is_kept(run, small_data, tmp_path, capsys):
+    argv, target = writer_command("predict", run, small_data[1], tmp_path)
+    mark = write_policy.mark_path(target)
+    with open(mark, "w") as handle:
+        handle.write("my notes\n")
+    assert one_error([*argv, "--overwrite_output_file"], capsys) == (
+        f"--output_file has a file beside it that is no mark of accel-trainer's: got {mark!r} "
+        "(accel-trainer keeps its output's SHA-256 under that name). Move it away, or name "
+        "another file."
+    )
+    assert read_bytes(mark) == b"my notes\n" and not os.path.exists(target)
+    long_name = os.path.join(tmp_path, "a" * 240 + ".conll")
+    argv, _ = writer_command("predict", run, small_data[1], tmp_path)
+    message = one_error([*argv[:-1], long_name], capsys)
+    assert "has a name too long for the mark accel-trainer keeps beside it" in message
+    assert "(the mark's name would be 266 bytes, 255 at most)" in message
+
+
+def test_evaluate_advises_another_output_dir(run, small_data, tmp_path, capsys):
+    argv, target = writer_command("evaluate", run, small_data[1], tmp_path)
+    os.mkdir(target)
+    assert one_error(argv, capsys) == (
+        f"eval_results.json in --output_dir is a folder: got {target!r}. Choose another "
+        "--output_dir."
+    )

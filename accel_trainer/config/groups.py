@@ -74,9 +74,11 @@ class InputOptions(OptionGroup):
     data_format: str = field(
         default="auto",
         metadata=_opt(
-            "conll, jsonl, semeval2010, or auto: .json/.jsonl are JSON lines; for NER anything "
-            "else is CoNLL; for RE, files whose first line starts with a number and a tab are "
-            "SemEval-2010 Task 8, others JSON lines. A registered task may read others."
+            "conll, jsonl, semeval2010, text (predict: raw text), or auto: .json/.jsonl are JSON "
+            "lines; for NER anything else is CoNLL (predict tells CoNLL from raw text by its "
+            "lines, docs/write-policy.md); for RE, files whose first line starts with a number "
+            "and a tab are SemEval-2010 Task 8, others JSON lines. A registered task may read "
+            "others."
         ),
     )
     max_seq_length: int = field(

@@ -161,13 +161,15 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     tokens: list[str] = []
     tags: list[str] = []
     start_line = 0
-    width = None  # (columns, line number) of the first line with a tag
+    width = None  # (columns, line number) of the sentence's first line with a tag
 
     def flush() -> None:
+        nonlocal width
         if tokens:
             sentences.append({"tokens": list(tokens), "ner_tags": list(tags), "line": start_line})
         tokens.clear()
         tags.clear()
+        width = None
 
     with open(path, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
@@ -207,8 +209,8 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
                 if len(columns) != width[0]:
                     raise DataError(
                         f"{where} has {len(columns)} columns where line {width[1]} has "
-                        f"{width[0]}: got {line.strip()[:80]!r}. Every line of a CoNLL file has "
-                        "the same columns, the token first and its tag last; "
+                        f"{width[0]}: got {line.strip()[:80]!r}. Every line of a CoNLL sentence "
+                        "has the same columns, the token first and its tag last; "
                         + ("fix that line." if labelled else "if the file is sentences of "
                            "text, pass --data_format text.")
                     )  # fmt: skip
@@ -245,6 +247,11 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
                 f"{where} has a 'text' but no 'tokens': got keys {sorted(record)}. The first "
                 "record has tokens, so the file is read as tokenised sentences; give every "
                 "record 'tokens', or every record a 'text' (one document each)."
+            )
+        if "tokens" in record and not isinstance(record["tokens"], list):
+            raise DataError(
+                f"{where} has 'tokens' that are no list: got {json.dumps(record['tokens'])[:60]}. "
+                'Give the words as a list of strings, e.g. "tokens": ["John", "lives"].'
             )
         if "tokens" not in record or "ner_tags" not in record:
             raise DataError(
@@ -761,6 +768,13 @@ class NerTask(Task):
         if output == "auto":
             output = {"conll": "conll", "jsonl": "jsonl"}.get(kind, "spans")
         if output == "conll":
+            empty = sum(1 for words in tokens if not words)
+            if empty:
+                logger.warning(
+                    "predict: %d input record(s) without words have no lines in CoNLL output "
+                    "(CoNLL has no empty sentence); --output_format jsonl keeps a line for each",
+                    empty,
+                )
             for words, words_tags in zip(tokens, tags, strict=True):
                 if words:
                     handle.writelines(f"{w}\t{t}\n" for w, t in zip(words, words_tags, strict=True))

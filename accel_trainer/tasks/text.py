@@ -112,12 +112,12 @@ def text_of_record(record: dict, where: str) -> str:
 
 def conll_evidence(lines: Iterable[str], labels: Iterable[str]) -> bool | str:
     """Whether the non-blank lines of a file's start are CoNLL token lines rather than
-    sentences of text: True when every line is a single token, or when they form a table (the
-    same number of columns on every line) whose last column holds tags (the model's, or any
-    B-/I-/E-/S- tag) that vary, or of two columns; False when some line's last word is no tag
-    or the lines differ in length, as sentences do. A table of three or more columns with one
-    tag throughout ("Blood type O" on every line) is no evidence either way: the first such
-    line is returned, for an error that asks which it is."""
+    sentences of text: True when every line is a single token, or when every line with columns
+    ends in a tag (the model's, or any B-/I-/E-/S- tag) and those tags vary, or they form a
+    table of two columns; False when some line's last word is no tag, or one tag ends lines of
+    different lengths, as sentences do. A table of three or more columns with one tag throughout
+    ("Blood type O" on every line) is no evidence either way: its first line is returned, for
+    an error that asks which it is."""
     known = set(labels) | {"O"}
     rows = [line.split() for line in lines]
     rows = [columns for columns in rows if columns and columns[0] != "-DOCSTART-"]
@@ -128,11 +128,12 @@ def conll_evidence(lines: Iterable[str], labels: Iterable[str]) -> bool | str:
         return True
     if any(columns[-1] not in known and not TAG_SHAPE.match(columns[-1]) for columns in tagged):
         return False
-    if len({len(columns) for columns in tagged}) > 1:
+    if len({columns[-1] for columns in tagged}) > 1:
+        return True  # the reader names any line whose columns differ from its sentence's
+    widths = {len(columns) for columns in tagged}
+    if len(widths) > 1:
         return False
-    if len({columns[-1] for columns in tagged}) > 1 or len(tagged[0]) == 2:
-        return True
-    return " ".join(tagged[0])
+    return True if widths == {2} else " ".join(tagged[0])
 
 
 def one_word_per_line(lines: Iterable[str]) -> bool:
