@@ -461,11 +461,11 @@ def test_an_output_that_is_no_regular_file_is_refused(demo_model, tmp_path, caps
     assert predict(demo_model, notes, pipe, "--overwrite_output_file") == 2
     assert last_error(capsys) == (
         f"accel-trainer: error: --output_file is not a regular file: got {str(pipe)!r} (a named "
-        "pipe). Name a file: output is written whole to a new file and renamed into place."
+        "pipe). Name another file: output is written whole to a new file and renamed into place."
     )
     assert predict(demo_model, notes, f"{tmp_path}/new/") == 2
     assert last_error(capsys) == (
-        f"accel-trainer: error: --output_file is a folder: got '{tmp_path}/new/'. Name a file."
+        f"accel-trainer: error: --output_file is a folder: got '{tmp_path}/new/'. Name another file."
     )
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "pipe"]
 
