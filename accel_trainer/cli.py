@@ -215,6 +215,32 @@ def option_sections(config_class: type) -> list[tuple[str, list[Option]]]:
     return [(title, options) for title, options in sections if options]
 
 
+def options_reference() -> str:
+    """docs/options.md: the options of train, evaluate and predict as their --help shows them
+    (regenerate with `python -m accel_trainer.cli > docs/options.md`)."""
+    parts = [
+        "# Options",
+        "",
+        "Generated from the option dataclasses, as `accel-trainer COMMAND --help` shows them "
+        "(`python -m accel_trainer.cli > docs/options.md`; a test fails when the two differ). "
+        "Flags accept `--snake_case` and `--kebab-case`; a YAML or JSON file can hold any of them "
+        "(`accel-trainer train run.yaml --learning_rate 3e-5`), and flags override the file.",
+    ]
+    for command, (config_class, description) in COMMANDS.items():
+        parts += ["", f"## accel-trainer {command}", "", description]
+        for title, options in option_sections(config_class):
+            parts += ["", f"### {title}", "", "| option | meaning |", "|---|---|"]
+            for option in options:
+                keywords = argument_options(option)
+                meaning = keywords["help"].replace("%%", "%")
+                if keywords.get("choices"):
+                    meaning += f" Choices: {', '.join(map(str, keywords['choices']))}."
+                for character in "|<":  # a table cell, not HTML
+                    meaning = meaning.replace(character, "\\" + character)
+                parts.append(f"| `--{option.name}` | {meaning} |")
+    return "\n".join(parts) + "\n"
+
+
 def inheritance_depth(option: Option) -> int:
     """0 for a field the group declares itself, 1 for one of its base, ...: help lists the
     specific options first (--train_file before --data_format)."""
@@ -603,3 +629,7 @@ def yaml_problem(path: str, text: str, error) -> str:
     return (
         f"{where} is not valid YAML ({context}{problem}): got {line!r}. Fix the syntax there.{hint}"
     )
+
+
+if __name__ == "__main__":
+    print(options_reference(), end="")

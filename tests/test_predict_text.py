@@ -465,7 +465,8 @@ def test_an_output_that_is_no_regular_file_is_refused(demo_model, tmp_path, caps
     )
     assert predict(demo_model, notes, f"{tmp_path}/new/") == 2
     assert last_error(capsys) == (
-        f"accel-trainer: error: --output_file is a folder: got '{tmp_path}/new/'. Name another file."
+        f"accel-trainer: error: --output_file is a folder: got '{tmp_path}/new/'. "
+        "Name another file."
     )
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "pipe"]
 

@@ -247,7 +247,8 @@ class BatchingOptions(EvalBatchingOptions):
             "Fill each optimizer step with examples of similar length (sorted within shuffled "
             "groups of 50 global batches): about half the padding of random batches on "
             "sentence data, so faster, and the same on any topology; but each step's examples "
-            "are no longer a random sample, which can change what the model learns (see README)."
+            "are no longer a random sample, which can change what the model learns (see "
+            "docs/batching.md)."
         ),
     )
     max_tokens_per_batch: int = field(
@@ -708,7 +709,7 @@ class ComputeOptions(OptionGroup):
         metadata=_opt(
             "Compile the model's forward with torch.compile (inductor, in place: checkpoints "
             "and the saved model are the same as without). Each new input shape compiles "
-            "first, so it pays off for long runs; see README."
+            "first, so it pays off for long runs; see docs/batching.md."
         ),
     )
     gradient_checkpointing: bool = field(
