@@ -18,9 +18,17 @@ PUBLIC = {
 __all__ = sorted(PUBLIC)
 
 
-def __getattr__(name: str):
-    if name in PUBLIC:
-        import importlib
+def lazy_names(package: str, public: dict[str, str]):
+    """A module `__getattr__` that imports each public name of `package` from its module on
+    first use (PEP 562)."""
+    import importlib
 
-        return getattr(importlib.import_module(PUBLIC[name]), name)
-    raise AttributeError(f"module 'accel_trainer' has no attribute {name!r}")
+    def __getattr__(name: str):
+        if name in public:
+            return getattr(importlib.import_module(public[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+__getattr__ = lazy_names(__name__, PUBLIC)

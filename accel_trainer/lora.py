@@ -15,9 +15,9 @@ from safetensors import SafetensorError
 from torch import nn
 from torch.distributed.checkpoint.api import CheckpointException
 
-from accel_trainer.config.groups import PEFT_INSTALL
 from accel_trainer.errors import ConfigError
 from accel_trainer.hashing import file_digest
+from accel_trainer.lora_options import PEFT_INSTALL, PeftOptions
 from accel_trainer.models import (
     auto_model_class,
     check_vocabulary,
@@ -27,7 +27,6 @@ from accel_trainer.models import (
 )
 
 if TYPE_CHECKING:
-    from accel_trainer.config import PeftOptions
     from accel_trainer.models import TokenizerOptions
 
 ADAPTER_CONFIG = "adapter_config.json"

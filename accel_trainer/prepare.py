@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
     from datasets import Dataset
 
-    from accel_trainer.config import EvalConfig, EvalDataOptions, InputOptions, PredictConfig
+    from accel_trainer.config import EvalConfig, PredictConfig
+    from accel_trainer.data_options import EvalDataOptions, InputOptions
     from accel_trainer.tasks.base import Task
 
 logger = logging.getLogger("accel_trainer")

@@ -28,7 +28,8 @@ from accel_trainer.errors import ConfigError, OutputError, first_line
 from accel_trainer.hashing import json_digest
 
 if TYPE_CHECKING:
-    from accel_trainer.config import RuntimeOptions, TrainConfig
+    from accel_trainer.config import TrainConfig
+    from accel_trainer.runtime_options import RuntimeOptions
 
 logger = get_logger(__name__)
 # How gloo and NCCL report a peer that is gone or silent.

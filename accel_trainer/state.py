@@ -54,7 +54,7 @@ class TrainState:
     sharding: str = "none"  # runtime.sharding(): how the checkpoint's files are laid out
     per_device_train_batch_size: int = 0
     gradient_accumulation_steps: int = 0
-    config_hash: str = ""  # of the options that change what training computes, less TOPOLOGY
+    config_hash: str = ""  # of the options that change what training computes, less the topology
     options: dict = field(default_factory=dict)  # those options themselves, to name changes
     identity: dict = field(default_factory=dict)  # labels and data digests of the run
     log_records: int = 0  # records in log_history.jsonl when the state was saved

@@ -14,24 +14,20 @@ from accel_trainer.config import (
     MAX_SEED,
     MAX_SEQ_LENGTH,
     TINY_BERT_MAX_SEQ_LENGTH,
-    BatchingOptions,
-    CheckpointEvery,
-    CheckpointOptions,
-    DataOptions,
-    EvalBatchingOptions,
     EvalConfig,
-    EvalDataOptions,
-    EvalOptions,
-    InputOptions,
-    LoggingOptions,
-    OptimOptions,
     PredictConfig,
-    RuntimeOptions,
     TaskOverrides,
     TrainConfig,
     validate,
 )
+from accel_trainer.data_options import DataOptions, EvalDataOptions, InputOptions
 from accel_trainer.errors import ConfigError
+from accel_trainer.runtime_options import RuntimeOptions
+from accel_trainer.train.batching_options import BatchingOptions, EvalBatchingOptions
+from accel_trainer.train.checkpointer_options import CheckpointEvery, CheckpointOptions
+from accel_trainer.train.evaluation_options import EvalOptions
+from accel_trainer.train.optim_options import OptimOptions
+from accel_trainer.train.run_log_options import LoggingOptions
 
 
 @pytest.fixture

@@ -119,8 +119,8 @@ def test_an_unknown_target_module_is_refused_before_tokenizing(
 def test_a_model_type_without_a_peft_default_names_its_layers():
     from transformers import DistilBertConfig, DistilBertForTokenClassification
 
-    from accel_trainer.config import PeftOptions
     from accel_trainer.lora import apply_lora
+    from accel_trainer.lora_options import PeftOptions
 
     config = DistilBertConfig(vocab_size=50, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
     model = DistilBertForTokenClassification(config)
@@ -532,8 +532,8 @@ def test_an_adapter_is_never_merged_into_a_changed_base(small_data, tmp_path, ca
 def test_lora_rank_and_targets_are_checked_against_the_layers(small_data, tmp_path, capsys):
     from transformers import BertConfig, BertForTokenClassification
 
-    from accel_trainer.config import PeftOptions
     from accel_trainer.lora import apply_lora
+    from accel_trainer.lora_options import PeftOptions
 
     model = BertForTokenClassification(BertConfig(
         vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

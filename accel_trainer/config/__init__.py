@@ -1,74 +1,41 @@
-"""Typed options of every command, in groups that each check their own values: checks.py (limits
-and shared checks), groups.py (the option groups), options.py (flat names <-> groups), runs.py
-(the configs of train, evaluate and predict, and validate()).
+"""The configs of the commands, composed of option groups that live beside the components
+that read them (data_options.py, train/batching_options.py, ...): checks.py (limits and shared
+checks), options.py (flat names <-> groups), runs.py (TrainConfig, EvalConfig, PredictConfig and
+validate()).
 
-Nothing heavy is imported here, so that `accel-trainer --help` stays fast: task options are looked
-up through the task registry only when a config is built.
+Names are imported on first use, so that `accel-trainer --help` stays fast and an option module
+can import config.checks without importing every group.
 """
 
-from accel_trainer.config.checks import (
-    MAX_COUNT,
-    MAX_SEED,
-    MAX_SEQ_LENGTH,
-    TINY_BERT,
-    TINY_BERT_MAX_SEQ_LENGTH,
-    did_you_mean,
-    known_data_formats,
-    options_class,
-    problems_error,
-    registered_task_options,
-)
-from accel_trainer.config.groups import (
-    BatchingOptions,
-    CheckpointEvery,
-    CheckpointOptions,
-    ComputeOptions,
-    DataOptions,
-    EvalBatchingOptions,
-    EvalDataOptions,
-    EvalOptions,
-    InputOptions,
-    LoggingOptions,
-    OptimOptions,
-    OptionGroup,
-    PeftOptions,
-    RuntimeOptions,
-    TaskOverrides,
-)
-from accel_trainer.config.options import FromOptions, Option, group_fields
-from accel_trainer.config.runs import EvalConfig, PredictConfig, TrainConfig, validate
+from __future__ import annotations
 
-__all__ = [
-    "MAX_COUNT",
-    "MAX_SEED",
-    "MAX_SEQ_LENGTH",
-    "TINY_BERT",
-    "TINY_BERT_MAX_SEQ_LENGTH",
-    "BatchingOptions",
-    "CheckpointEvery",
-    "CheckpointOptions",
-    "ComputeOptions",
-    "DataOptions",
-    "EvalBatchingOptions",
-    "EvalConfig",
-    "EvalDataOptions",
-    "EvalOptions",
-    "FromOptions",
-    "InputOptions",
-    "LoggingOptions",
-    "OptimOptions",
-    "Option",
-    "OptionGroup",
-    "PeftOptions",
-    "PredictConfig",
-    "RuntimeOptions",
-    "TaskOverrides",
-    "TrainConfig",
-    "did_you_mean",
-    "group_fields",
-    "known_data_formats",
-    "options_class",
-    "problems_error",
-    "registered_task_options",
-    "validate",
-]
+from accel_trainer import lazy_names
+
+# Public name -> the module that defines it.
+PUBLIC = {
+    **dict.fromkeys(
+        (
+            "MAX_COUNT",
+            "MAX_SEED",
+            "MAX_SEQ_LENGTH",
+            "TINY_BERT",
+            "TINY_BERT_MAX_SEQ_LENGTH",
+            "did_you_mean",
+            "known_data_formats",
+            "options_class",
+            "problems_error",
+            "registered_task_options",
+        ),
+        "accel_trainer.config.checks",
+    ),
+    **dict.fromkeys(
+        ("FromOptions", "Option", "OptionGroup", "group_fields"), "accel_trainer.config.options"
+    ),
+    **dict.fromkeys(
+        ("EvalConfig", "PredictConfig", "TaskOverrides", "TrainConfig", "validate"),
+        "accel_trainer.config.runs",
+    ),
+}
+__all__ = sorted(PUBLIC)
+
+__getattr__ = lazy_names(__name__, PUBLIC)

@@ -29,8 +29,12 @@ MAX_DDP_TIMEOUT = 365 * 24 * 3600  # seconds; torch's clock overflows near 2**63
 DECLARED, INTERNAL = "declared", "internal"
 
 
-def _opt(help_text: str, **metadata) -> dict:
-    return {"help": help_text, **metadata}
+def opt(help_text: str, on_resume: str = "keep", **metadata) -> dict:
+    """An option field's metadata: its one-line help, and what a resumed run may do with it:
+    "keep" it as the checkpoint's run had it, "free"ly change it (how a step is computed or
+    what is written, never what is learned), or change it as part of the "topology" (with
+    --allow_topology_change)."""
+    return {"help": help_text, "on_resume": on_resume, **metadata}
 
 
 def demo_output_dir(task: str) -> str:

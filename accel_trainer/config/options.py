@@ -9,8 +9,18 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from accel_trainer.config.checks import INTERNAL, did_you_mean, problems_error
-from accel_trainer.config.groups import CheckpointEvery, OptionGroup
+from accel_trainer.config.checks import INTERNAL, choice_problems, did_you_mean, problems_error
+
+
+class OptionGroup:
+    """A group of related options that checks its own values; each lives beside the component
+    that reads it (e.g. train/batching_options.py)."""
+
+    title: ClassVar[str]
+
+    def problems(self) -> list[str]:
+        """Every invalid option of the group, as one message each."""
+        return choice_problems(self)
 
 
 def short(value) -> str:
@@ -202,5 +212,6 @@ class FromOptions:
             if option.is_flag:
                 holder = self if option.group is None else getattr(self, option.group)
                 value = getattr(holder, option.name)
-                flat[option.name] = str(value) if isinstance(value, CheckpointEvery) else value
+                typed = option.field.metadata.get("text_type") and value is not None
+                flat[option.name] = str(value) if typed else value
         return flat

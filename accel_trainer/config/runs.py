@@ -11,7 +11,6 @@ from accel_trainer.config.checks import (
     DECLARED,
     INTERNAL,
     TINY_BERT,
-    _opt,
     adapter_only_problems,
     blank_problem,
     choice_problems,
@@ -21,6 +20,7 @@ from accel_trainer.config.checks import (
     is_blank,
     known_data_formats,
     model_problems,
+    opt,
     options_class,
     output_dir_problems,
     problems_error,
@@ -29,24 +29,20 @@ from accel_trainer.config.checks import (
     sequence_length_problems,
     task_options_base,
 )
-from accel_trainer.config.groups import (
+from accel_trainer.config.options import FromOptions, OptionGroup, group_fields
+from accel_trainer.data_options import DataOptions, EvalDataOptions, InputOptions
+from accel_trainer.errors import ConfigError
+from accel_trainer.lora_options import PeftOptions
+from accel_trainer.runtime_options import ComputeOptions, RuntimeOptions
+from accel_trainer.train.batching_options import (
     BatchingOptions,
-    CheckpointOptions,
-    ComputeOptions,
-    DataOptions,
     EvalBatchingOptions,
-    EvalDataOptions,
-    EvalOptions,
-    InputOptions,
-    LoggingOptions,
-    OptimOptions,
-    PeftOptions,
-    RuntimeOptions,
-    TaskOverrides,
     token_budget_problem,
 )
-from accel_trainer.config.options import FromOptions, group_fields
-from accel_trainer.errors import ConfigError
+from accel_trainer.train.checkpointer_options import CheckpointOptions
+from accel_trainer.train.evaluation_options import EvalOptions
+from accel_trainer.train.optim_options import OptimOptions
+from accel_trainer.train.run_log_options import LoggingOptions
 
 
 @dataclass
@@ -57,30 +53,36 @@ class TrainConfig(FromOptions):
 
     task: str = field(
         default="ner",
-        metadata=_opt(
+        metadata=opt(
             "The task, by its registered name: ner (token classification), re "
             "(relation classification), or one you registered."
         ),
     )
     model_name_or_path: str = field(
         default=TINY_BERT,
-        metadata=_opt(
+        metadata=opt(
             "Hub model name or local folder. 'tiny-bert' builds a small randomly initialised "
             "BERT and a WordPiece tokenizer from the training data (no download)."
         ),
     )
     output_dir: str | None = field(
         default=None,
-        metadata=_opt(
-            "Where results go. Train: required with your own data (outputs/demo-TASK for the demo)."
+        metadata=opt(
+            "Where results go. Train: required with your own data (outputs/demo-TASK for the "
+            "demo).",
+            on_resume="free",
         ),
     )
     overwrite_output_dir: bool = field(
-        default=False, metadata=_opt("Replace a model that already is in --output_dir.")
+        default=False,
+        metadata=opt("Replace a model that already is in --output_dir.", on_resume="free"),
     )
     config: str | None = field(
         default=None,
-        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+        metadata=opt(
+            "YAML or JSON file of options; flags on the command line override it.",
+            on_resume="free",
+        ),
     )
     command_line: str | None = field(
         default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}
@@ -235,6 +237,31 @@ class TrainConfig(FromOptions):
 
 
 @dataclass
+class TaskOverrides(OptionGroup):
+    """Options of the saved model's task that evaluate accepts; None: the model's own. Help,
+    choices and checks come from the option of the task that metadata "task" names."""
+
+    title: ClassVar[str] = "task overrides"
+
+    tag_scheme: str | None = field(default=None, metadata={"task": "ner"})
+    negative_label: str | None = field(default=None, metadata={"task": "re"})
+
+    def given(self) -> dict[str, str]:
+        """The overrides given, by option name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    def problems(self) -> list[str]:
+        """The task's own checks of each given override."""
+        found = []
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if value is not None:
+                given = options_class(option.metadata["task"])(**{option.name: value})
+                found += choice_problems(given) + given.problems()
+        return found
+
+
+@dataclass
 class EvalConfig(FromOptions):
     """Options of `accel-trainer evaluate`: score a saved model on a labelled file."""
 
@@ -242,25 +269,25 @@ class EvalConfig(FromOptions):
 
     model_name_or_path: str = field(
         default=TINY_BERT,
-        metadata=_opt("The output folder of `accel-trainer train` (or a hub model it saved)."),
+        metadata=opt("The output folder of `accel-trainer train` (or a hub model it saved)."),
     )
     output_dir: str | None = field(
         default=None,
-        metadata=_opt(
+        metadata=opt(
             "Where eval_results.json goes. Default: --model_name_or_path. An existing "
             "eval_results.json is replaced only if accel-trainer wrote it and it is unchanged."
         ),
     )
     overwrite_output_file: bool = field(
         default=False,
-        metadata=_opt(
+        metadata=opt(
             "Replace an eval_results.json (or a link) in --output_dir that is not an unchanged "
             "earlier output of accel-trainer."
         ),
     )
     config: str | None = field(
         default=None,
-        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+        metadata=opt("YAML or JSON file of options; flags on the command line override it."),
     )
     command_line: str | None = field(
         default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}
@@ -296,29 +323,29 @@ class PredictConfig(FromOptions):
 
     model_name_or_path: str = field(
         default=TINY_BERT,
-        metadata=_opt("The output folder of `accel-trainer train` (or a hub model it saved)."),
+        metadata=opt("The output folder of `accel-trainer train` (or a hub model it saved)."),
     )
     input_file: str | None = field(
         default=None,
-        metadata=_opt(
+        metadata=opt(
             "What to label: a file in a format of the model's task (labels not needed), or for "
             "NER raw text (plain text or JSON lines with a `text` field)."
         ),
     )
     output_file: str | None = field(
         default=None,
-        metadata=_opt("Where predictions go, in --output_format."),
+        metadata=opt("Where predictions go, in --output_format."),
     )
     overwrite_output_file: bool = field(
         default=False,
-        metadata=_opt(
+        metadata=opt(
             "Replace an existing --output_file (or a link there) that is not an unchanged "
             "earlier output of accel-trainer."
         ),
     )
     output_format: str = field(
         default="auto",
-        metadata=_opt(
+        metadata=opt(
             "NER: conll (word and tag lines), jsonl (the input records with ner_tags) or "
             "spans (the input records with their entities); auto: conll for CoNLL input, "
             "jsonl for JSON lines of tokens, spans for raw text. RE writes jsonl.",
@@ -327,7 +354,7 @@ class PredictConfig(FromOptions):
     )
     text_format: str | None = field(
         default=None,
-        metadata=_opt(
+        metadata=opt(
             "Raw text input (NER): lines (one document per line, the default for plain text) "
             "or document (the whole file is one document). Implies plain text input.",
             choices=["lines", "document"],
@@ -335,7 +362,7 @@ class PredictConfig(FromOptions):
     )
     config: str | None = field(
         default=None,
-        metadata=_opt("YAML or JSON file of options; flags on the command line override it."),
+        metadata=opt("YAML or JSON file of options; flags on the command line override it."),
     )
     command_line: str | None = field(
         default=None, metadata={"kind": DECLARED, "help": "The command that started the run."}

@@ -1,6 +1,15 @@
-"""The training components; AccelerateTrainer (loop.py) is the loop over them."""
+"""The training components; AccelerateTrainer (loop.py) is the loop over them. Names are imported
+on first use, so that an option module here (e.g. batching_options.py) is light to import."""
 
-from accel_trainer.train.hooks import Observer
-from accel_trainer.train.loop import AccelerateTrainer, TrainPlan
+from __future__ import annotations
 
-__all__ = ["AccelerateTrainer", "Observer", "TrainPlan"]
+from accel_trainer import lazy_names
+
+PUBLIC = {
+    "AccelerateTrainer": "accel_trainer.train.loop",
+    "Observer": "accel_trainer.train.hooks",
+    "TrainPlan": "accel_trainer.train.loop",
+}
+__all__ = sorted(PUBLIC)
+
+__getattr__ = lazy_names(__name__, PUBLIC)

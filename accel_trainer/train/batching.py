@@ -22,7 +22,8 @@ from accel_trainer.train.step import LABELS
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from accel_trainer.config import BatchingOptions, TrainConfig
+    from accel_trainer.config import TrainConfig
+    from accel_trainer.train.batching_options import BatchingOptions
 
 
 def with_row_ids(data: Dataset) -> Dataset:

@@ -28,9 +28,9 @@ from accel_trainer.checkpoint import (
     write_json_durably,
     write_manifest,
 )
-from accel_trainer.config import CheckpointEvery
 from accel_trainer.runtime import raise_if_any_failed
 from accel_trainer.state import TrainState
+from accel_trainer.train.checkpointer_options import CheckpointEvery
 
 logger = get_logger(__name__)
 

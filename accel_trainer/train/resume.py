@@ -29,40 +29,9 @@ if TYPE_CHECKING:
     from accel_trainer.config import TrainConfig
 
 logger = get_logger(__name__)
-# Options that may differ between a run and its resumption.
-RESUME_INSENSITIVE = {
-    "resume_from_checkpoint",
-    "overwrite_output_dir",
-    "config",
-    "save_total_limit",
-    "checkpointing_steps",
-    "logging_steps",
-    "report_to",
-    "output_dir",
-    "allow_topology_change",
-    "load_best_model_at_end",
-    "ddp_timeout",
-    "per_device_eval_batch_size",  # evaluation's memory, not what is learned
-    "max_nonfinite_steps",
-    # how a step is computed, never what it computes (tests/test_batch_layout.py)
-    "batch_layout",
-    "micro_batch_tokens",
-    "torch_compile",
-    "gradient_checkpointing",
-    "preprocessing_num_workers",
-    "overwrite_cache",
-    # what the final folder holds (merged weights or the adapter), not what is trained
-    "save_adapter_only",
-    # Compared by content (their SHA-256, in the run's identity), so a requeued job may spell
-    # the path differently or run from another working directory.
-    "train_file",
-    "validation_file",
-}
 # Option values an earlier version saved under another name: (option, old value) -> new value.
 RENAMED_VALUES = {("loss_normalization", "tokens"): "global"}
 UNSET_MEANS = {"lora_target_modules": "(peft's default for the model)"}
-# How the global batch is split; may change on resume with --allow_topology_change.
-TOPOLOGY = ("per_device_train_batch_size", "gradient_accumulation_steps", "global_batch_size")
 DESCRIBE_TOPOLOGY = "{} process(es) x per-device batch {} x accumulation {}".format
 
 
@@ -75,9 +44,14 @@ class ResumePoint:
 
 
 def training_options(config: TrainConfig) -> dict:
-    """The options that change what training computes, less how the global batch is split."""
-    ignored = RESUME_INSENSITIVE | set(TOPOLOGY)
-    return {key: value for key, value in config.to_dict().items() if key not in ignored}
+    """The options that change what training computes, less how the global batch is split:
+    those whose field says a resumed run must keep them (metadata "on_resume")."""
+    table = config.option_table()
+    return {
+        key: value
+        for key, value in config.to_dict().items()
+        if table[key].field.metadata.get("on_resume", "keep") == "keep"
+    }
 
 
 def options_hash(config: TrainConfig) -> str:
