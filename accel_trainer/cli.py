@@ -20,6 +20,7 @@ from accel_trainer.config import (
     PredictConfig,
     TrainConfig,
     did_you_mean,
+    did_you_mean_option,
     group_fields,
     options_class,
     problems_error,
@@ -135,6 +136,7 @@ def plot_command(args: list[str]) -> int:
     parser = one_line_errors(argparse.ArgumentParser, "plot")(
         prog="accel-trainer plot",
         description="Draw the loss, learning rate and eval metrics of a training run as a PNG.",
+        allow_abbrev=False,
     )
     parser.add_argument(
         "output_dir", metavar="OUTPUT_DIR", help="the --output_dir of an accel-trainer train run"
@@ -258,6 +260,7 @@ def build_parser(config_class: type, command: str) -> argparse.ArgumentParser:
         description=COMMANDS[command][1],
         formatter_class=FlagHelpFormatter,
         argument_default=argparse.SUPPRESS,
+        allow_abbrev=False,  # a misspelt flag is an error, never another option
     )
     for title, options in option_sections(config_class):
         group = parser.add_argument_group(title)
@@ -363,7 +366,6 @@ ARGPARSE_PROBLEMS = [
         r"argument (\S+): invalid choice: (\S+) \(choose from (.*)\)",
         "{0} is not one of {2}: got {1}.",
     ),
-    (r"ambiguous option: (\S+) could match (.*)", "{} is ambiguous: it could be {}. Spell it out."),
     (r"the following arguments are required: (.*)", "{} is missing: got none."),
     (r"argument -h/--help: ignored explicit argument (.*)", "--help takes no value: got {}."),
 ]
@@ -394,10 +396,7 @@ def repeated_flags(args: list[str], config_class: type) -> dict[str, int]:
         if not flag.startswith("--"):
             continue
         name = flag[2:]
-        if name not in names:  # argparse takes unambiguous abbreviations
-            matches = {known for known in names if known.startswith(name)}
-            name = matches.pop() if len(matches) == 1 else None
-        if name is not None:
+        if name in names:
             counts[name] = counts.get(name, 0) + 1
     return {name: count for name, count in counts.items() if count > 1}
 
@@ -412,7 +411,7 @@ def leftover_problems(rest: list[str], known: Iterable[str], command: str) -> li
             flag = arg.split("=", 1)[0]
             found.append(
                 f"{flag} is not an option of accel-trainer {command}: got {arg!r}."
-                f"{did_you_mean(flag, known, '--')} See `accel-trainer {command} --help`."
+                f"{did_you_mean_option(flag, known, '--')} See `accel-trainer {command} --help`."
             )
             continue
         after_unknown = (
@@ -512,7 +511,7 @@ def read_config_file(path: str, config_class: type, command: str = "COMMAND") ->
         if name not in known:
             found.append(
                 f"config file {path} has an unknown option: got {key!r}."
-                f"{did_you_mean(str(key), known)} See `accel-trainer {command} --help`."
+                f"{did_you_mean_option(str(key), known)} See `accel-trainer {command} --help`."
             )
             continue
         if name in keys:

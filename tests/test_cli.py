@@ -465,6 +465,9 @@ def test_a_misspelt_option_or_value_in_a_config_file_gets_the_closest_one(tmp_pa
         f"accel-trainer: error: config file {path} has an unknown option: got 'trian_file'. Did "
         "you mean train_file? See `accel-trainer train --help`.\n"
     )
+    path.write_text("epochs: 3\n")  # another tool's name for num_train_epochs
+    assert main(["train", str(path)]) == 2
+    assert "got 'epochs'. Did you mean num_train_epochs?" in capsys.readouterr().err
     path.write_text("lr_scheduler_type: cosin\n")
     assert main(["train", str(path)]) == 2
     assert capsys.readouterr().err == (

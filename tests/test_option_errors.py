@@ -329,7 +329,11 @@ def test_overwrite_output_file_is_a_flag(tmp_path):
         (["--label_names"], "--label_names needs at least one value: got none"),
         (["--config"], "--config needs a value: got none"),
         (["--lr_scheduler_type", "exp"], "--lr_scheduler_type is not one of"),
-        (["--max", "3"], "--max is ambiguous: it could be"),
+        (["--max", "3"], "--max is not an option of accel-trainer train: got '--max'. See"),
+        (["--num_train_epoch", "1"], "got '--num_train_epoch'. Did you mean --num_train_epochs?"),
+        (["--lr", "1e-4"], "got '--lr'. Did you mean --learning_rate?"),
+        (["--epochs", "2"], "got '--epochs'. Did you mean --num_train_epochs?"),
+        (["--batch_size", "8"], "Did you mean --per_device_train_batch_size?"),
         (
             ["--learnin_rate", "1", "--seeed", "2"],
             "--learnin_rate is not an option of accel-trainer train: got '--learnin_rate'. Did "
@@ -358,7 +362,7 @@ def test_a_json_list_and_a_typo_in_a_config_file(tmp_path, capsys):
 
 
 def test_a_repeated_flag_warns_and_the_last_wins(caplog):
-    flags = ["--seed", "1", "--see=2", "--gradient_accumulation_steps", "3"]
+    flags = ["--seed", "1", "--seed=2", "--gradient_accumulation_steps", "3"]
     with caplog.at_level(logging.WARNING, logger="accel_trainer"):
         config = parse_config(TrainConfig, "train", [*flags, "--gradient-accumulation-steps", "4"])
     assert (config.runtime.seed, config.batching.gradient_accumulation_steps) == (2, 4)

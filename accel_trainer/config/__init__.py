@@ -21,6 +21,7 @@ PUBLIC = {
             "TINY_BERT",
             "TINY_BERT_MAX_SEQ_LENGTH",
             "did_you_mean",
+            "did_you_mean_option",
             "known_data_formats",
             "options_class",
             "problems_error",

@@ -57,6 +57,42 @@ def did_you_mean(name: str, known, prefix: str = "") -> str:
     return f" Did you mean {prefix}{close[0]}?" if close else ""
 
 
+# Option names of other tools (transformers' Trainer and scripts, Lightning, common training
+# scripts) -> ours: suggested for a flag or config key that is no option here.
+FAMILIAR_NAMES = {
+    "epochs": "num_train_epochs",
+    "num_epochs": "num_train_epochs",
+    "max_epochs": "num_train_epochs",
+    "lr": "learning_rate",
+    "batch_size": "per_device_train_batch_size",
+    "train_batch_size": "per_device_train_batch_size",
+    "eval_batch_size": "per_device_eval_batch_size",
+    "max_steps": "max_train_steps",
+    "warmup_steps": "num_warmup_steps",
+    "save_steps": "checkpointing_steps",
+    "accumulate_grad_batches": "gradient_accumulation_steps",
+    "max_length": "max_seq_length",
+    "model": "model_name_or_path",
+    "model_name": "model_name_or_path",
+    "fp16": "mixed_precision",
+    "bf16": "mixed_precision",
+    "precision": "mixed_precision",
+    "output": "output_dir",
+    "eval_file": "validation_file",
+    "dev_file": "validation_file",
+    "resume": "resume_from_checkpoint",
+    "gradient_clip_val": "max_grad_norm",
+}
+
+
+def did_you_mean_option(name: str, known, prefix: str = "") -> str:
+    """did_you_mean for an option name, knowing the names other tools give our options."""
+    familiar = FAMILIAR_NAMES.get(name.lstrip("-").replace("-", "_"))
+    if familiar is not None and familiar in known:
+        return f" Did you mean {prefix}{familiar}?"
+    return did_you_mean(name, known, prefix)
+
+
 def misspelt_start(wanted: str, known: list[str]) -> list[str]:
     """The one known name whose start is close to `wanted`: a misspelt abbreviation, such as
     outptu for output_file; none when the start is shared (output_dir and output_file)."""

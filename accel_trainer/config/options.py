@@ -9,7 +9,12 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from accel_trainer.config.checks import INTERNAL, choice_problems, did_you_mean, problems_error
+from accel_trainer.config.checks import (
+    INTERNAL,
+    choice_problems,
+    did_you_mean_option,
+    problems_error,
+)
 
 
 class OptionGroup:
@@ -169,7 +174,7 @@ class FromOptions:
             raise problems_error(
                 [
                     f"{cls.__name__} has no option {name!r}: got {name}={flat[name]!r}."
-                    f"{did_you_mean(name, table)}"
+                    f"{did_you_mean_option(name, table)}"
                     for name in unknown
                 ]
             )
