@@ -9,10 +9,10 @@ import os
 
 from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig, validate
 from accel_trainer.errors import ConfigError, DataError, OtherTaskData, OutputError
-from accel_trainer.hashing import file_digest
-from accel_trainer.output_folder import SaveFinished, check_writable_folder
 from accel_trainer.runtime import exit_distributed_run
-from accel_trainer.write_policy import check_target, write_owned
+from accel_trainer.storage.hashing import file_digest
+from accel_trainer.storage.output_folder import SaveFinished, check_writable_folder
+from accel_trainer.storage.write_policy import check_target, write_owned
 
 logger = logging.getLogger("accel_trainer")
 EVAL_RESULTS = "eval_results.json"
@@ -158,8 +158,12 @@ def predict(config: PredictConfig) -> int:
     """`accel-trainer predict`: label a file with a saved model; output in input order."""
     validate(config)
     from accel_trainer import prepare
-    from accel_trainer.predictions import check_output_file, prediction_input, write_predictions
     from accel_trainer.runtime import create_accelerator
+    from accel_trainer.storage.predictions import (
+        check_output_file,
+        prediction_input,
+        write_predictions,
+    )
     from accel_trainer.train.inference import Inference
 
     check_output_file(config)

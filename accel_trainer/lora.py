@@ -17,7 +17,6 @@ from torch.distributed.checkpoint.api import CheckpointException
 
 from accel_trainer.config.groups import PEFT_INSTALL
 from accel_trainer.errors import ConfigError
-from accel_trainer.hashing import file_digest
 from accel_trainer.models import (
     auto_model_class,
     check_vocabulary,
@@ -25,6 +24,7 @@ from accel_trainer.models import (
     load_tokenizer,
     one_line,
 )
+from accel_trainer.storage.hashing import file_digest
 
 if TYPE_CHECKING:
     from accel_trainer.config import PeftOptions

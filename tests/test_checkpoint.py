@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from accel_trainer import TrainConfig, commands
-from accel_trainer.checkpoint import committed_checkpoints, read_manifest
 from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError
+from accel_trainer.storage.manifest import committed_checkpoints, read_manifest
 from tests.conftest import (
     computed_records,
     read_json,

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from accelerate import Accelerator
 
-from accel_trainer.checkpoint import commit_final_model
 from accel_trainer.errors import OutputError
 from accel_trainer.lora import (
     base_weights,
@@ -22,8 +21,9 @@ from accel_trainer.lora import (
 )
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import vocabulary_digest
-from accel_trainer.output_folder import OPTIONS_FILE
 from accel_trainer.runtime import raise_if_any_failed
+from accel_trainer.storage.commit import commit_final_model
+from accel_trainer.storage.output_folder import OPTIONS_FILE
 
 if TYPE_CHECKING:
     from accel_trainer.config import TrainConfig

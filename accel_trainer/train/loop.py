@@ -14,7 +14,6 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
-from accel_trainer.checkpoint import restore_rng
 from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError, Diverged, PeerLost, Preempted, first_line
 from accel_trainer.lora import (
@@ -24,8 +23,6 @@ from accel_trainer.lora import (
     parameter_counts,
     save_trainable_weights_only,
 )
-from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
-from accel_trainer.output_folder import OutputLock, check_output_dir, mark_output_dir
 from accel_trainer.runtime import (
     Preemption,
     fit_sharding_to_model,
@@ -37,7 +34,8 @@ from accel_trainer.runtime import (
     sharding,
     training_accelerator,
 )
-from accel_trainer.state import TrainState
+from accel_trainer.storage.lock import OutputLock
+from accel_trainer.storage.output_folder import check_output_dir, claim_output_folder
 from accel_trainer.train.batching import (
     TrainBatches,
     check_label_column,
@@ -49,6 +47,7 @@ from accel_trainer.train.checkpointer import Checkpointer
 from accel_trainer.train.export import data_sources, save_final_model
 from accel_trainer.train.hooks import Observer, Observers
 from accel_trainer.train.inference import Inference, format_metrics
+from accel_trainer.train.optim import build_optimizer, build_scheduler, warmup_steps
 from accel_trainer.train.resume import (
     Position,
     ResumePoint,
@@ -57,6 +56,7 @@ from accel_trainer.train.resume import (
     training_options,
 )
 from accel_trainer.train.run_log import RunLog
+from accel_trainer.train.state import TrainState, restore_rng
 from accel_trainer.train.step import OptimizerStep
 
 if TYPE_CHECKING:
@@ -286,11 +286,9 @@ class AccelerateTrainer:
             self._check_output_dir()
         progress = tqdm(desc="train", unit="step", disable=not self.accelerator.is_main_process)
         try:
-            self.output_lock.acquire()
-            if not self.folder_checked:  # again, now that no other run can change it
-                self._check_output_dir()
-                if self.accelerator.is_main_process:
-                    mark_output_dir(self.output_dir, is_demo=False)
+            self.output_lock.acquire()  # held already when from_files prepared this trainer
+            if not self.folder_checked:
+                claim_output_folder(self.accelerator, self.output_lock, self.config, demo=False)
                 self.folder_checked = True
             self.fitted = True  # from here on, a second fit() would start the schedule again
             model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)

@@ -9,10 +9,11 @@ import os
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
-from accel_trainer.checkpoint import describe_write_error, write_atomically
 from accel_trainer.errors import OutputError
-from accel_trainer.state import TrainState
-from accel_trainer.telemetry import Stopwatch
+from accel_trainer.storage.commit import write_atomically
+from accel_trainer.storage.disk import describe_write_error
+from accel_trainer.train.state import TrainState
+from accel_trainer.train.telemetry import Stopwatch
 
 logger = get_logger(__name__)
 LOG_FILE = "log_history.jsonl"
