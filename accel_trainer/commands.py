@@ -36,7 +36,7 @@ def train(config: TrainConfig) -> dict:
 
 def build_trainer(config: TrainConfig):
     """The trainer of a train command: the same call a Python user makes."""
-    from accel_trainer.train import AccelerateTrainer
+    from accel_trainer.api import AccelerateTrainer
 
     return AccelerateTrainer.from_files(config)
 

@@ -137,3 +137,20 @@ def weights_writer(accelerator: Accelerator, model, state_dict, config, task, to
 def write_json(path: str, value: dict) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2)
+
+
+def run_values(
+    accelerator: Accelerator, accumulation_steps: int, layout, batch_layout: str
+) -> dict:
+    """Options as this launch settled them, where the configured value leaves it open."""
+    values = {
+        "mixed_precision": accelerator.mixed_precision,
+        "gradient_accumulation_steps": accumulation_steps,
+        "batch_layout": layout.name,
+    }
+    if batch_layout == "auto":
+        values["batch_layout"] += " (auto)"
+    budget = getattr(layout, "token_budget", None)  # the sorted layout's
+    if budget is not None:
+        values["micro_batch_tokens"] = budget
+    return values
