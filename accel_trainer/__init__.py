@@ -6,7 +6,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 # Public name -> the module that defines it, imported on first use so that `--help` stays fast.
 PUBLIC = {
-    "AccelerateTrainer": "accel_trainer.train",
+    "AccelerateTrainer": "accel_trainer.api",
     "Observer": "accel_trainer.train",
     "TrainConfig": "accel_trainer.config",
     "EvalConfig": "accel_trainer.config",

@@ -9,10 +9,10 @@ import os
 
 from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig, validate
 from accel_trainer.errors import ConfigError, DataError, OtherTaskData, OutputError
-from accel_trainer.hashing import file_digest
-from accel_trainer.output_folder import SaveFinished, check_writable_folder
 from accel_trainer.runtime import exit_distributed_run
-from accel_trainer.write_policy import check_target, write_owned
+from accel_trainer.storage.hashing import file_digest
+from accel_trainer.storage.output_folder import SaveFinished, check_writable_folder
+from accel_trainer.storage.write_policy import check_target, write_owned
 
 logger = logging.getLogger("accel_trainer")
 EVAL_RESULTS = "eval_results.json"
@@ -36,7 +36,7 @@ def train(config: TrainConfig) -> dict:
 
 def build_trainer(config: TrainConfig):
     """The trainer of a train command: the same call a Python user makes."""
-    from accel_trainer.train import AccelerateTrainer
+    from accel_trainer.api import AccelerateTrainer
 
     return AccelerateTrainer.from_files(config)
 
@@ -158,8 +158,12 @@ def predict(config: PredictConfig) -> int:
     """`accel-trainer predict`: label a file with a saved model; output in input order."""
     validate(config)
     from accel_trainer import prepare
-    from accel_trainer.predictions import check_output_file, prediction_input, write_predictions
     from accel_trainer.runtime import create_accelerator
+    from accel_trainer.storage.predictions import (
+        check_output_file,
+        prediction_input,
+        write_predictions,
+    )
     from accel_trainer.train.inference import Inference
 
     check_output_file(config)

@@ -16,7 +16,6 @@ from torch import nn
 from torch.distributed.checkpoint.api import CheckpointException
 
 from accel_trainer.errors import ConfigError
-from accel_trainer.hashing import file_digest
 from accel_trainer.lora_options import PEFT_INSTALL, PeftOptions
 from accel_trainer.models import (
     auto_model_class,
@@ -25,6 +24,7 @@ from accel_trainer.models import (
     load_tokenizer,
     one_line,
 )
+from accel_trainer.storage.hashing import file_digest
 
 if TYPE_CHECKING:
     from accel_trainer.models import TokenizerOptions

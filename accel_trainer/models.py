@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from accel_trainer.errors import ConfigError
-from accel_trainer.hashing import json_digest
 from accel_trainer.hub import looks_local
+from accel_trainer.storage.hashing import json_digest
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # A task's Task.tokenizer_options: keyword arguments to reload a loaded tokenizer with.
@@ -172,7 +172,7 @@ def load_saved_model(
     model was trained with."""
     import torch
 
-    from accel_trainer.checkpoint import final_model_problem
+    from accel_trainer.storage.commit import final_model_problem
 
     problem = final_model_problem(model_dir)
     if problem is not None:

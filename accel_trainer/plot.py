@@ -8,7 +8,7 @@ import json
 import os
 
 from accel_trainer.errors import ConfigError, first_line
-from accel_trainer.write_policy import check_target, write_owned
+from accel_trainer.storage.write_policy import check_target, write_owned
 
 LOG_FILE = "log_history.jsonl"
 SCORES = ("eval_f1", "eval_precision", "eval_recall", "eval_macro_f1", "eval_accuracy")

@@ -10,10 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from accel_trainer.checkpoint import final_model_problem, touch, write_atomically
 from accel_trainer.config import TrainConfig, validate
 from accel_trainer.errors import ConfigError, DataError, OutputError
-from accel_trainer.hashing import file_digest
 from accel_trainer.hub import check_dataset_access, model_access
 from accel_trainer.lora import apply_lora, base_weights, is_adapter_folder, load_adapter_folder
 from accel_trainer.models import (
@@ -25,14 +23,6 @@ from accel_trainer.models import (
     load_saved_model,
     saved_config,
 )
-from accel_trainer.output_folder import (
-    DEMO_MARKER,
-    OutputLock,
-    check_output_dir,
-    finish_interrupted_save,
-    mark_output_dir,
-    note_replaced_model,
-)
 from accel_trainer.preprocessing import (
     task_fingerprint,
     tokenize_once_per_node,
@@ -40,15 +30,18 @@ from accel_trainer.preprocessing import (
 )
 from accel_trainer.runtime import (
     check_same_on_every_process,
-    on_main_then_share,
     seed_everything,
     training_accelerator,
 )
+from accel_trainer.storage.commit import final_model_problem, touch, write_atomically
+from accel_trainer.storage.hashing import file_digest
+from accel_trainer.storage.lock import OutputLock
+from accel_trainer.storage.output_folder import DEMO_MARKER, check_output_dir, claim_output_folder
+from accel_trainer.storage.write_policy import create_new
 from accel_trainer.tasks import task_for_training, task_from_settings
 from accel_trainer.tasks.registry import get_task
 from accel_trainer.train.batching import check_layout_request
 from accel_trainer.train.resume import ResumePoint, plan_resume
-from accel_trainer.write_policy import create_new
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -114,14 +107,8 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
     check_same_on_every_process(accelerator, {"options": config.to_dict(), **identity})
     # Before the heavy work: a second run on the same folder stops here.
     output_lock = OutputLock(output_dir, accelerator.is_main_process)
-    output_lock.acquire()
+    claim_output_folder(accelerator, output_lock, config, config.is_demo, finish_save=True)
     try:
-        # Again, now that no other run can change the folder: one may have finished meanwhile.
-        on_main_then_share(accelerator, lambda: check_output_dir(output_dir, config))
-        finish_interrupted_save(accelerator, output_dir)
-        if accelerator.is_main_process:
-            note_replaced_model(output_dir, config)
-            mark_output_dir(output_dir, config.is_demo)
         resume = plan_resume(accelerator, config, identity)
         model, tokenizer = build_model(config, task, labels, train_raw, local_files_only)
         label2id = model.config.label2id

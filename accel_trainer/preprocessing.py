@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from accel_trainer.hashing import json_digest, text_digest
+from accel_trainer.storage.hashing import json_digest, text_digest
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from accelerate.utils import (
 )
 
 from accel_trainer.errors import ConfigError, OutputError, first_line
-from accel_trainer.hashing import json_digest
+from accel_trainer.storage.hashing import json_digest
 
 if TYPE_CHECKING:
     from accel_trainer.config import TrainConfig

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from accel_trainer import TrainConfig, commands
-from accel_trainer.checkpoint import committed_checkpoints, read_manifest
 from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError
+from accel_trainer.storage.manifest import committed_checkpoints, read_manifest
 from tests.conftest import (
     computed_records,
     read_json,
@@ -328,7 +328,7 @@ SCRIPTED_F1 = {1: 0.5, 2: 0.6, 3: 0.55, 4: 0.58, 5: 0.59, 6: 0.7, 7: 0.8, 8: 0.9
 
 def scripted_evaluation(monkeypatch):
     """eval_f1 follows SCRIPTED_F1 by optimizer step: best at step 2, then three worse ones."""
-    from accel_trainer.train import AccelerateTrainer
+    from accel_trainer import AccelerateTrainer
 
     monkeypatch.setattr(
         AccelerateTrainer, "evaluate", lambda self: {"eval_f1": SCRIPTED_F1[self.state.step]}
@@ -457,7 +457,7 @@ def test_rotation_never_leaves_less_than_the_newest_and_the_best(small_data, tmp
     import os
     import shutil
 
-    from accel_trainer.train import AccelerateTrainer
+    from accel_trainer import AccelerateTrainer
 
     monkeypatch.setattr(
         AccelerateTrainer,

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from accel_trainer import commands, output_folder
+from accel_trainer import commands
 from accel_trainer.cli import main, parse_config
 from accel_trainer.config import TrainConfig
+from accel_trainer.storage import output_folder
 from tests.conftest import REPO_ROOT, reset_accelerate, write_jsonl
 
 

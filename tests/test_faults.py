@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from accel_trainer.checkpoint import committed_checkpoints, read_manifest
+from accel_trainer.storage.manifest import committed_checkpoints, read_manifest
 from tests.conftest import REPO_ROOT, free_port, start, tail, wait_all
 from tests.test_multiprocess import launch_command, start_ranks, wait_for_step
 

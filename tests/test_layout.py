@@ -92,7 +92,7 @@ def test_every_module_opens_with_a_docstring_of_what_it_owns():
 
 
 def test_fit_reads_as_a_table_of_contents():
-    from accel_trainer.train import AccelerateTrainer
+    from accel_trainer import AccelerateTrainer
 
     lines = inspect.getsource(AccelerateTrainer.fit).splitlines()
     assert len(lines) <= 40, f"fit() is {len(lines)} lines"

@@ -154,7 +154,7 @@ def test_a_trainer_built_directly_never_overwrites_someones_files(small_data, tm
 def test_an_accelerator_that_would_change_the_training_is_refused(small_data, tmp_path):
     from accelerate import Accelerator
 
-    from accel_trainer.train.loop import check_accelerator
+    from accel_trainer.train.arguments import check_accelerator
 
     with pytest.raises(ConfigError) as error:
         check_accelerator(Accelerator(cpu=True))

@@ -12,9 +12,10 @@ import subprocess
 
 import pytest
 
-from accel_trainer import output_folder
-from accel_trainer.checkpoint import MODEL_MANIFEST, MODEL_TEMP, committed_checkpoints
 from accel_trainer.cli import main
+from accel_trainer.storage import output_folder
+from accel_trainer.storage.commit import MODEL_MANIFEST, MODEL_TEMP
+from accel_trainer.storage.manifest import committed_checkpoints
 from tests.conftest import read_json, reset_accelerate
 from tests.test_checkpoint import train as train_in_process
 
@@ -853,19 +854,19 @@ def test_a_planted_partial_file_never_redirects_a_write(finished, small_data, tm
 def test_a_model_finished_while_waiting_for_the_lock_is_not_replaced(
     small_data, finished, tmp_path, capsys, monkeypatch
 ):
-    import accel_trainer.checkpoint as checkpoint_module
+    from accel_trainer.storage import commit, lock
 
     out = tmp_path / "race"
-    original = output_folder.lock_output_dir
+    original = lock.lock_output_dir
 
     def another_run_finishes_first(path):
         shutil.copytree(finished, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("check*"))
         return original(path)
 
-    monkeypatch.setattr(output_folder, "lock_output_dir", another_run_finishes_first)
+    monkeypatch.setattr(lock, "lock_output_dir", another_run_finishes_first)
     code, err = run(train_flags(small_data, out, "--max_train_steps", "2"), capsys)
     assert code == 2 and "--output_dir already holds a model" in err
-    assert checkpoint_module.final_model_problem(str(out)) is None  # the other run's, whole
+    assert commit.final_model_problem(str(out)) is None  # the other run's, whole
 
 
 @pytest.mark.parametrize("extra", ["sub/manifest.json", "empty/", "linked/"])

@@ -5,7 +5,12 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForTokenClassification
 
-from accel_trainer.optim import build_optimizer, build_scheduler, parameter_groups, warmup_steps
+from accel_trainer.train.optim import (
+    build_optimizer,
+    build_scheduler,
+    parameter_groups,
+    warmup_steps,
+)
 
 
 def group_names(model, groups):

@@ -393,7 +393,7 @@ def test_training_on_raw_text_is_refused(tmp_path, capsys):
 def test_formats_a_task_cannot_write_are_refused():
     from accel_trainer.config import PredictConfig
     from accel_trainer.errors import ConfigError
-    from accel_trainer.predictions import prediction_input
+    from accel_trainer.storage.predictions import prediction_input
     from accel_trainer.tasks.re import ReTask
 
     def refusal(**options) -> str:
@@ -685,7 +685,7 @@ def test_output_records_stay_one_line_whatever_the_text(tmp_path):
 def test_a_write_error_that_is_no_full_disk_says_what_it_is(tmp_path):
     import errno
 
-    from accel_trainer.checkpoint import describe_write_error
+    from accel_trainer.storage.disk import describe_write_error
 
     error = OSError(errno.EACCES, "Permission denied")
     message = describe_write_error(error, str(tmp_path / "x.jsonl"), 10**15)

@@ -133,7 +133,7 @@ def test_readme_shows_the_demo_refusal_as_it_reads(tmp_path, monkeypatch):
     """The message of `accel-trainer train --max_train_steps 20` over the finished default demo
     (114 steps), as the README quotes it."""
     from accel_trainer.errors import ConfigError
-    from accel_trainer.output_folder import DEMO_MARKER, check_output_dir
+    from accel_trainer.storage.output_folder import DEMO_MARKER, check_output_dir
 
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "outputs" / "demo-ner"

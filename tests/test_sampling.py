@@ -9,7 +9,7 @@ from torch.utils.data import BatchSampler
 
 from accel_trainer import commands
 from accel_trainer.config import TrainConfig
-from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
+from accel_trainer.train.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
 from tests.test_checkpoint import final_state, train
 from tests.test_scaling import TOLERANCE, max_difference, train_here
 

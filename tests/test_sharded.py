@@ -390,7 +390,7 @@ def test_evaluate_under_fsdp2_on_two_processes_gives_the_metrics_of_one(
 def test_a_failed_sharded_write_is_one_line_and_removes_its_temporary_folder(tmp_path):
     from torch.distributed.checkpoint.api import CheckpointException
 
-    from accel_trainer.checkpoint import attempt, make_temporary
+    from accel_trainer.storage.commit import attempt, make_temporary
 
     folder = str(tmp_path / ".tmp-checkpoint-2")
 
@@ -406,7 +406,7 @@ def test_a_failed_sharded_write_is_one_line_and_removes_its_temporary_folder(tmp
 
 
 def test_a_checkpoint_without_every_process_files_is_not_committed(tmp_path):
-    from accel_trainer.checkpoint import make_temporary
+    from accel_trainer.storage.commit import make_temporary
     from accel_trainer.train.checkpointer import missing_process_files
 
     folder = str(tmp_path / ".tmp-checkpoint-2")

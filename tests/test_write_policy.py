@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from accel_trainer import write_policy
 from accel_trainer.cli import main
-from accel_trainer.output_folder import DEMO_MARKER
+from accel_trainer.storage import write_policy
+from accel_trainer.storage.output_folder import DEMO_MARKER
 from tests.conftest import reset_accelerate
 
 

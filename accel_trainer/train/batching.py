@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader
 
 from accel_trainer.errors import ConfigError, InputError
 from accel_trainer.lora import parameter_counts
-from accel_trainer.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS
 from accel_trainer.train.packing import PACKED_ATTENTION, pack, packing_refusal, position_offset
+from accel_trainer.train.sampling import LengthGroupedSampler, TokenBudgetBatchSampler
 from accel_trainer.train.step import LABELS
 
 if TYPE_CHECKING:

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
-from accel_trainer.checkpoint import checkpoint_name, read_manifest
 from accel_trainer.errors import ConfigError, InputError
 from accel_trainer.lora import LOAD_ERRORS, load_training_state
 from accel_trainer.models import one_line
+from accel_trainer.storage.manifest import checkpoint_name, read_manifest
 
 if TYPE_CHECKING:
-    from accel_trainer.state import TrainState
+    from accel_trainer.train.state import TrainState
 
 logger = get_logger(__name__)
 

@@ -10,27 +10,27 @@ from dataclasses import asdict
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
-from accel_trainer.checkpoint import (
-    TEMP_MARKER,
+from accel_trainer.runtime import raise_if_any_failed
+from accel_trainer.storage.commit import (
     TEMP_PREFIX,
-    TRAINER_STATE,
     attempt,
-    checkpoint_name,
-    committed_checkpoints,
-    discard,
     make_temporary,
-    read_manifest,
     remove_temporary,
     remove_torn,
-    rotate,
-    set_aside,
     sync_folder,
+)
+from accel_trainer.storage.manifest import (
+    TEMP_MARKER,
+    TRAINER_STATE,
+    checkpoint_name,
+    committed_checkpoints,
+    read_manifest,
     write_json_durably,
     write_manifest,
 )
-from accel_trainer.runtime import raise_if_any_failed
-from accel_trainer.state import TrainState
+from accel_trainer.storage.rotation import discard, rotate, set_aside
 from accel_trainer.train.checkpointer_options import CheckpointEvery
+from accel_trainer.train.state import TrainState
 
 logger = get_logger(__name__)
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from accelerate import Accelerator
 
-from accel_trainer.checkpoint import commit_final_model
 from accel_trainer.errors import OutputError
 from accel_trainer.lora import (
     base_weights,
@@ -22,8 +21,9 @@ from accel_trainer.lora import (
 )
 from accel_trainer.model_card import write_model_card
 from accel_trainer.models import vocabulary_digest
-from accel_trainer.output_folder import OPTIONS_FILE
 from accel_trainer.runtime import raise_if_any_failed
+from accel_trainer.storage.commit import commit_final_model
+from accel_trainer.storage.output_folder import OPTIONS_FILE
 
 if TYPE_CHECKING:
     from accel_trainer.config import TrainConfig
@@ -137,3 +137,20 @@ def weights_writer(accelerator: Accelerator, model, state_dict, config, task, to
 def write_json(path: str, value: dict) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2)
+
+
+def run_values(
+    accelerator: Accelerator, accumulation_steps: int, layout, batch_layout: str
+) -> dict:
+    """Options as this launch settled them, where the configured value leaves it open."""
+    values = {
+        "mixed_precision": accelerator.mixed_precision,
+        "gradient_accumulation_steps": accumulation_steps,
+        "batch_layout": layout.name,
+    }
+    if batch_layout == "auto":
+        values["batch_layout"] += " (auto)"
+    budget = getattr(layout, "token_budget", None)  # the sorted layout's
+    if budget is not None:
+        values["micro_batch_tokens"] = budget
+    return values

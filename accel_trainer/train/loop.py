@@ -3,10 +3,7 @@ batching, resume, checkpointer, best model, run log, inference, export)."""
 
 from __future__ import annotations
 
-import math
 import os
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -14,22 +11,13 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 
-from accel_trainer.checkpoint import restore_rng
 from accel_trainer.config import validate
-from accel_trainer.errors import ConfigError, Diverged, PeerLost, Preempted, first_line
+from accel_trainer.errors import Preempted
 from accel_trainer.lora import (
-    apply_lora,
     is_peft_model,
-    lora_summary,
     parameter_counts,
-    save_trainable_weights_only,
 )
-from accel_trainer.optim import build_optimizer, build_scheduler, warmup_steps
-from accel_trainer.output_folder import OutputLock, check_output_dir, mark_output_dir
 from accel_trainer.runtime import (
-    Preemption,
-    fit_sharding_to_model,
-    is_lost_peer,
     on_main_then_share,
     peak_memory_mb,
     prepare_sharded,
@@ -37,18 +25,21 @@ from accel_trainer.runtime import (
     sharding,
     training_accelerator,
 )
-from accel_trainer.state import TrainState
+from accel_trainer.storage.lock import OutputLock
+from accel_trainer.storage.output_folder import check_output_dir
+from accel_trainer.train.arguments import check_accelerator, check_arguments, check_parts
 from accel_trainer.train.batching import (
     TrainBatches,
     check_label_column,
-    choose_layout,
     step_groups,
 )
 from accel_trainer.train.best import BestModel
 from accel_trainer.train.checkpointer import Checkpointer
-from accel_trainer.train.export import data_sources, save_final_model
+from accel_trainer.train.export import data_sources, run_values, save_final_model
 from accel_trainer.train.hooks import Observer, Observers
 from accel_trainer.train.inference import Inference, format_metrics
+from accel_trainer.train.model_setup import ready_model
+from accel_trainer.train.optim import TrainPlan, optimizer_and_scheduler, plan_training
 from accel_trainer.train.resume import (
     Position,
     ResumePoint,
@@ -56,8 +47,13 @@ from accel_trainer.train.resume import (
     restore,
     training_options,
 )
-from accel_trainer.train.run_log import RunLog
-from accel_trainer.train.step import OptimizerStep
+from accel_trainer.train.run_log import RunLog, log_setup, trained_parameters
+from accel_trainer.train.session import fit_session
+from accel_trainer.train.state import TrainState, restore_rng
+from accel_trainer.train.step import (
+    OptimizerStep,
+    count_nonfinite_step,
+)
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -66,16 +62,6 @@ if TYPE_CHECKING:
     from accel_trainer.tasks.base import Task
 
 logger = get_logger(__name__)
-
-
-@dataclass
-class TrainPlan:
-    """How long training runs, in optimizer steps, after sharding and accumulation."""
-
-    steps_per_epoch: int
-    total_steps: int
-    num_epochs: int
-    warmup_steps: int
 
 
 class AccelerateTrainer:
@@ -128,21 +114,9 @@ class AccelerateTrainer:
                 self.accumulation_steps, self.accelerator.device.type == "cuda",
             )  # fmt: skip
         train_loader = self.batches.loader if self.batches else None
-        if config.peft.uses_lora and not is_peft_model(model):  # a model of the caller's
-            model = apply_lora(model, tokenizer, task.new_tokens(), config.peft)
-        if is_peft_model(model):
-            save_trainable_weights_only(self.accelerator)
-        if config.compute.gradient_checkpointing:
-            enable_gradient_checkpointing(model)
-        self.layout, self.layout_reason = choose_layout(
-            config.batching, task.token_level_labels, model, tokenizer,
-            self.accelerator.device.type,
-        )  # fmt: skip
-        if config.compute.torch_compile:
-            # In place (Module.compile), not wrapped: checkpoints and saved weights keep their
-            # names, so a run can resume with or without compiling.
-            model.compile()
-        fit_sharding_to_model(self.accelerator, model, config)
+        model, self.layout, self.layout_reason = ready_model(
+            model, tokenizer, task, config, self.accelerator
+        )
         self.step_runner: OptimizerStep | None = None
         if train_loader is None:
             self.model, self.train_dataloader = prepare_sharded(self.accelerator, model), None
@@ -179,34 +153,6 @@ class AccelerateTrainer:
         self.fitted = False
         self._rng_to_restore: dict | None = None
 
-    @classmethod
-    def from_files(
-        cls, config: TrainConfig, task: Task | None = None, observers: list[Observer] = ()
-    ) -> AccelerateTrainer:
-        """The trainer of `config`'s data files (or --dataset_name, or the demo corpus without
-        data options): options and output folder checked, data read and checked, model and
-        tokenizer built, splits tokenized, the checkpoint to resume from chosen. Its fit()
-        writes the complete model folder. `accel-trainer train` is this call."""
-        from accel_trainer.prepare import prepare_training
-
-        check_arguments(config, task, observers)
-        run = prepare_training(config, task)
-        return cls(
-            run.model,
-            run.tokenizer,
-            config,
-            run.task,
-            run.train_data,
-            run.eval_data,
-            accelerator=run.accelerator,
-            extra_results=run.extra_results,
-            resume=run.resume,
-            identity=run.identity,
-            observers=observers,
-            data_files=run.data_files,
-            output_lock=run.output_lock,
-        )
-
     def release_output_dir(self) -> None:
         """Give up this trainer's hold on its output folder (fit() takes it again)."""
         self.output_lock.release()
@@ -234,9 +180,10 @@ class AccelerateTrainer:
     def fit(self) -> dict:
         """Train, evaluate at each epoch end (and every eval_steps), checkpoint, save the final
         model folder; return the results."""
-        with self._running() as (preemption, progress):
+        with fit_session(self) as (preemption, progress):
             plan = self._plan()
-            self._log_setup(plan)
+            log_setup(self.accelerator, self.config, plan, self.accumulation_steps,
+                      self.layout_reason, self.accelerator.unwrap_model(self.model))  # fmt: skip
             self._start(plan, progress)
             self.observers.notify("on_train_begin", self)
             for epoch in range(self.state.epoch_index, plan.num_epochs):
@@ -270,75 +217,15 @@ class AccelerateTrainer:
             self.observers.notify("on_train_end", self, results)
             return results
 
-    @contextmanager
-    def _running(self):
-        """The output folder locked, preemption signals heard, a progress bar on the main
-        process; a lost peer reported as such; all released at the end."""
-        if self.train_dataloader is None:
-            raise ConfigError("fit() needs training data: got train_data=None. Pass a dataset.")
-        if self.fitted:
-            raise ConfigError(
-                "fit() already ran on this trainer: a second call would start the optimizer and "
-                "the schedule again. Build a new trainer (with --resume_from_checkpoint auto to "
-                "continue from its checkpoints)."
-            )
-        if not self.folder_checked:  # a trainer built directly, not by from_files
-            self._check_output_dir()
-        progress = tqdm(desc="train", unit="step", disable=not self.accelerator.is_main_process)
-        try:
-            self.output_lock.acquire()
-            if not self.folder_checked:  # again, now that no other run can change it
-                self._check_output_dir()
-                if self.accelerator.is_main_process:
-                    mark_output_dir(self.output_dir, is_demo=False)
-                self.folder_checked = True
-            self.fitted = True  # from here on, a second fit() would start the schedule again
-            model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
-            with Preemption(self.accelerator) as preemption, self.layout.computing(model):
-                yield preemption, progress
-        except RuntimeError as error:
-            if self.accelerator.num_processes > 1 and is_lost_peer(error):
-                raise PeerLost(
-                    f"lost contact with another process of this run: {first_line(error)}. A "
-                    f"process or node died or hung; the others stop within --ddp_timeout "
-                    f"({self.config.runtime.ddp_timeout} s). Committed checkpoints in "
-                    f"{self.output_dir} are intact: resume with --resume_from_checkpoint auto."
-                ) from error
-            raise
-        finally:
-            progress.close()  # so that an error message starts on a line of its own
-            self.output_lock.release()
-
-    def _check_output_dir(self) -> None:
-        check = lambda: check_output_dir(self.output_dir, self.config, demo=False)  # noqa: E731
-        on_main_then_share(self.accelerator, check)
-
     def _plan(self) -> TrainPlan:
-        config = self.config
-        steps_per_epoch = math.ceil(len(self.train_dataloader) / self.accumulation_steps)
-        if config.optim.max_train_steps > 0:
-            total_steps = config.optim.max_train_steps
-        else:
-            total_steps = max(1, math.ceil(config.optim.num_train_epochs * steps_per_epoch))
-        num_epochs = math.ceil(total_steps / steps_per_epoch)
-        warmup = warmup_steps(total_steps, config.optim.warmup_ratio, config.optim.num_warmup_steps)
-        return TrainPlan(steps_per_epoch, total_steps, num_epochs, warmup)
+        return plan_training(self.config, len(self.train_dataloader), self.accumulation_steps)
 
     def _prepare_training(self, model, plan: TrainPlan):
         """The model prepared with its optimizer and schedule, in one call (FSDP2 maps the
         optimizer to the sharded parameters, DeepSpeed wraps all three in its engine), and the
         step that runs them; returns the prepared model."""
         config = self.config
-        optimizer = build_optimizer(
-            model,
-            config.resolved_learning_rate(),
-            config.optim.weight_decay,
-            betas=(config.optim.adam_beta1, config.optim.adam_beta2),
-            eps=config.optim.adam_epsilon,
-        )
-        scheduler = build_scheduler(
-            optimizer, config.optim.lr_scheduler_type, plan.total_steps, plan.warmup_steps
-        )
+        optimizer, scheduler = optimizer_and_scheduler(model, config, plan)
         model, optimizer, scheduler = prepare_sharded(self.accelerator, model, optimizer, scheduler)
         self.step_runner = OptimizerStep(
             self.accelerator,
@@ -416,7 +303,10 @@ class AccelerateTrainer:
         state.micro_step_in_epoch += outcome.micro_batches
         state.samples_seen += outcome.examples
         if outcome.skipped:
-            self._count_nonfinite_step(outcome.grad_norm)
+            count_nonfinite_step(
+                state, outcome.grad_norm, self.config.optim.max_nonfinite_steps, self.output_dir,
+                self._log,
+            )  # fmt: skip
         elif outcome.updated:
             state.consecutive_nonfinite = 0
         state.step += 1
@@ -439,85 +329,9 @@ class AccelerateTrainer:
             )
         self.observers.notify("on_step_end", self, outcome)
 
-    def _count_nonfinite_step(self, grad_norm: float) -> None:
-        """A skipped step (NaN/inf loss or gradient): count it, log it, stop when they repeat."""
-        state = self.state
-        state.nonfinite_steps += 1
-        state.consecutive_nonfinite += 1
-        step = state.step + 1
-        logger.warning(
-            "step %d skipped: non-finite gradient norm %s (%d skipped in all, %d in a row); "
-            "weights, optimizer and learning rate unchanged",
-            step,
-            grad_norm,
-            state.nonfinite_steps,
-            state.consecutive_nonfinite,
-        )
-        self._log({"step": step, "nonfinite_steps": state.nonfinite_steps})
-        if state.consecutive_nonfinite > self.config.optim.max_nonfinite_steps:
-            raise Diverged(
-                f"training diverged: {state.consecutive_nonfinite} optimizer steps in a row "
-                f"up to step {step} had a NaN or inf loss or gradient (--max_nonfinite_steps "
-                f"{self.config.optim.max_nonfinite_steps}). The last committed checkpoint in "
-                f"{self.output_dir} is intact: check the data, or train again in another "
-                "--output_dir with a lower --learning_rate."
-            )
-
     def _log(self, record: dict) -> None:
         self.run_log.log(record)
         self.observers.notify("on_log", self, record)
-
-    def _log_setup(self, plan: TrainPlan) -> None:
-        accelerator = self.accelerator
-        logger.info(
-            "world size %d, device %s, distributed type %s, mixed precision %s",
-            accelerator.num_processes,
-            accelerator.device,
-            accelerator.distributed_type.value,
-            accelerator.mixed_precision,
-        )
-        global_batch = (
-            self.config.batching.per_device_train_batch_size
-            * self.accumulation_steps
-            * accelerator.num_processes
-        )
-        logger.info(
-            "%d optimizer steps (%d per epoch, %d epoch(s)), global batch %d, warmup %d steps, "
-            "peak learning rate %g",
-            plan.total_steps,
-            plan.steps_per_epoch,
-            plan.num_epochs,
-            global_batch,
-            plan.warmup_steps,
-            self.config.resolved_learning_rate(),
-        )
-        logger.info("batch layout %s", self.layout_reason)
-        logger.info("%s", self._trained_parameters_text())
-
-    def _trained_parameters(self) -> dict:
-        """How many parameters train, and what LoRA adapts (LoRA runs only)."""
-        model = self.accelerator.unwrap_model(self.model)
-        trainable, total = parameter_counts(model)
-        counts = {"trainable_parameters": trainable, "total_parameters": total}
-        if not is_peft_model(model):
-            return counts
-        saved_as = "adapter" if self.config.peft.save_adapter_only else "merged"
-        return {**counts, "peft": lora_summary(model, saved_as)}
-
-    def _trained_parameters_text(self) -> str:
-        report = self._trained_parameters()
-        trainable, total = report["trainable_parameters"], report["total_parameters"]
-        text = f"trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%})"
-        lora = report.get("peft")
-        if lora is None:
-            return text
-        tokens = lora["trained_token_ids"] or []
-        return (
-            f"{text}; LoRA r {lora['r']}, alpha {lora['alpha']}, dropout {lora['dropout']} on "
-            f"{', '.join(lora['target_modules'])}; trained in full: "
-            f"{', '.join(lora['trained_in_full']) or 'no head'} and {len(tokens)} new token "
-            "embedding(s)"
-        )
 
     def _epoch_progress(self) -> float:
         """The fractional epoch, as logs show it."""
@@ -594,7 +408,9 @@ class AccelerateTrainer:
             "num_processes": self.accelerator.num_processes,
             "distributed_type": self.accelerator.distributed_type.value,
             "sharding": sharding(self.accelerator),
-            **self._trained_parameters(),
+            **trained_parameters(
+                self.accelerator.unwrap_model(self.model), self.config.peft.save_adapter_only
+            ),
             **self.best.results(self.state),
             **eval_metrics,
             **self.extra_results,
@@ -621,98 +437,7 @@ class AccelerateTrainer:
     def _save_final_model(self, output_dir: str, results: dict | None) -> None:
         save_final_model(
             self.accelerator, self.model, self.tokenizer, self.task, self.config, output_dir,
-            results, self.state.step, self.data_files, self._run_values(),
+            results, self.state.step, self.data_files,
+            run_values(self.accelerator, self.accumulation_steps, self.layout,
+                       self.config.batching.batch_layout),
         )  # fmt: skip
-
-    def _run_values(self) -> dict:
-        """Options as this launch settled them, where the configured value leaves it open."""
-        values = {
-            "mixed_precision": self.accelerator.mixed_precision,
-            "gradient_accumulation_steps": self.accumulation_steps,
-            "batch_layout": self.layout.name,
-        }
-        if self.config.batching.batch_layout == "auto":
-            values["batch_layout"] += " (auto)"
-        budget = getattr(self.layout, "token_budget", None)  # the sorted layout's
-        if budget is not None:
-            values["micro_batch_tokens"] = budget
-        return values
-
-
-def check_arguments(config, task, observers) -> None:
-    """Refuse arguments of the wrong kind before any work, naming the argument (task None:
-    the one the config names)."""
-    from accel_trainer.config import TrainConfig
-    from accel_trainer.tasks.base import Task
-
-    if not isinstance(config, TrainConfig):
-        raise ConfigError(
-            f"config is not a TrainConfig: got {type(config).__name__}. Build one with "
-            "TrainConfig.from_options(...)."
-        )
-    if task is not None and not isinstance(task, Task):
-        raise ConfigError(
-            f"task is not a Task instance: got {task!r}. Pass an instance, e.g. NerTask()."
-        )
-    wrong = [observer for observer in observers if not isinstance(observer, Observer)]
-    if wrong:
-        raise ConfigError(
-            f"observers must be accel_trainer.Observer instances: got {wrong[0]!r}. Subclass "
-            "Observer and override the hooks you need."
-        )
-
-
-def check_parts(model, tokenizer, task) -> None:
-    """Refuse a missing or wrong model, tokenizer or task given to the constructor."""
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-    from accel_trainer.tasks.base import Task
-
-    build = "or let AccelerateTrainer.from_files(config) build all three"
-    for name, value, kind, example in (
-        ("task", task, Task, "NerTask()"),
-        ("model", model, PreTrainedModel, "AutoModelForTokenClassification.from_pretrained(...)"),
-        ("tokenizer", tokenizer, PreTrainedTokenizerBase, "AutoTokenizer.from_pretrained(...)"),
-    ):
-        if not isinstance(value, kind) and not (name == "model" and is_peft_model(value)):
-            raise ConfigError(
-                f"{name} is not a {kind.__name__}: got {type(value).__name__}. Pass one, e.g. "
-                f"{example}, {build}."
-            )
-
-
-def check_accelerator(accelerator: Accelerator) -> None:
-    """Refuse an Accelerator whose settings would change what the trainer computes."""
-    problems = []
-    if accelerator.gradient_accumulation_steps != 1:
-        problems.append(
-            f"it accumulates gradients itself (gradient_accumulation_steps "
-            f"{accelerator.gradient_accumulation_steps}), which would rescale the loss"
-        )
-    if accelerator.step_scheduler_with_optimizer:
-        problems.append(
-            "it steps the scheduler once per process (step_scheduler_with_optimizer=True), "
-            "decaying the learning rate that many times too fast"
-        )
-    if not accelerator.dataloader_config.use_seedable_sampler:
-        problems.append("its data order is not seeded (use_seedable_sampler=False)")
-    if problems:
-        raise ConfigError(
-            f"the Accelerator given does not fit the trainer: {'; '.join(problems)}. Build it "
-            "with accel_trainer.runtime.training_accelerator(config), and give "
-            "--gradient_accumulation_steps to the trainer."
-        )
-
-
-def enable_gradient_checkpointing(model) -> None:
-    """Activations recomputed in backward (non-reentrant: works under DDP's no_sync)."""
-    if not getattr(model, "supports_gradient_checkpointing", False):
-        raise ConfigError(
-            f"--gradient_checkpointing is not supported by {type(model).__name__}. Drop the "
-            "option, or use a model whose layers transformers can checkpoint (BERT, RoBERTa, ...)."
-        )
-    non_reentrant = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x's name
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=non_reentrant)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=non_reentrant)

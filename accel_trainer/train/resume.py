@@ -13,9 +13,7 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import load
 
-from accel_trainer.checkpoint import capture_rng, load_manifest, load_trainer_state, resolve_resume
 from accel_trainer.errors import ConfigError, first_line
-from accel_trainer.hashing import json_digest
 from accel_trainer.lora import LOAD_ERRORS, load_training_state
 from accel_trainer.runtime import (
     checkpoint_layout,
@@ -23,7 +21,10 @@ from accel_trainer.runtime import (
     seed_everything,
     sharding,
 )
-from accel_trainer.state import TrainState
+from accel_trainer.storage.hashing import json_digest
+from accel_trainer.storage.manifest import load_manifest, load_trainer_state
+from accel_trainer.storage.resume_point import resolve_resume
+from accel_trainer.train.state import TrainState, capture_rng
 
 if TYPE_CHECKING:
     from accel_trainer.config import TrainConfig

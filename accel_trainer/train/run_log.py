@@ -1,18 +1,26 @@
-"""What a run reports: log records (log_history.jsonl and Accelerate's trackers), the loss and
-token totals behind them, the stopwatch, and the results of the whole run."""
+"""What a run reports: its setup, log records (log_history.jsonl and Accelerate's trackers), the
+loss and token totals behind them, the stopwatch, and the results of the whole run (with the
+parameters trained)."""
 
 from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
-from accel_trainer.checkpoint import describe_write_error, write_atomically
 from accel_trainer.errors import OutputError
-from accel_trainer.state import TrainState
-from accel_trainer.telemetry import Stopwatch
+from accel_trainer.lora import is_peft_model, lora_summary, parameter_counts
+from accel_trainer.storage.commit import write_atomically
+from accel_trainer.storage.disk import describe_write_error
+from accel_trainer.train.state import TrainState
+from accel_trainer.train.telemetry import Stopwatch
+
+if TYPE_CHECKING:
+    from accel_trainer.config import TrainConfig
+    from accel_trainer.train.optim import TrainPlan
 
 logger = get_logger(__name__)
 LOG_FILE = "log_history.jsonl"
@@ -158,3 +166,63 @@ def is_json_line(line: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def log_setup(
+    accelerator: Accelerator,
+    config: TrainConfig,
+    plan: TrainPlan,
+    accumulation_steps: int,
+    layout_reason: str,
+    model,
+) -> None:
+    """The run's setup, logged once at the start: processes, schedule, layout, parameters."""
+    logger.info(
+        "world size %d, device %s, distributed type %s, mixed precision %s",
+        accelerator.num_processes,
+        accelerator.device,
+        accelerator.distributed_type.value,
+        accelerator.mixed_precision,
+    )
+    global_batch = (
+        config.batching.per_device_train_batch_size * accumulation_steps * accelerator.num_processes
+    )
+    logger.info(
+        "%d optimizer steps (%d per epoch, %d epoch(s)), global batch %d, warmup %d steps, "
+        "peak learning rate %g",
+        plan.total_steps,
+        plan.steps_per_epoch,
+        plan.num_epochs,
+        global_batch,
+        plan.warmup_steps,
+        config.resolved_learning_rate(),
+    )
+    logger.info("batch layout %s", layout_reason)
+    report = trained_parameters(model, config.peft.save_adapter_only)
+    logger.info("%s", trained_parameters_text(report))
+
+
+def trained_parameters(model, save_adapter_only: bool) -> dict:
+    """How many parameters of the (unwrapped) model train, and what LoRA adapts (LoRA runs
+    only)."""
+    trainable, total = parameter_counts(model)
+    counts = {"trainable_parameters": trainable, "total_parameters": total}
+    if not is_peft_model(model):
+        return counts
+    saved_as = "adapter" if save_adapter_only else "merged"
+    return {**counts, "peft": lora_summary(model, saved_as)}
+
+
+def trained_parameters_text(report: dict) -> str:
+    trainable, total = report["trainable_parameters"], report["total_parameters"]
+    text = f"trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%})"
+    lora = report.get("peft")
+    if lora is None:
+        return text
+    tokens = lora["trained_token_ids"] or []
+    return (
+        f"{text}; LoRA r {lora['r']}, alpha {lora['alpha']}, dropout {lora['dropout']} on "
+        f"{', '.join(lora['target_modules'])}; trained in full: "
+        f"{', '.join(lora['trained_in_full']) or 'no head'} and {len(tokens)} new token "
+        "embedding(s)"
+    )

@@ -1,14 +1,23 @@
 """One optimizer step: forward/backward over its micro-batches (gradients synchronised on the
-last only), the loss scaled for --loss_normalization, clipping, and the non-finite guard."""
+last only), the loss scaled for --loss_normalization, clipping, and the non-finite guard (its
+count of skipped steps, and the stop when they repeat)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from accelerate import Accelerator
+from accelerate.logging import get_logger
 
+from accel_trainer.errors import Diverged
 from accel_trainer.tasks.base import IGNORE_INDEX, META_KEYS
+
+if TYPE_CHECKING:
+    from accel_trainer.train.state import TrainState
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -169,3 +178,30 @@ class OptimizerStep:
         totals = self.accelerator.reduce(self._totals, reduction="sum").tolist()
         self._totals.zero_()
         return totals[0], totals[1]
+
+
+def count_nonfinite_step(
+    state: TrainState, grad_norm: float, max_nonfinite_steps: int, output_dir: str, log
+) -> None:
+    """A skipped step (NaN/inf loss or gradient): count it, `log` its record, stop (Diverged)
+    when they repeat beyond --max_nonfinite_steps."""
+    state.nonfinite_steps += 1
+    state.consecutive_nonfinite += 1
+    step = state.step + 1
+    logger.warning(
+        "step %d skipped: non-finite gradient norm %s (%d skipped in all, %d in a row); "
+        "weights, optimizer and learning rate unchanged",
+        step,
+        grad_norm,
+        state.nonfinite_steps,
+        state.consecutive_nonfinite,
+    )
+    log({"step": step, "nonfinite_steps": state.nonfinite_steps})
+    if state.consecutive_nonfinite > max_nonfinite_steps:
+        raise Diverged(
+            f"training diverged: {state.consecutive_nonfinite} optimizer steps in a row "
+            f"up to step {step} had a NaN or inf loss or gradient (--max_nonfinite_steps "
+            f"{max_nonfinite_steps}). The last committed checkpoint in "
+            f"{output_dir} is intact: check the data, or train again in another "
+            "--output_dir with a lower --learning_rate."
+        )

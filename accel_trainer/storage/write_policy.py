@@ -13,9 +13,10 @@ import json
 import os
 import stat
 
-from accel_trainer.checkpoint import place_whole, why_unwritable, write_atomically
 from accel_trainer.errors import ConfigError, OutputError
-from accel_trainer.hashing import bytes_digest, file_digest
+from accel_trainer.storage.commit import place_whole, write_atomically
+from accel_trainer.storage.disk import why_unwritable
+from accel_trainer.storage.hashing import bytes_digest, file_digest
 
 OVERWRITE_FLAG = "--overwrite_output_file"
 

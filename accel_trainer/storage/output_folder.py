@@ -1,5 +1,6 @@
 """The output folder's rules: what a run may write into, replace or continue, the markers
-that say who wrote it, finishing an interrupted final save, and the one holder of its lock."""
+that say who wrote it, finishing an interrupted final save, and claiming it for a run (the one
+lock-and-check-again routine)."""
 
 from __future__ import annotations
 
@@ -8,26 +9,22 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from accel_trainer.checkpoint import (
-    LOCK_FILE,
+from accel_trainer.errors import ConfigError
+from accel_trainer.models import TOKENIZER_FILES
+from accel_trainer.runtime import on_main_then_share, share_from_main
+from accel_trainer.storage.commit import (
     MODEL_FILES,
     MODEL_MANIFEST,
     MODEL_TEMP,
-    RUN_MARKER,
-    TEMP_MARKER,
-    committed_checkpoints,
     final_model_step,
     finish_final_model,
-    lock_output_dir,
     model_files_present,
     model_manifest,
-    release_output_dir,
     touch,
-    why_unwritable,
 )
-from accel_trainer.errors import ConfigError
-from accel_trainer.models import TOKENIZER_FILES
-from accel_trainer.runtime import share_from_main
+from accel_trainer.storage.disk import why_unwritable
+from accel_trainer.storage.lock import LOCK_FILE, RUN_MARKER, OutputLock
+from accel_trainer.storage.manifest import TEMP_MARKER, committed_checkpoints
 
 if TYPE_CHECKING:
     from accel_trainer.config import TrainConfig
@@ -48,24 +45,6 @@ RUN_OUTPUTS = (
     MODEL_MANIFEST,
     "runs",
 )
-
-
-class OutputLock:
-    """The one holder of an output folder's lock: taken by the main process before it writes
-    there (once, by whoever comes first: preparation or fit), released once."""
-
-    def __init__(self, output_dir: str, is_main_process: bool):
-        self.output_dir = output_dir
-        self.is_main_process = is_main_process
-        self._held = None
-
-    def acquire(self) -> None:
-        if self._held is None and self.is_main_process:
-            self._held = lock_output_dir(self.output_dir)
-
-    def release(self) -> None:
-        release_output_dir(self._held)
-        self._held = None
 
 
 class SaveFinished(Exception):
@@ -103,6 +82,28 @@ def mark_output_dir(output_dir: str, is_demo: bool) -> None:
     demo_marker = os.path.join(output_dir, DEMO_MARKER)
     if not is_demo and os.path.lexists(demo_marker):
         os.unlink(demo_marker)  # your run's folder now: a later demo run must not replace it
+
+
+def claim_output_folder(
+    accelerator, lock: OutputLock, config: TrainConfig, demo: bool, finish_save: bool = False
+) -> None:
+    """Take the output folder's lock, check the folder again now that no other run can change
+    it (one may have finished meanwhile), and mark it as this run's; the lock is released when
+    that fails. `finish_save` (a run prepared from files): an interrupted final save is finished
+    first (SaveFinished when nothing is left to train) and a model this run replaces is named."""
+    output_dir = lock.output_dir
+    lock.acquire()
+    try:
+        on_main_then_share(accelerator, lambda: check_output_dir(output_dir, config, demo=demo))
+        if finish_save:
+            finish_interrupted_save(accelerator, output_dir)
+        if accelerator.is_main_process:
+            if finish_save:
+                note_replaced_model(output_dir, config)
+            mark_output_dir(output_dir, demo)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def check_output_dir(output_dir: str, config: TrainConfig, demo: bool | None = None) -> None:

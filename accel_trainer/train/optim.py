@@ -1,11 +1,17 @@
-"""AdamW parameter groups and the learning-rate schedule, counted in optimizer steps."""
+"""How long training runs (the plan, in optimizer steps), AdamW with its parameter groups, and
+the learning-rate schedule, counted in optimizer steps."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from accel_trainer.config import TrainConfig
 
 NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.LayerNorm,
@@ -75,3 +81,43 @@ def build_scheduler(
     return get_scheduler(
         name, optimizer, num_warmup_steps=num_warmup, num_training_steps=total_steps
     )
+
+
+@dataclass
+@dataclass
+class TrainPlan:
+    """How long training runs, in optimizer steps, after sharding and accumulation."""
+
+    steps_per_epoch: int
+    total_steps: int
+    num_epochs: int
+    warmup_steps: int
+
+
+def plan_training(
+    config: TrainConfig, batches_per_epoch: int, accumulation_steps: int
+) -> TrainPlan:
+    """The plan of a run whose loader yields `batches_per_epoch` micro-batches per epoch."""
+    steps_per_epoch = math.ceil(batches_per_epoch / accumulation_steps)
+    if config.optim.max_train_steps > 0:
+        total_steps = config.optim.max_train_steps
+    else:
+        total_steps = max(1, math.ceil(config.optim.num_train_epochs * steps_per_epoch))
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    warmup = warmup_steps(total_steps, config.optim.warmup_ratio, config.optim.num_warmup_steps)
+    return TrainPlan(steps_per_epoch, total_steps, num_epochs, warmup)
+
+
+def optimizer_and_scheduler(model: nn.Module, config: TrainConfig, plan: TrainPlan):
+    """AdamW over `model` and its learning-rate schedule, as the options and the plan say."""
+    optimizer = build_optimizer(
+        model,
+        config.resolved_learning_rate(),
+        config.optim.weight_decay,
+        betas=(config.optim.adam_beta1, config.optim.adam_beta2),
+        eps=config.optim.adam_epsilon,
+    )
+    scheduler = build_scheduler(
+        optimizer, config.optim.lr_scheduler_type, plan.total_steps, plan.warmup_steps
+    )
+    return optimizer, scheduler

@@ -1,10 +1,15 @@
 """The training progress a checkpoint carries (trainer_state.json), and its validation: a
-state read back from disk is checked field by field before anything uses it."""
+state read back from disk is checked field by field before anything uses it; the RNG streams
+a checkpoint carries beside it, captured and set again."""
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import astuple, dataclass, field, fields
+
+import numpy as np
+import torch
 
 TOTALS_FIELDS = ("loss_sum", "loss_count", "real_tokens", "padded_tokens")
 
@@ -191,3 +196,23 @@ def field_problem(name: str, value: object) -> str | None:
     if name in ("options", "identity"):
         return None if isinstance(value, dict) else "is not an object"
     return None
+
+
+def capture_rng() -> dict:
+    """The RNG states that training consumes (dropout, shuffling), to set them again later."""
+    states = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -7,8 +7,8 @@ import io
 import os
 
 from accel_trainer.errors import ConfigError
+from accel_trainer.storage.write_policy import check_target, write_owned
 from accel_trainer.tasks.base import PredictionInput
-from accel_trainer.write_policy import check_target, write_owned
 
 WHAT = "--output_file"
 
