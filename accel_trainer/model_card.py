@@ -12,6 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from accel_trainer.config import TINY_BERT, TrainConfig
+from accel_trainer.tasks.demo import settled_options
+from accel_trainer.tasks.wording import example_word, usage_code
 
 if TYPE_CHECKING:
     from accel_trainer.tasks.base import Task
@@ -74,7 +76,7 @@ def shown(value) -> str:
 def card_options(config: TrainConfig, task: Task, labels: list[str]) -> dict:
     """Every option of the run (its task's only) as it shaped the model: defaults resolved
     (learning rate, output folder, label list, what the task settled)."""
-    options = {**config.effective_options(), **task.resolved_options()}
+    options = {**config.effective_options(), **settled_options(task)}
     if options.get("label_names") is None:
         options["label_names"] = labels
     return options
@@ -108,7 +110,7 @@ def parameter_lines(results: dict) -> list[str]:
 def usage_lines(task: Task, results: dict, labels: list[str]) -> list[str]:
     lora = results.get("peft") or {}
     if lora.get("saved") != "adapter":
-        return [task.usage_code(USAGE_PATH).rstrip("\n")]
+        return [usage_code(task, USAGE_PATH).rstrip("\n")]
     return [
         "from peft import PeftModel",
         f"from transformers import {task.auto_model_class_name}, AutoTokenizer",
@@ -156,7 +158,7 @@ def model_card_text(
     else:
         base = base_model
     options = {**card_options(config, task, labels), **(run_values or {})}
-    word = f"{task.example_word}s"
+    word = f"{example_word(task)}s"
     lines = [
         "---",
         card_data.to_yaml(),

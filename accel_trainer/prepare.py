@@ -39,7 +39,9 @@ from accel_trainer.storage.lock import OutputLock
 from accel_trainer.storage.output_folder import DEMO_MARKER, check_output_dir, claim_output_folder
 from accel_trainer.storage.write_policy import create_new
 from accel_trainer.tasks import task_for_training, task_from_settings
+from accel_trainer.tasks.demo import demo_defaults, demo_files, demo_texts
 from accel_trainer.tasks.registry import get_task
+from accel_trainer.tasks.wording import count_text, example_word
 from accel_trainer.train.batching import check_layout_request
 from accel_trainer.train.resume import ResumePoint, plan_resume
 
@@ -95,7 +97,7 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
     task = task or task_for_training(config.task, config.task_options)
     check_layout_request(config.batching, task.token_level_labels)
     if config.is_demo:
-        task.demo_defaults()
+        demo_defaults(task)
     train_raw, eval_raw = read_train_and_eval(config, task, accelerator)
     labels = config.data.label_names or task.label_list(train_raw)
     check_labels(config, task, labels, train_raw, eval_raw)
@@ -191,7 +193,7 @@ def tokenized(
         parts,
         options.preprocessing_num_workers,
         options.overwrite_cache,
-        count_text=lambda rows: task.count_text(len(raw), rows),
+        count_text=lambda rows: count_text(task, len(raw), rows),
     )
 
 
@@ -254,7 +256,7 @@ def check_labels(config: TrainConfig, task: Task, labels, train_raw, eval_raw) -
     if len(seen) == 1:
         raise DataError(
             f"{train_source(config.data)} has one label only: got {seen[0]!r} on every "
-            f"{task.example_word}. A model trained on it predicts {seen[0]!r} for everything: "
+            f"{example_word(task)}. A model trained on it predicts {seen[0]!r} for everything: "
             "give training data with at least two different labels."
         )
     if config.data.label_names:
@@ -268,7 +270,7 @@ def data_files(config: TrainConfig, task: Task) -> dict[str, str | None]:
     """Where the training and evaluation data came from, for the model card."""
     data = config.data
     if config.is_demo:
-        train_path, eval_path = task.demo_files(demo_folder(config))
+        train_path, eval_path = demo_files(task, demo_folder(config))
         return {"train (demo corpus)": train_path, "eval (demo corpus)": eval_path}
     if data.dataset_name is not None:
         name = " ".join(filter(None, [data.dataset_name, data.dataset_config_name]))
@@ -299,8 +301,8 @@ def read_train_and_eval(config: TrainConfig, task: Task, accelerator: Accelerato
             eval_raw = read_split(config.data, task, "validation")
         return train_raw, eval_raw
     output_dir, folder = config.resolved_output_dir(), demo_folder(config)
-    demo_train, demo_eval = task.demo_files(folder)
-    texts = dict(zip((demo_train, demo_eval), task.demo_corpus(), strict=True))
+    demo_train, demo_eval = demo_files(task, folder)
+    texts = dict(zip((demo_train, demo_eval), demo_texts(task), strict=True))
     check_demo_data(folder, texts, config.overwrite_output_dir)
     with accelerator.main_process_first():
         if accelerator.is_local_main_process:

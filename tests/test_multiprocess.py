@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from accel_trainer import commands
 from accel_trainer.cli import main
 from accel_trainer.errors import EXIT_PREEMPTED
-from accel_trainer.tasks.ner import read_conll
+from accel_trainer.tasks.ner.formats import read_conll
 from tests.conftest import (
     REPO_ROOT,
     computed_records,

@@ -6,8 +6,9 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import BertTokenizerFast
 
 from accel_trainer.errors import DataError
+from accel_trainer.tasks.base import IGNORE_INDEX
 from accel_trainer.tasks.demo import write_demo_corpus
-from accel_trainer.tasks.ner import IGNORE_INDEX, NerTask
+from accel_trainer.tasks.ner import NerTask
 from tests.conftest import write_jsonl
 
 VOCAB = [

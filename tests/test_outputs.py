@@ -153,10 +153,11 @@ def test_card_base_model_of_a_local_folder_is_its_own_name(tmp_path):
 
 def test_re_usage_code_uses_the_runs_markers():
     from accel_trainer.tasks import ReTask
+    from accel_trainer.tasks.wording import usage_code
 
-    chemprot = ReTask(["<<", ">>", "[[", "]]"]).usage_code("M")
+    chemprot = usage_code(ReTask(["<<", ">>", "[[", "]]"]), "M")
     assert 'print(relation("<< Tom >> works for [[ Acme ]] ."))' in chemprot
-    typed = ReTask(typed_markers=True, entity_types=["ORG", "PER"]).usage_code("M")
+    typed = usage_code(ReTask(typed_markers=True, entity_types=["ORG", "PER"]), "M")
     assert 'print(relation("<e1:ORG> Tom </e1:ORG> works for <e2:PER> Acme </e2:PER> ."))' in typed
 
 

@@ -7,14 +7,10 @@ from datasets import Dataset
 
 from accel_trainer.errors import DataError
 from accel_trainer.models import build_wordpiece_tokenizer
-from accel_trainer.tasks.re import (
-    SEMEVAL_MARKERS,
-    ReTask,
-    parse_marked_text,
-    parse_token_spans,
-    sniff_format,
-    typed,
-)
+from accel_trainer.tasks.re import ReTask
+from accel_trainer.tasks.re.encoding import typed
+from accel_trainer.tasks.re.formats import sniff_format
+from accel_trainer.tasks.re.spans import SEMEVAL_MARKERS, parse_marked_text, parse_token_spans
 from accel_trainer.tasks.windows import (
     sliding_windows,
     special_affixes,

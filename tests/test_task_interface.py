@@ -16,6 +16,7 @@ from accel_trainer.tasks import (
     task_for_training,
     task_from_settings,
 )
+from accel_trainer.tasks.demo import demo_defaults, demo_texts
 from accel_trainer.tasks.ner import NerOptions
 from accel_trainer.tasks.re import ReOptions
 
@@ -112,7 +113,7 @@ def test_the_defaults_of_the_interface(tmp_path):
     with pytest.raises(ConfigError, match="--dataset_name is not supported for --task minimal"):
         task.read_hub("conll2003", None, "train")
     with pytest.raises(ConfigError, match="--task minimal: it has no demo corpus"):
-        task.demo_corpus()
+        demo_texts(task)
     path = tmp_path / "any.txt"
     path.write_text("anything\n")
     data = task.read(str(path), "--train_file", "auto")
@@ -150,10 +151,10 @@ def test_re_settings_round_trip(tmp_path):
 
 def test_re_decides_its_negative_label_for_the_demo_evaluate_and_the_label_check():
     task = ReTask()
-    task.demo_defaults()
+    demo_defaults(task)
     assert task.negative_label == "no_relation"
     given = ReTask(negative_label="Other")
-    given.demo_defaults()
+    demo_defaults(given)
     assert given.negative_label == "Other"
     given.apply_run_options({"negative_label": "none"}, "model")
     assert given.negative_label == "none"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from accel_trainer.errors import ConfigError, DataError
 from accel_trainer.tasks.files import check_readable, json_line, utf8_problem
+from accel_trainer.tasks.wording import example_word
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,8 +62,6 @@ class Task(abc.ABC):
     auto_model_class_name: ClassVar[str] = "AutoModelForSequenceClassification"
     pipeline_tag: ClassVar[str] = "text-classification"  # the transformers pipeline of the model
     options_class: ClassVar[type[TaskOptions]] = TaskOptions
-    example_word: ClassVar[str] = "example"  # what one example is called in messages
-    row_word: ClassVar[str] = "row"  # what tokenize() makes of an example, where there are more
     data_formats: ClassVar[tuple[str, ...]] = ("auto",)  # the --data_format values read() takes
     # One label per token: examples can share a packed row (--batch_layout packed). A task
     # whose model pools a sentence into one prediction cannot.
@@ -106,19 +104,6 @@ class Task(abc.ABC):
         """Everything of the task that shapes tokenized rows: part of the tokenization cache key."""
         return self.settings()
 
-    def resolved_options(self) -> dict[str, Any]:
-        """The task's options whose value the task itself settled (a default the demo sets,
-        say), by flat name, for the model card; none by default."""
-        return {}
-
-    def usage_code(self, model_path: str) -> str:
-        """Python that loads the saved model at `model_path` and labels one example, for the
-        model card; by default the pipeline of `pipeline_tag`, loaded."""
-        return (
-            "from transformers import pipeline\n\n"
-            f"model = pipeline({quoted(self.pipeline_tag)}, model={quoted(model_path)})\n"
-        )
-
     # Reading data.
 
     def read(self, path: str, what: str, data_format: str, labelled: bool = True) -> Dataset:
@@ -133,7 +118,7 @@ class Task(abc.ABC):
         except UnicodeDecodeError:
             raise utf8_problem(path, what) from None
         if not examples:
-            word = self.example_word
+            word = example_word(self)
             raise DataError(
                 f"{what} is empty: got 0 {word}s. Give a file with at least one {word}."
             )
@@ -244,16 +229,6 @@ class Task(abc.ABC):
         eval_* results (logged where not zero, see log_length_report); none by default."""
         return {}
 
-    def count_text(self, num_examples: int, num_rows: int) -> str:
-        """A tokenized split's size for the log, in the words of the length report: its
-        examples, and where the rows differ, the dropped examples or the rows they became."""
-        counted = f"{num_examples} {self.example_word}{'' if num_examples == 1 else 's'}"
-        if num_rows < num_examples:
-            return f"{counted} ({num_examples - num_rows} dropped)"
-        if num_rows > num_examples:
-            return f"{counted} ({num_rows} {self.row_word}s)"
-        return counted
-
     # Metrics and predictions.
 
     @abc.abstractmethod
@@ -288,32 +263,6 @@ class Task(abc.ABC):
             label, probability = predicted.get(example_id, (None, None))
             record = {**raw[example_id], "predicted_label": label, "probability": probability}
             handle.write(json_line(record))
-
-    # The demo corpus (`accel-trainer train` with no data).
-
-    def demo_files(self, folder: str) -> tuple[str, str]:
-        """Where the demo's train and eval files go in `folder`."""
-        raise self.no_demo_corpus()
-
-    def demo_corpus(self) -> tuple[str, str]:
-        """The texts of the demo's train and eval files, the same on every call."""
-        raise self.no_demo_corpus()
-
-    def no_demo_corpus(self) -> ConfigError:
-        return ConfigError(
-            f"--train_file is required for --task {self.name}: it has no demo corpus. Give "
-            "--train_file (and --validation_file)."
-        )
-
-    def demo_defaults(self) -> None:
-        """Set what training on the demo corpus needs that the options left unset; nothing by
-        default."""
-        return None
-
-
-def quoted(text: str) -> str:
-    """A Python string literal of `text` in double quotes, for code shown to users."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 def example_predictions(rows: dict, id2label: dict[int, str]) -> dict[int, tuple[str, float]]:

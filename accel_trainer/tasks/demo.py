@@ -1,10 +1,19 @@
 """Deterministic demo corpora (NER and RE), so that `accel-trainer train` works offline with no
-data."""
+data; which task has which demo (files, texts, and the options it settles)."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from accel_trainer.errors import ConfigError
+from accel_trainer.tasks.wording import built_in_name
+
+if TYPE_CHECKING:
+    from accel_trainer.tasks.base import Task
 
 NER_DEMO_FILES = ("train.conll", "dev.conll")
 RE_DEMO_FILES = ("train.jsonl", "dev.jsonl")
@@ -199,3 +208,58 @@ def re_demo_texts(num_train: int = 1600, num_dev: int = 200) -> tuple[str, str]:
 def write_demo_re_corpus(folder: str, num_train: int = 1600, num_dev: int = 200) -> tuple[str, str]:
     """Write the RE demo's train.jsonl and dev.jsonl into `folder`; return their paths."""
     return write_texts(folder, RE_DEMO_FILES, re_demo_texts(num_train, num_dev))
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A built-in task's demo: its train and eval file names, their texts, and the task options
+    it sets where the options left them unset (None)."""
+
+    files: tuple[str, str]
+    texts: Callable[[], tuple[str, str]]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+# The RE demo's pairs without a relation are labelled no_relation.
+DEMOS = {
+    "ner": Demo(NER_DEMO_FILES, ner_demo_texts),
+    "re": Demo(RE_DEMO_FILES, re_demo_texts, {"negative_label": "no_relation"}),
+}
+NO_DEMO = Demo(("", ""), tuple)
+
+
+def demo_of(task: Task) -> Demo:
+    """The task's demo; ConfigError for a task without one."""
+    demo = DEMOS.get(built_in_name(task))
+    if demo is None:
+        raise ConfigError(
+            f"--train_file is required for --task {task.name}: it has no demo corpus. Give "
+            "--train_file (and --validation_file)."
+        )
+    return demo
+
+
+def demo_files(task: Task, folder: str) -> tuple[str, str]:
+    """Where the demo's train and eval files go in `folder`."""
+    train, dev = demo_of(task).files
+    return os.path.join(folder, train), os.path.join(folder, dev)
+
+
+def demo_texts(task: Task) -> tuple[str, str]:
+    """The texts of the demo's train and eval files, the same on every call."""
+    return demo_of(task).texts()
+
+
+def demo_defaults(task: Task) -> None:
+    """Set what training on the demo corpus needs that the options left unset; nothing for a
+    task without a demo."""
+    for name, value in DEMOS.get(built_in_name(task), NO_DEMO).defaults.items():
+        if getattr(task, name) is None:
+            setattr(task, name, value)
+
+
+def settled_options(task: Task) -> dict[str, Any]:
+    """The task's options whose value the demo may settle, as the task holds them, by flat
+    name, for the model card (RE: the negative label)."""
+    defaults = DEMOS.get(built_in_name(task), NO_DEMO).defaults
+    return {name: getattr(task, name) for name in defaults}

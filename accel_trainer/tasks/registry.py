@@ -13,7 +13,10 @@ from accel_trainer.errors import ConfigError
 from accel_trainer.tasks.base import Task
 
 # Built-in tasks by module path, imported on first use so that `--help` stays fast.
-BUILT_IN = {"ner": "accel_trainer.tasks.ner:NerTask", "re": "accel_trainer.tasks.re:ReTask"}
+BUILT_IN = {
+    "ner": "accel_trainer.tasks.ner.task:NerTask",
+    "re": "accel_trainer.tasks.re.task:ReTask",
+}
 ENTRY_POINTS = "accel_trainer.tasks"  # name = "package.module:TaskClass" in pyproject.toml
 TASK_NAME = re.compile(r"[A-Za-z][\w.-]*")  # usable as `--task NAME` and in a folder name
 _registered: dict[str, type[Task]] = {}
