@@ -225,7 +225,6 @@ DEMOS = {
     "ner": Demo(NER_DEMO_FILES, ner_demo_texts),
     "re": Demo(RE_DEMO_FILES, re_demo_texts, {"negative_label": "no_relation"}),
 }
-NO_DEMO = Demo(("", ""), tuple)
 
 
 def demo_of(task: Task) -> Demo:
@@ -253,7 +252,7 @@ def demo_texts(task: Task) -> tuple[str, str]:
 def demo_defaults(task: Task) -> None:
     """Set what training on the demo corpus needs that the options left unset; nothing for a
     task without a demo."""
-    for name, value in DEMOS.get(built_in_name(task), NO_DEMO).defaults.items():
+    for name, value in demo_settings(task).items():
         if getattr(task, name) is None:
             setattr(task, name, value)
 
@@ -261,5 +260,10 @@ def demo_defaults(task: Task) -> None:
 def settled_options(task: Task) -> dict[str, Any]:
     """The task's options whose value the demo may settle, as the task holds them, by flat
     name, for the model card (RE: the negative label)."""
-    defaults = DEMOS.get(built_in_name(task), NO_DEMO).defaults
-    return {name: getattr(task, name) for name in defaults}
+    return {name: getattr(task, name) for name in demo_settings(task)}
+
+
+def demo_settings(task: Task) -> dict[str, Any]:
+    """The options the task's demo sets where they are unset; none for a task without one."""
+    demo = DEMOS.get(built_in_name(task))
+    return demo.defaults if demo is not None else {}
