@@ -21,21 +21,34 @@ def read_log_history(output_dir: str) -> list[dict]:
         raise ConfigError(
             f"no {LOG_FILE} in {output_dir!r}: give the --output_dir of an accel-trainer train run."
         )
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise ConfigError(
-                    f"{path} line {number} is not JSON: got {line.strip()[:60]!r}. The run may "
-                    "have been cut while writing it; delete that line."
-                ) from None
+    with open(path, "rb") as handle:
+        lines = handle.read().splitlines()
+    records = [log_record(path, number, line) for number, line in enumerate(lines, start=1)]
+    records = [record for record in records if record is not None]
     if not any("loss" in record for record in records):
         raise ConfigError(f"{path} has no training record yet: plot after the first log step.")
     return records
+
+
+def log_record(path: str, number: int, line: bytes) -> dict | None:
+    """One line of log_history.jsonl: an object with its integer 'step'; None for a blank line."""
+    if not line.strip():
+        return None
+    shown = line.strip()[:60].decode("utf-8", errors="replace")
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ConfigError(
+            f"{path} line {number} is not JSON: got {shown!r}. The run may have been cut while "
+            "writing it; delete that line."
+        ) from None
+    step = record.get("step") if isinstance(record, dict) else None
+    if not isinstance(step, int) or isinstance(step, bool):
+        raise ConfigError(
+            f"{path} line {number} is no log record of accel-trainer (an object with its "
+            f"'step'): got {shown!r}. Delete or fix that line."
+        )
+    return record
 
 
 def series(records: list[dict], key: str) -> tuple[list[int], list[float]]:

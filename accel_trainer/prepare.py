@@ -321,7 +321,10 @@ def read_train_and_eval(config: TrainConfig, task: Task, accelerator: Accelerato
 
 
 def demo_file_text(path: str) -> str | None:
-    """The text of a demo data file as it is on disk; None when it is not a readable file."""
+    """The text of a demo data file as it is on disk; None when it is not a readable file
+    (never opened when it is no regular file: a named pipe would block)."""
+    if not os.path.isfile(path):
+        return None
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             return handle.read()
@@ -349,6 +352,12 @@ def check_demo_data(folder: str, texts: dict[str, str], overwrite: bool) -> None
             )
         if overwrite or not os.path.lexists(path) or demo_file_text(path) == text:
             continue
+        if not os.path.isfile(path):
+            raise ConfigError(
+                f"--output_dir has something that is no regular file where the demo's data file "
+                f"goes: got {path!r} (a named pipe, a device or a link to nothing). Move it "
+                "away, or choose another --output_dir."
+            )
         raise ConfigError(
             f"the demo's data file differs from the demo corpus (edited, or not written by the "
             f"demo): got {path!r}. The demo never replaces it: train on it with --train_file "

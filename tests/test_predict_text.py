@@ -227,6 +227,8 @@ def test_sentences_ending_in_the_word_o_are_not_taken_for_tags(tmp_path):
 
     assert read_as("Blood type O\nThe donor has blood type O\n") == "text"
     assert read_as("Anna O\nsings O\n") == "conll"  # a token and a placeholder tag
+    # the first 200 non-blank lines decide, however many blank lines come first
+    assert read_as("\n" * 250 + "John B-PER\nlives O\n\nAnna B-PER\nsings O\n") == "conll"
     assert read_as("Anna NNP B-PER\nsings VBZ O\n") == "conll"
     # tags that vary are CoNLL even where a line has other columns: the reader names that line
     assert read_as("John B-PER\nlives O\nNew York B-LOC\nin O\n") == "conll"

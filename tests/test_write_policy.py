@@ -245,7 +245,11 @@ def test_a_users_file_under_the_marks_name_is_kept(run, small_data, tmp_path, ca
     argv, _ = writer_command("predict", run, small_data[1], tmp_path)
     message = one_error([*argv[:-1], long_name], capsys)
     assert "has a name too long for the mark accel-trainer keeps beside it" in message
-    assert "(the mark's name would be 266 bytes, 255 at most)" in message
+    assert "(the mark's name while it is written would be 284 bytes, 255 at most)" in message
+    # 218 bytes: the output's own temporary name fits, the mark's would not
+    message = one_error([*argv[:-1], os.path.join(tmp_path, "b" * 212 + ".conll")], capsys)
+    assert "would be 256 bytes, 255 at most" in message
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(mark)]
 
 
 def test_evaluate_advises_another_output_dir(run, small_data, tmp_path, capsys):
@@ -255,3 +259,98 @@ def test_evaluate_advises_another_output_dir(run, small_data, tmp_path, capsys):
         f"eval_results.json in --output_dir is a folder: got {target!r}. Choose another "
         "--output_dir."
     )
+
+
+def test_a_pipe_or_a_link_under_the_marks_name_is_refused(run, small_data, tmp_path, capsys):
+    """Never opened: a named pipe would block the command forever."""
+    argv, target = writer_command("predict", run, small_data[1], tmp_path)
+    mark = write_policy.mark_path(target)
+    os.mkfifo(mark)  # opening it would wait for a writer forever
+    assert one_error(argv, capsys).startswith(
+        f"--output_file has a file beside it that is no mark of accel-trainer's: got {mark!r}"
+    )
+    os.unlink(mark)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    os.symlink("notes.txt", mark)
+    assert "is no mark of accel-trainer's" in one_error(argv, capsys)
+    assert os.path.islink(mark) and (tmp_path / "notes.txt").read_text() == "mine\n"
+    assert not os.path.exists(target)
+
+
+def test_the_mark_is_written_before_the_output_changes(tmp_path, monkeypatch):
+    """A mark that cannot be written (a full disk, say) stops before the output is replaced,
+    and a file of the user's that appears under the mark's name meanwhile is kept."""
+    from accel_trainer.errors import OutputError
+
+    target = str(tmp_path / "out.jsonl")
+    write_policy.write_owned(target, "first\n", overwrite=False, what="--output_file")
+    mark_path = write_policy.mark_path
+    monkeypatch.setattr(write_policy, "mark_path", lambda path: str(tmp_path / "no" / "mark"))
+    with pytest.raises(OutputError):
+        write_policy.write_owned(target, "second\n", overwrite=False, what="--output_file")
+    monkeypatch.setattr(write_policy, "mark_path", mark_path)
+    assert read_bytes(target) == b"first\n" and write_policy.is_ours(target)
+
+    other = str(tmp_path / "other.jsonl")
+    link_new = write_policy.link_new
+
+    def user_writes_the_mark_first(partial, path):
+        if path == mark_path(other):
+            with open(path, "w") as handle:
+                handle.write("mine\n")
+        return link_new(partial, path)
+
+    monkeypatch.setattr(write_policy, "link_new", user_writes_the_mark_first)
+    with pytest.raises(OutputError, match="was written, but its mark could not be"):
+        write_policy.write_owned(other, "data\n", overwrite=False, what="--output_file")
+    assert read_bytes(mark_path(other)) == b"mine\n" and read_bytes(other) == b"data\n"
+    assert [name for name in os.listdir(tmp_path) if name.endswith(".partial")] == []
+
+
+def test_the_mark_lies_beside_the_file_through_a_linked_folder(tmp_path):
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    os.symlink(tmp_path / "real" / "sub", tmp_path / "link")
+    target = str(tmp_path / "link" / ".." / "out.jsonl")  # the kernel: real/out.jsonl
+    write_policy.write_owned(target, "data\n", overwrite=False, what="--output_file")
+    assert sorted(os.listdir(tmp_path / "real")) == [".out.jsonl.accel-trainer.json", "out.jsonl",
+                                                     "sub"]  # fmt: skip
+    assert write_policy.is_ours(str(tmp_path / "real" / "out.jsonl"))
+
+
+def test_an_output_inside_a_file_is_named_as_such(run, small_data, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    target = str(tmp_path / "notes.txt" / "out.conll")
+    argv, _ = writer_command("predict", run, small_data[1], tmp_path)
+    assert one_error([*argv[:-1], target], capsys) == (
+        f"--output_file is inside a file, not a folder: got {target!r}. Name another file."
+    )
+
+
+def test_a_pipe_where_a_demo_data_file_goes_is_refused_without_opening_it(tmp_path, capsys):
+    output_dir = tmp_path / "demo"
+    (output_dir / "data").mkdir(parents=True)
+    (output_dir / DEMO_MARKER).touch()
+    pipe = output_dir / "data" / "train.conll"
+    os.mkfifo(pipe)
+    assert one_error(["train", "--output_dir", str(output_dir)], capsys) == (
+        f"--output_dir has something that is no regular file where the demo's data file goes: "
+        f"got {str(pipe)!r} (a named pipe, a device or a link to nothing). Move it away, or "
+        "choose another --output_dir."
+    )
+
+
+@pytest.mark.parametrize(
+    "log, problem",
+    [
+        (b'{"step": 1, "loss": 1.0}\n\xff\xfe bad\n', "line 2 is not JSON"),
+        (
+            b'{"loss": 1.0}\n',
+            "line 1 is no log record of accel-trainer (an object with its 'step')",
+        ),
+        (b'[1, 2]\n{"step": 1, "loss": 1.0}\n', "line 1 is no log record of accel-trainer"),
+    ],
+)
+def test_plot_names_the_line_of_a_damaged_log(tmp_path, capsys, log, problem):
+    (tmp_path / "log_history.jsonl").write_bytes(log)
+    message = one_error(["plot", str(tmp_path)], capsys)
+    assert message.startswith(f"{tmp_path / 'log_history.jsonl'} {problem}")

@@ -411,9 +411,15 @@ class PredictConfig(FromOptions):
         if is_blank(target):
             found.append(blank_problem("output_file", target, "Name the file to write."))
         elif target is not None:
+            folder = os.path.dirname(os.path.abspath(target))
             if os.path.isdir(target):
                 found.append(f"--output_file is a folder: got {target!r}. Name a file.")
-            elif not os.path.isdir(os.path.dirname(os.path.abspath(target))):
+            elif os.path.exists(folder) and not os.path.isdir(folder):
+                found.append(
+                    f"--output_file is inside a file, not a folder: got {target!r}. Name another "
+                    "file."
+                )
+            elif not os.path.isdir(folder):
                 found.append(
                     f"--output_file is in a folder that does not exist: got {target!r}. Create "
                     "the folder first."

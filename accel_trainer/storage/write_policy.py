@@ -14,28 +14,52 @@ import os
 import stat
 
 from accel_trainer.errors import ConfigError, OutputError
-from accel_trainer.storage.commit import place_whole, write_atomically
+from accel_trainer.storage.commit import place_whole
 from accel_trainer.storage.disk import why_unwritable
 from accel_trainer.storage.hashing import bytes_digest, file_digest
 
 OVERWRITE_FLAG = "--overwrite_output_file"
 
 
+# mkstemp's name for a file being written: "." + name + "." + 8 characters + ".partial"
+PARTIAL_NAME_BYTES = 18
+
+
 def mark_path(path: str) -> str:
-    """The hidden file beside `path` that says accel-trainer wrote it, and what."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.accel-trainer.json")
+    """The hidden file beside `path` that says accel-trainer wrote it, and what. The folder is
+    resolved as the kernel resolves it (`link/..` is the link target's parent), so the mark lies
+    where the file does."""
+    folder, name = os.path.split(path)
+    return os.path.join(os.path.realpath(folder or "."), f".{name}.accel-trainer.json")
+
+
+def is_regular(path: str) -> bool:
+    """A regular file, not a link to one: opening anything else may block (a named pipe)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_mark(path: str) -> str | None:
+    """The SHA-256 a mark at `path` holds; None when there is no readable mark."""
+    if not is_regular(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            mark = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    digest = mark.get("sha256") if isinstance(mark, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def is_ours(path: str) -> bool:
     """Whether `path` is a regular file that accel-trainer wrote, unchanged since."""
-    if os.path.islink(path) or not os.path.isfile(path):
-        return False
+    expected = read_mark(mark_path(path)) if is_regular(path) else None
     try:
-        with open(mark_path(path), encoding="utf-8") as handle:
-            expected = json.load(handle)["sha256"]
-        return file_digest(path) == expected
-    except (OSError, ValueError, KeyError, TypeError):
+        return expected is not None and file_digest(path) == expected
+    except OSError:
         return False
 
 
@@ -50,12 +74,7 @@ def file_kind(path: str) -> str:
 
 def is_mark(path: str) -> bool:
     """Whether `path` is a regular file that holds a mark of ours."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            mark = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    return os.path.isfile(path) and isinstance(mark, dict) and isinstance(mark.get("sha256"), str)
+    return read_mark(path) is not None
 
 
 def check_target(
@@ -69,8 +88,10 @@ def check_target(
     (unless the command makes it: `folder_made`), a folder, a device, a symbolic link, a file
     accel-trainer did not write (or that was changed since) without `overwrite`, or one whose
     mark cannot be written. `elsewhere`: the advice to write somewhere else."""
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.realpath(os.path.dirname(path) or ".")
     other = elsewhere[0].lower() + elsewhere[1:]
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ConfigError(f"{what} is inside a file, not a folder: got {path!r}. {elsewhere}.")
     if not os.path.isdir(folder) and not folder_made:
         raise ConfigError(
             f"{what} is in a folder that does not exist: got {path!r}. Create the folder first."
@@ -106,13 +127,14 @@ def check_mark_place(path: str, what: str, other: str) -> None:
     """Refuse a target whose mark could not be written, or would replace a file of the user's
     that happens to bear its name."""
     mark = mark_path(path)
-    size = len(os.fsencode(os.path.basename(mark)))
+    size = len(os.fsencode(os.path.basename(mark))) + PARTIAL_NAME_BYTES
     if size > 255:
         raise ConfigError(
             f"{what} has a name too long for the mark accel-trainer keeps beside it: got "
-            f"{path!r} (the mark's name would be {size} bytes, 255 at most). Choose a shorter name."
+            f"{path!r} (the mark's name while it is written would be {size} bytes, 255 at "
+            "most). Choose a shorter name."
         )
-    if os.path.lexists(mark) and not os.path.islink(mark) and not is_mark(mark):
+    if os.path.lexists(mark) and not is_mark(mark):
         raise ConfigError(
             f"{what} has a file beside it that is no mark of accel-trainer's: got {mark!r} "
             "(accel-trainer keeps its output's SHA-256 under that name). Move it away, or "
@@ -120,24 +142,31 @@ def check_mark_place(path: str, what: str, other: str) -> None:
         )
 
 
-def place_new(partial: str, target: str, what: str) -> None:
-    """Move `partial` to `target` only if nothing is there: a file that appeared meanwhile is
-    kept, and OutputError says so."""
-    appeared = OutputError(
-        f"{what} appeared or changed while accel-trainer was working: got {target!r}. It was "
-        f"kept and nothing was written: run again to write another file, or pass "
-        f"{OVERWRITE_FLAG} to replace it."
-    )
+def link_new(partial: str, target: str) -> bool:
+    """Put `partial` at `target` only if nothing is there; False (nothing moved) if something
+    is. The caller removes `partial`."""
     try:
         os.link(partial, target)  # fails if anything is there now: nothing replaced
     except FileExistsError:
-        raise appeared from None
+        return False
     except OSError as error:  # a file system without hard links
         if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
             raise
         if os.path.lexists(target):
-            raise appeared from None
+            return False
         os.replace(partial, target)
+    return True
+
+
+def place_new(partial: str, target: str, what: str) -> None:
+    """Move `partial` to `target` only if nothing is there: a file that appeared meanwhile is
+    kept, and OutputError says so."""
+    if not link_new(partial, target):
+        raise OutputError(
+            f"{what} appeared or changed while accel-trainer was working: got {target!r}. It "
+            f"was kept and nothing was written: run again to write another file, or pass "
+            f"{OVERWRITE_FLAG} to replace it."
+        )
 
 
 def create_new(path: str, data: str | bytes, what: str) -> None:
@@ -146,15 +175,33 @@ def create_new(path: str, data: str | bytes, what: str) -> None:
 
 
 def write_owned(path: str, data: str | bytes, overwrite: bool, what: str) -> None:
-    """Write `data` to `path` whole and mark it as ours. Checked again at the rename: a file
-    that appeared at `path`, or changed there, since check_target is kept, not replaced."""
+    """Write `data` to `path` whole and mark it as ours. The mark is written first (a full
+    disk or a bad name stops before the output changes) and renamed into place last. Checked
+    again at each rename: a file that appeared at `path` or at the mark's place, or changed
+    there, since check_target is kept, not replaced."""
+    data = data.encode("utf-8") if isinstance(data, str) else data
 
-    def place(partial: str, target: str) -> None:
+    def place_output(partial: str, target: str) -> None:
         if overwrite or is_ours(target):
             os.replace(partial, target)
         else:
             place_new(partial, target, what)
 
-    data = data.encode("utf-8") if isinstance(data, str) else data
-    place_whole(path, data, place)
-    write_atomically(mark_path(path), json.dumps({"sha256": bytes_digest(data)}) + "\n")
+    def place_mark(partial: str, mark: str) -> None:
+        place_whole(path, data, place_output)
+        try:
+            if is_mark(mark):
+                os.replace(partial, mark)
+                return
+            if link_new(partial, mark):
+                return
+            problem = "a file of yours appeared there meanwhile and was kept"
+        except OSError as error:
+            problem = error.strerror
+        raise OutputError(
+            f"{what} was written, but its mark could not be: got {mark!r} ({problem}). A "
+            f"later run takes {path!r} for a file of yours: pass {OVERWRITE_FLAG} then, or "
+            "name another file."
+        )
+
+    place_whole(mark_path(path), json.dumps({"sha256": bytes_digest(data)}) + "\n", place_mark)

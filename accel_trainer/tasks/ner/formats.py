@@ -233,13 +233,14 @@ def input_kind(source: PredictionInput) -> str:
     if data_format == "conll":
         return "conll"
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
-        lines = list(islice(handle, CONLL_SNIFF_LINES))
-    for number, line in enumerate(lines, start=1):
-        if line.strip():  # a JSON lines or SemEval file is no text to find entities in
-            problem = not_conll(line, f"{what} line {number}")
-            if problem is not None:
-                raise problem
-            break
+        numbered = ((n, line) for n, line in enumerate(handle, start=1) if line.strip())
+        numbered_lines = list(islice(numbered, CONLL_SNIFF_LINES))
+    if numbered_lines:  # a JSON lines or SemEval file is no text to find entities in
+        number, line = numbered_lines[0]
+        problem = not_conll(line, f"{what} line {number}")
+        if problem is not None:
+            raise problem
+    lines = [line for _, line in numbered_lines]
     evidence = conll_evidence(lines, source.labels)
     if isinstance(evidence, str):
         raise DataError(
