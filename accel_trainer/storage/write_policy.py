@@ -15,7 +15,7 @@ import stat
 
 from accel_trainer.errors import ConfigError, OutputError
 from accel_trainer.storage.commit import place_whole
-from accel_trainer.storage.disk import why_unwritable
+from accel_trainer.storage.disk import describe_write_error, why_unwritable
 from accel_trainer.storage.hashing import bytes_digest, file_digest
 
 OVERWRITE_FLAG = "--overwrite_output_file"
@@ -90,14 +90,14 @@ def check_target(
     mark cannot be written. `elsewhere`: the advice to write somewhere else."""
     folder = os.path.realpath(os.path.dirname(path) or ".")
     other = elsewhere[0].lower() + elsewhere[1:]
+    if path.endswith(("/", os.sep)) or (os.path.isdir(path) and not os.path.islink(path)):
+        raise ConfigError(f"{what} is a folder: got {path!r}. {elsewhere}.")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ConfigError(f"{what} is inside a file, not a folder: got {path!r}. {elsewhere}.")
     if not os.path.isdir(folder) and not folder_made:
         raise ConfigError(
             f"{what} is in a folder that does not exist: got {path!r}. Create the folder first."
         )
-    if path.endswith(("/", os.sep)) or (os.path.isdir(path) and not os.path.islink(path)):
-        raise ConfigError(f"{what} is a folder: got {path!r}. {elsewhere}.")
     if os.path.islink(path):
         if not overwrite:
             raise ConfigError(
@@ -175,33 +175,44 @@ def create_new(path: str, data: str | bytes, what: str) -> None:
 
 
 def write_owned(path: str, data: str | bytes, overwrite: bool, what: str) -> None:
-    """Write `data` to `path` whole and mark it as ours. The mark is written first (a full
-    disk or a bad name stops before the output changes) and renamed into place last. Checked
+    """Write `data` to `path` whole and mark it as ours. The output and its mark are both
+    written to temporary files before anything is moved (a full disk or a bad name stops with
+    the earlier output intact); then the output is renamed into place, and its mark. Checked
     again at each rename: a file that appeared at `path` or at the mark's place, or changed
     there, since check_target is kept, not replaced."""
     data = data.encode("utf-8") if isinstance(data, str) else data
+    mark_text = json.dumps({"sha256": bytes_digest(data)}) + "\n"
 
     def place_output(partial: str, target: str) -> None:
-        if overwrite or is_ours(target):
-            os.replace(partial, target)
-        else:
-            place_new(partial, target, what)
+        def place_both(mark_partial: str, mark: str) -> None:
+            try:
+                if overwrite or is_ours(target):
+                    os.replace(partial, target)
+                else:
+                    place_new(partial, target, what)
+            except OSError as error:
+                error.filename = target
+                raise OutputError(describe_write_error(error, target, len(data))) from None
+            place_mark(mark_partial, mark, target, what)
 
-    def place_mark(partial: str, mark: str) -> None:
-        place_whole(path, data, place_output)
-        try:
-            if is_mark(mark):
-                os.replace(partial, mark)
-                return
-            if link_new(partial, mark):
-                return
-            problem = "a file of yours appeared there meanwhile and was kept"
-        except OSError as error:
-            problem = error.strerror
-        raise OutputError(
-            f"{what} was written, but its mark could not be: got {mark!r} ({problem}). A "
-            f"later run takes {path!r} for a file of yours: pass {OVERWRITE_FLAG} then, or "
-            "name another file."
-        )
+        place_whole(mark_path(target), mark_text, place_both)
 
-    place_whole(mark_path(path), json.dumps({"sha256": bytes_digest(data)}) + "\n", place_mark)
+    place_whole(path, data, place_output)
+
+
+def place_mark(partial: str, mark: str, path: str, what: str) -> None:
+    """Move the mark of the output just placed at `path` into place: over a mark of ours, or
+    where nothing is (a file of the user's that appeared there is kept)."""
+    try:
+        if is_mark(mark):
+            os.replace(partial, mark)
+            return
+        if link_new(partial, mark):
+            return
+        problem = "a file of yours appeared there meanwhile and was kept"
+    except OSError as error:
+        problem = error.strerror
+    raise OutputError(
+        f"{what} was written, but its mark could not be: got {mark!r} ({problem}). A later run "
+        f"takes {path!r} for a file of yours: pass {OVERWRITE_FLAG} then, or name another file."
+    )
