@@ -39,6 +39,7 @@ from accel_trainer.errors import (
     InputError,
     PeerLost,
     Preempted,
+    RunComplete,
     compile_failure,
 )
 
@@ -92,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
 
         leave_process_group()
         return 2
+    except RunComplete as done:
+        if os.environ.get("LOCAL_RANK", "0") == "0":
+            print(f"accel-trainer: {done}", file=sys.stderr)
+        from accel_trainer.runtime import leave_process_group
+
+        leave_process_group()
+        return 0
     except Preempted as error:
         report_error(f"{error}. Resume with --resume_from_checkpoint auto.")
         return ended(EXIT_PREEMPTED)

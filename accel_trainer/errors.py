@@ -24,6 +24,11 @@ class Preempted(Exception):
         self.step = step
 
 
+class RunComplete(Exception):
+    """--resume_from_checkpoint auto on a run that already finished: nothing to do (a requeued
+    job exits 0)."""
+
+
 EXIT_DIVERGED = 3
 
 

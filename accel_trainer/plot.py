@@ -11,7 +11,8 @@ from accel_trainer.errors import ConfigError, first_line
 from accel_trainer.storage.write_policy import check_target, write_owned
 
 LOG_FILE = "log_history.jsonl"
-SCORES = ("eval_f1", "eval_precision", "eval_recall", "eval_macro_f1", "eval_accuracy")
+SCORES = ("eval_f1", "eval_precision", "eval_recall", "eval_macro_f1", "eval_accuracy",
+          "eval_semeval2010_official_f1")  # fmt: skip
 
 
 def read_log_history(output_dir: str) -> list[dict]:

@@ -398,8 +398,12 @@ def test_a_run_killed_while_writing_its_final_model_resumes_with_auto(
                               "--resume_from_checkpoint", "auto"), capsys)  # fmt: skip
     assert code == 0 and not (out / MODEL_TEMP).exists()
     assert read_json(out / "all_results.json")["global_step"] == 3
+    # a requeued job of a finished run: nothing to do, exit 0 (an explicit `latest` is refused)
     code, err = run(train_flags(small_data, out, "--max_train_steps", "3",
                               "--resume_from_checkpoint", "auto"), capsys)  # fmt: skip
+    assert code == 0 and f"the run in {out} is complete: its model was saved at step 3" in err
+    code, err = run(train_flags(small_data, out, "--max_train_steps", "3",
+                              "--resume_from_checkpoint", "latest"), capsys)  # fmt: skip
     assert code == 2 and "already holds the finished model of this run" in err
 
 

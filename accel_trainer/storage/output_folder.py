@@ -9,7 +9,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from accel_trainer.errors import ConfigError
+from accel_trainer.errors import ConfigError, RunComplete
 from accel_trainer.models import TOKENIZER_FILES
 from accel_trainer.runtime import on_main_then_share, share_from_main
 from accel_trainer.storage.commit import (
@@ -165,6 +165,11 @@ def check_saved_run(output_dir: str, config: TrainConfig, demo: bool) -> None:
         return  # a complete final model whose move into place was interrupted: finished later
     if config.checkpointing.resume_from_checkpoint:
         if finished is not None and (newest is None or newest <= finished):
+            if config.checkpointing.resume_from_checkpoint == "auto":
+                raise RunComplete(
+                    f"the run in {output_dir} is complete: its model was saved at step "
+                    f"{finished} and no checkpoint is newer; nothing to resume."
+                )
             raise ConfigError(
                 f"--output_dir already holds the finished model of this run: got {output_dir!r} "
                 f"(saved at step {finished}; no checkpoint is newer), so there is nothing to "

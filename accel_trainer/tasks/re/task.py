@@ -252,6 +252,6 @@ class ReTask(Task):
         return metrics.compute_metrics(predictions, labels, id2label, self.negative_label)
 
     def metric_names(self, labels: list[str]) -> list[str]:
-        """Every metric compute_metrics returns, without the eval_ prefix (the same for any
-        label list)."""
-        return list(metrics.RE_METRICS)
+        """Every metric compute_metrics returns, without the eval_ prefix; SemEval-2010 Task 8's
+        labels add its official score."""
+        return metrics.metric_names(labels)
