@@ -67,6 +67,9 @@ def evaluate(config: EvalConfig) -> dict:
     task, tokenizer = saved.task, saved.tokenizer
     try:
         eval_raw = prepare.read_split(config.data, task, "validation")
+        eval_raw = prepare.first_examples(
+            eval_raw, config.data.max_eval_samples, "max_eval_samples"
+        )
     except OtherTaskData as error:
         raise for_saved_task(
             error, config.model_name_or_path, task.name, "--validation_file"
@@ -113,6 +116,11 @@ def write_eval_results(output_dir: str, config: EvalConfig, metrics: dict) -> st
         "validation_file": os.path.abspath(data) if data else None,
         "validation_file_sha256": file_digest(data) if data else None,
         "dataset_name": config.data.dataset_name,
+        **(
+            {"max_eval_samples": config.data.max_eval_samples}
+            if config.data.max_eval_samples
+            else {}
+        ),
         **metrics,
     }
     path = os.path.join(output_dir, EVAL_RESULTS)

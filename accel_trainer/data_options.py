@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from accel_trainer.config.checks import (
+    MAX_COUNT,
     blank_problem,
     data_file_problems,
     did_you_mean,
     is_blank,
     known_data_formats,
     opt,
+    upper_bound_problems,
 )
 from accel_trainer.config.options import OptionGroup
 
@@ -89,6 +91,13 @@ class EvalDataOptions(InputOptions):
     dataset_config_name: str | None = field(
         default=None, metadata=opt("Configuration name of --dataset_name.")
     )
+    max_eval_samples: int = field(
+        default=0,
+        metadata=opt(
+            "Evaluate on the first N examples of the evaluation data only (for quick runs, as "
+            "run_ner.py's option); 0: all. Logged and recorded in the results."
+        ),
+    )
 
     def data_files(self) -> dict[str, str | None]:
         """The data files this group names, by option name."""
@@ -102,6 +111,7 @@ class EvalDataOptions(InputOptions):
                     "dataset_name", self.dataset_name, "Give a dataset name, or data files."
                 )
             )
+        found += sample_limit_problems(self, "max_eval_samples")
         if self.dataset_config_name is not None and self.dataset_name is None:
             found.append(
                 "--dataset_config_name needs --dataset_name: got only "
@@ -133,12 +143,19 @@ class DataOptions(EvalDataOptions):
         default=None,
         metadata=opt("The label list, in order. Default: the sorted tags of the training data."),
     )
+    max_train_samples: int = field(
+        default=0,
+        metadata=opt(
+            "Train on the first N examples of the training data only (for quick runs, as "
+            "run_ner.py's option); 0: all. Logged and recorded in the results."
+        ),
+    )
 
     def data_files(self) -> dict[str, str | None]:
         return {"train_file": self.train_file, "validation_file": self.validation_file}
 
     def problems(self) -> list[str]:
-        found = super().problems()
+        found = super().problems() + sample_limit_problems(self, "max_train_samples")
         labels = self.label_names
         if labels is not None and not labels:
             found.append(
@@ -155,3 +172,11 @@ class DataOptions(EvalDataOptions):
     def is_demo(self) -> bool:
         """No data given: train on the built-in demo corpus."""
         return self.train_file is None and self.validation_file is None and not self.dataset_name
+
+
+def sample_limit_problems(options, name: str) -> list[str]:
+    """--max_train_samples / --max_eval_samples: 0 (all) or a positive count."""
+    value = getattr(options, name)
+    if value < 0:
+        return [f"--{name} cannot be negative: got {value}. Use 0 for all examples."]
+    return upper_bound_problems(options, {name: MAX_COUNT})

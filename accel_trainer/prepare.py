@@ -103,6 +103,10 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
     check_labels(config, task, labels, train_raw, eval_raw)
     check_metric_name(config, task, labels)
     task.learn_from_training_data(train_raw)
+    # Cut after the labels are known, as run_ner.py does: the first examples may lack some.
+    train_raw = first_examples(train_raw, config.data.max_train_samples, "max_train_samples")
+    if eval_raw is not None:
+        eval_raw = first_examples(eval_raw, config.data.max_eval_samples, "max_eval_samples")
     identity = {"labels": labels, "data files": data_digests(config.data)}
     if config.peft.uses_lora:  # its checkpoints hold no frozen weights: the base must not change
         identity["base model weights"] = base_weights(config.model_name_or_path)
@@ -133,6 +137,9 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
     stats = task.length_report(max_length, len(train_raw), eval_raw)
     # The examples trained on, as eval_samples counts those scored: a dropped one is neither.
     results = {"train_samples": len(train_data), **stats}
+    for option in ("max_train_samples", "max_eval_samples"):
+        if getattr(config.data, option):
+            results[option] = getattr(config.data, option)
     return PreparedRun(
         accelerator, task, model, tokenizer, train_data, eval_data, identity, resume, results,
         data_files(config, task), output_lock,
@@ -383,10 +390,20 @@ def write_demo_file(path: str, text: str, overwrite: bool) -> None:
 
 def read_split(data: EvalDataOptions, task: Task, split: str):
     if data.dataset_name is not None:
-        return task.read_hub(data.dataset_name, data.dataset_config_name, split)
-    if split == "train":
-        return task.read(data.train_file, "--train_file", data.data_format)
-    return task.read(data.validation_file, "--validation_file", data.data_format)
+        raw = task.read_hub(data.dataset_name, data.dataset_config_name, split)
+    elif split == "train":
+        raw = task.read(data.train_file, "--train_file", data.data_format)
+    else:
+        raw = task.read(data.validation_file, "--validation_file", data.data_format)
+    return raw
+
+
+def first_examples(raw: Dataset, limit: int, option: str) -> Dataset:
+    """The first `limit` examples (0: all), as run_ner.py's --max_train_samples cuts them."""
+    if not limit or limit >= len(raw):
+        return raw
+    logger.info("--%s %d: using the first %d of %d examples", option, limit, limit, len(raw))
+    return raw.select(range(limit))
 
 
 def train_source(data: EvalDataOptions) -> str:

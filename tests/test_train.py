@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import logging
 import math
 import os
 
@@ -549,3 +550,25 @@ def test_log_records_and_results_carry_throughput_padding_and_memory(small_data,
     real, padded = sum(int(m.sum()) for m in masks), sum(m.numel() for m in masks)
     assert results["train_padding_efficiency"] == round(real / padded, 4) < 1
     assert results["train_tokens_per_second"] > 0 and results["peak_memory_mb"] > 100
+
+
+def test_max_samples_take_the_first_examples_and_are_recorded(small_data, tmp_path, caplog):
+    """As run_ner.py's options: the first N examples of each split, logged, in the results,
+    and a resume with another N is refused like any training option."""
+    out = tmp_path / "cut"
+    argv = ["train", "--train_file", small_data[0], "--validation_file", small_data[1],
+            "--output_dir", str(out), "--max_train_samples", "10", "--max_eval_samples", "7",
+            "--max_train_steps", "2"]  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="accel_trainer"):
+        assert main(argv) == 0
+    reset_accelerate()
+    assert "--max_train_samples 10: using the first 10 of 48 examples" in caplog.text
+    assert "--max_eval_samples 7: using the first 7 of 37 examples" in caplog.text
+    results = json.loads((out / "all_results.json").read_text())
+    assert (results["train_samples"], results["eval_samples"]) == (10, 7)
+    assert (results["max_train_samples"], results["max_eval_samples"]) == (10, 7)
+    from accel_trainer.train.resume import training_options
+
+    kept = training_options(TrainConfig.from_options(max_train_samples=10, max_eval_samples=7))
+    assert (kept["max_train_samples"], kept["max_eval_samples"]) == (10, 7)
+    assert main(["train", "--max_train_samples", "-1", "--output_dir", str(tmp_path / "x")]) == 2
