@@ -563,3 +563,25 @@ def test_chemprot_marker_strings_inside_chemical_names():
     assert spans_of(parse_marked_text(text, CHEMPROT_MARKERS, WHERE)) == ("CB1", "R-(1)-[2,3-x]-y")
     with pytest.raises(DataError, match="has the tail marker '\\[\\[' twice"):
         parse_marked_text("<< A >> [[ B ]] and [[ C ]]", CHEMPROT_MARKERS, WHERE)
+
+
+def test_an_evaluation_that_predicts_one_label_for_everything_is_said(caplog):
+    import logging
+
+    import numpy as np
+    from accelerate import PartialState
+
+    from accel_trainer.train.inference import warn_if_collapsed
+
+    PartialState(cpu=True)
+    id2label = {0: "no_relation", 1: "works_for", 2: "born_in"}
+    with caplog.at_level(logging.WARNING, logger="accel_trainer.train.inference"):
+        warn_if_collapsed([np.array(0)] * 3, [np.array(0), np.array(1), np.array(2)], id2label)
+    assert "the model predicts 'no_relation' for everything, while the data has 3 labels" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="accel_trainer.train.inference"):
+        # token labels: positions marked -100 are not scored
+        warn_if_collapsed([np.array([0, 1, 2])], [np.array([0, 1, -100])], id2label)
+    assert caplog.text == ""

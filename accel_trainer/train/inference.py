@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.logging import get_logger
 from torch.utils.data import DataLoader
 
 from accel_trainer.runtime import fit_fsdp_wrapping, prepare_sharded
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from accel_trainer.tasks.base import Task
+
+logger = get_logger(__name__)
 
 
 class Inference:
@@ -59,6 +62,7 @@ class Inference:
         metrics = self.task.compute_metrics(
             rows["predictions"], rows["labels"], self.id2label, rows.get("example_id")
         )
+        warn_if_collapsed(rows["predictions"], rows["labels"], self.id2label)
         metrics["loss"] = rows["loss_sum"] / max(rows["loss_count"], 1)
         ids = rows.get("example_id", rows.get("row_id"))
         metrics["samples"] = len(set(map(int, ids))) if ids else len(rows["predictions"])
@@ -108,6 +112,25 @@ class Inference:
                 if isinstance(value, list):
                     rows[key] = [value[i] for i in order]
         return rows
+
+
+def warn_if_collapsed(predictions: list, labels: list, id2label: dict[int, str]) -> None:
+    """Say so when every scored prediction is one label while the gold labels are several: the
+    model has learned only the most frequent label, and F1 over the others is 0."""
+    predicted, gold = set(), set()
+    for prediction, label in zip(predictions, labels, strict=True):
+        label = np.asarray(label).ravel()
+        scored = label != IGNORE_INDEX
+        predicted.update(np.asarray(prediction).ravel()[scored].tolist())
+        gold.update(label[scored].tolist())
+    if len(predicted) == 1 and len(gold) > 1:
+        logger.warning(
+            "evaluation: the model predicts %r for everything, while the data has %d labels: "
+            "it has learned only the most frequent one (F1 over the others is 0). Train longer "
+            "or with another learning rate, or check the training labels.",
+            id2label.get(next(iter(predicted))),
+            len(gold),
+        )
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
