@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from accel_trainer.config import TINY_BERT, TrainConfig
+from accel_trainer.errors import InputError
 from accel_trainer.tasks.demo import settled_options
 from accel_trainer.tasks.wording import example_word, usage_code
 
@@ -47,9 +48,40 @@ def data_rows(data_files: dict[str, str | None]) -> list[str]:
     return rows
 
 
+def usage_example(task: Task, data_files: dict, config: TrainConfig) -> dict | None:
+    """A short example of the run's own evaluation file for the card's usage code (the first of
+    at most 200 characters among its first 50); None without one."""
+    path = data_files.get("eval") or data_files.get("eval (demo corpus)")
+    if not path:
+        return None
+    try:
+        examples = task.read(path, "--validation_file", config.data.data_format)
+    except (OSError, InputError):
+        return None
+    for example in examples.select(range(min(50, len(examples)))):
+        text = example.get("text") or " ".join(example.get("tokens") or [])
+        if text and len(text) <= 200:
+            return example
+    return None
+
+
+def declared_hub_id(folder: str) -> str | None:
+    """The hub id a local model folder's config.json says it was made from (_name_or_path), if
+    it names one rather than a local path."""
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
+            name = json.load(handle).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(name, str) or not name or name.startswith((".", "/", "~")):
+        return None
+    return name if name.count("/") <= 1 and not os.path.exists(name) else None
+
+
 def base_model_of(config: TrainConfig) -> str | None:
-    """The base_model of the card's metadata: the hub id, or a local folder's own name (the
-    hub id for a folder of the hub's cache); None for tiny-bert, which starts from scratch."""
+    """The base_model of the card's metadata: the hub id; for a local folder the hub id its
+    config.json names (or of the hub's cache it lies in), else the folder's own name; None for
+    tiny-bert, which starts from scratch."""
     name = config.model_name_or_path
     if name == TINY_BERT:
         return None
@@ -59,7 +91,7 @@ def base_model_of(config: TrainConfig) -> str | None:
     # The hub's cache: .../models--ORG--NAME/snapshots/REVISION
     if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
         return parts[-3].removeprefix("models--").replace("--", "/")
-    return parts[-1]
+    return declared_hub_id(name) or parts[-1]
 
 
 def shown(value) -> str:
@@ -107,10 +139,12 @@ def parameter_lines(results: dict) -> list[str]:
     ]
 
 
-def usage_lines(task: Task, results: dict, labels: list[str]) -> list[str]:
+def usage_lines(
+    task: Task, results: dict, labels: list[str], example: dict | None = None
+) -> list[str]:
     lora = results.get("peft") or {}
     if lora.get("saved") != "adapter":
-        return [usage_code(task, USAGE_PATH).rstrip("\n")]
+        return [usage_code(task, USAGE_PATH, example).rstrip("\n")]
     return [
         "from peft import PeftModel",
         f"from transformers import {task.auto_model_class_name}, AutoTokenizer",
@@ -219,7 +253,7 @@ def model_card_text(
         "## Usage",
         "",
         "```python",
-        *usage_lines(task, results, labels),
+        *usage_lines(task, results, labels, usage_example(task, data_files, config)),
         "```",
         "",
     ]

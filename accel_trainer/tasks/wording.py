@@ -42,36 +42,39 @@ def count_text(task: Task, num_examples: int, num_rows: int) -> str:
     return counted
 
 
-def usage_code(task: Task, model_path: str) -> str:
-    """Python that loads the saved model at `model_path` and labels one example, for the
-    model card; by default the pipeline of the task's pipeline_tag, loaded."""
-    return USAGE.get(built_in_name(task), pipeline_usage)(task, model_path)
+def usage_code(task: Task, model_path: str, example: dict | None = None) -> str:
+    """Python that loads the saved model at `model_path` and labels one example (`example`: an
+    example of the run's own evaluation data, as the task read it), for the model card; by
+    default the pipeline of the task's pipeline_tag, loaded."""
+    return USAGE.get(built_in_name(task), pipeline_usage)(task, model_path, example)
 
 
-def pipeline_usage(task: Task, model_path: str) -> str:
+def pipeline_usage(task: Task, model_path: str, example: dict | None = None) -> str:
     return (
         "from transformers import pipeline\n\n"
         f"model = pipeline({quoted(task.pipeline_tag)}, model={quoted(model_path)})\n"
     )
 
 
-def ner_usage(task: Task, model_path: str) -> str:
+def ner_usage(task: Task, model_path: str, example: dict | None = None) -> str:
     """The token-classification pipeline, each word tagged by its first sub-token (as the
     model was trained and as `predict` reads it; "simple" would cut entities inside words)."""
+    sentence = " ".join(example["tokens"]) if example else "John Smith moved to Oslo in May ."
     return (
         "from transformers import pipeline\n\n"
         f'ner = pipeline("token-classification", model={quoted(model_path)}, '
         'aggregation_strategy="first")\n'
-        'print(ner("John Smith moved to Oslo in May ."))\n'
+        f"print(ner({quoted(sentence)}))\n"
     )
 
 
-def re_usage(task: Task, model_path: str) -> str:
+def re_usage(task: Task, model_path: str, example: dict | None = None) -> str:
     """The text-classification pipeline on a text marked as the model was trained: the run's
     markers (typed with the training data's types where they are typed)."""
-    types = task.entity_types or [""]
-    example = {"text": "Tom works for Acme .", "head": [0, 3], "tail": [14, 18]}
-    example.update(head_type=types[0], tail_type=types[-1])
+    if example is None:
+        types = task.entity_types or [""]
+        example = {"text": "Tom works for Acme .", "head": [0, 3], "tail": [14, 18]}
+        example.update(head_type=types[0], tail_type=types[-1])
     head_open, head_close, tail_open, tail_close = task.markers
     return (
         "from transformers import pipeline\n\n"
