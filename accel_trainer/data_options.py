@@ -3,6 +3,7 @@ dataset, their format and labels, and how they are tokenized; prepare.py reads t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -112,6 +113,12 @@ class EvalDataOptions(InputOptions):
                 )
             )
         found += sample_limit_problems(self, "max_eval_samples")
+        name = self.dataset_name
+        if name and name.startswith((".", "/", "~")) and not os.path.exists(name):
+            found.append(
+                f"--dataset_name names a folder that does not exist: got {name!r}. Check the "
+                "path, or give a hub dataset name (e.g. conll2003)."
+            )
         if self.dataset_config_name is not None and self.dataset_name is None:
             found.append(
                 "--dataset_config_name needs --dataset_name: got only "
@@ -166,6 +173,12 @@ class DataOptions(EvalDataOptions):
             found.append(f"--label_names has an empty label: got {labels}. Give each label a name.")
         elif labels is not None and len(set(labels)) != len(labels):
             found.append(f"--label_names has duplicates: got {labels}. List each once.")
+        elif labels is not None and len(labels) == 1 and "," in labels[0]:
+            found.append(
+                f"--label_names is one label: got {labels}. Separate the labels by spaces: "
+                f"--label_names {' '.join(part for part in labels[0].split(',') if part)} (in a "
+                "config file, a list)."
+            )
         return found
 
     @property

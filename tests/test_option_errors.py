@@ -507,3 +507,22 @@ def test_checkpointing_steps_is_parsed_once(text, steps, epoch, valid):
     assert every.never == (text == "no")
     config = TrainConfig.from_options(checkpointing_steps=text)
     assert config.to_dict()["checkpointing_steps"] == text  # as the user wrote it
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--resume_from_checkpoint", "/no/such/checkpoint-3"],
+         "--resume_from_checkpoint does not exist: got '/no/such/checkpoint-3'. Give a "
+         "checkpoint-<step> folder of the run"),
+        (["--label_names", "O,B-PER,I-PER"],
+         "--label_names is one label: got ['O,B-PER,I-PER']. Separate the labels by spaces: "
+         "--label_names O B-PER I-PER"),
+        (["--dataset_name", "./no-such-folder"],
+         "--dataset_name names a folder that does not exist: got './no-such-folder'."),
+    ],
+)  # fmt: skip
+def test_what_a_new_user_mistypes_is_named_for_what_it_is(tmp_path, capsys, flags, message):
+    assert main(["train", *flags, "--output_dir", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

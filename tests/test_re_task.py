@@ -585,3 +585,18 @@ def test_an_evaluation_that_predicts_one_label_for_everything_is_said(caplog):
         # token labels: positions marked -100 are not scored
         warn_if_collapsed([np.array([0, 1, 2])], [np.array([0, 1, -100])], id2label)
     assert caplog.text == ""
+
+
+def test_an_unseen_semeval_label_is_named_at_its_own_line(tmp_path):
+    from accel_trainer.errors import DataError
+    from accel_trainer.tasks.re import ReTask
+
+    path = tmp_path / "dev.txt"
+    path.write_text(
+        '1\t"The <e1>child</e1> was wrapped into the <e2>cradle</e2>."\nOther\nComment:\n\n'
+        '2\t"A <e1>wind</e1> caused the <e2>damage</e2>."\nCause-Effect(e1,e2)\nComment:\n'
+    )
+    task = ReTask()
+    dev = task.read(str(path), "--validation_file", "auto")
+    with pytest.raises(DataError, match=r"--validation_file line 6 has a label unseen in training"):
+        task.check_labels(dev, ["Other", "Entity-Origin(e1,e2)"], "--validation_file")

@@ -157,9 +157,11 @@ class Task(abc.ABC):
     def check_labels(
         self, dataset: Dataset, labels: list[str], what: str, problem: str = "unseen in training"
     ) -> None:
-        """DataError naming the first example with a label not in `labels`."""
+        """DataError naming the first example with a label not in `labels`, at its label's line
+        (a `label_line` column, where the label has a line of its own), else its own."""
         known = set(labels)
-        for example_labels, line in zip(self.example_labels(dataset), dataset["line"], strict=True):
+        lines = dataset["label_line" if "label_line" in dataset.column_names else "line"]
+        for example_labels, line in zip(self.example_labels(dataset), lines, strict=True):
             unknown = [label for label in example_labels if label not in known]
             if unknown:
                 raise DataError(

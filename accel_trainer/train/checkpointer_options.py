@@ -3,6 +3,7 @@ when the training state is saved, how many saves are kept, and what a run resume
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -96,5 +97,13 @@ class CheckpointOptions(OptionGroup):
                     self.resume_from_checkpoint,
                     "Give a checkpoint folder, latest or auto, or leave the option out.",
                 )
+            )
+        elif self.resume_from_checkpoint not in (None, "latest", "auto") and not os.path.lexists(
+            self.resume_from_checkpoint
+        ):
+            found.append(
+                "--resume_from_checkpoint does not exist: got "
+                f"{self.resume_from_checkpoint!r}. Give a checkpoint-<step> folder of the run "
+                "(they are in its --output_dir), or latest or auto."
             )
         return found

@@ -73,6 +73,7 @@ def read_semeval(path: str, what: str, labelled: bool = True) -> list[dict]:
         first_seen[record] = number + 1
         example = parse_marked_text(match.group(2), SEMEVAL_MARKERS, f"{what} line {number + 1}")
         example.update(label=None, line=number + 1, head_type="", tail_type="", id=record)
+        example["label_line"] = number + 2  # where check_labels points: the relation line
         examples.append(example)
         following = at(number + 1)
         # Unlabelled records may stop after the id line; a Comment: or other text there is
