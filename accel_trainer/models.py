@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -26,6 +27,9 @@ TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
     "tokenizer.model",
 )
+
+
+logger = logging.getLogger(__name__)
 
 
 def check_model_source(name_or_path: str, saved_by_us: bool = False) -> None:
@@ -146,13 +150,14 @@ def load_pretrained(
     try:
         # float32 master weights whatever the checkpoint's dtype (transformers 5 would keep a
         # half-precision checkpoint in half precision); --mixed_precision casts the compute.
-        model = auto_model_class(auto_model_class_name).from_pretrained(
+        model, info = auto_model_class(auto_model_class_name).from_pretrained(
             name_or_path,
             ignore_mismatched_sizes=True,
             dtype=torch.float32,
             local_files_only=local_files_only,
             # transformers does not pass local_files_only on to its adapter lookup
             adapter_kwargs={"local_files_only": True} if local_files_only else None,
+            output_loading_info=True,
             **label_maps(labels),
         )
     except Exception as error:  # OSError, safetensors' and torch's errors for damaged files
@@ -161,7 +166,28 @@ def load_pretrained(
             f"({one_line(error)}). {unreachable_advice(local_files_only)}"
         ) from None
     check_vocabulary(tokenizer, model, name_or_path)
+    explain_load_report(name_or_path, info)
     return model, tokenizer
+
+
+def explain_load_report(name_or_path: str, info: dict) -> None:
+    """One line on transformers' load report, which lists a fine-tuning run's new head as
+    MISSING: what is new (and trained from here) and what of the checkpoint goes unused."""
+    mismatched = {key if isinstance(key, str) else key[0] for key in info["mismatched_keys"]}
+    new = sorted(set(info["missing_keys"]) | mismatched)
+    unused = sorted(info["unexpected_keys"])
+    if not new and not unused:
+        return
+    logger.info(
+        "loaded %s: as expected for fine-tuning, the task's head is new (%s: initialised at "
+        "random and trained from here, listed as MISSING in transformers' load report)%s",
+        name_or_path,
+        ", ".join(new) or "none",
+        f"; {len(unused)} weight(s) of the checkpoint this task does not use are left out "
+        f"({', '.join(unused[:4])}{', ...' if len(unused) > 4 else ''}: UNEXPECTED)"
+        if unused
+        else "",
+    )
 
 
 def load_saved_model(

@@ -87,3 +87,45 @@ def test_observers_do_not_change_what_is_learned(small_data, tmp_path):
     _, alone, alone_weights = run(small_data, tmp_path / "b")
     assert all(torch.equal(watched_weights[k], alone_weights[k]) for k in alone_weights)
     assert watched["eval_f1"] == alone["eval_f1"] and watched["train_loss"] == alone["train_loss"]
+
+
+def test_what_an_observer_prints_gets_a_line_of_its_own(small_data, tmp_path):
+    """The progress bar (drawn on a terminal only) steps aside while observers run: a print is
+    never glued to it."""
+    import fcntl
+    import os
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    script = (
+        "from accel_trainer import AccelerateTrainer, Observer, TrainConfig\n"
+        "class Print(Observer):\n"
+        "    def on_step_end(self, trainer, outcome):\n"
+        "        print(f'OBSERVED step {trainer.state.step}')\n"
+        f"config = TrainConfig.from_options(train_file={small_data[0]!r}, "
+        f"validation_file={small_data[1]!r}, output_dir={str(tmp_path / 'out')!r}, "
+        "max_train_steps=4, eval_steps=2)\n"
+        "AccelerateTrainer.from_files(config, observers=[Print()]).fit()\n"
+    )
+    controller, terminal = os.openpty()  # a terminal of 100 columns, as a user runs it
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the process closed its side
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(timeout=300) == 0, shown[-2000:]
+    os.close(controller)
+    lines = shown.decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n")
+    printed = [line for line in lines if "OBSERVED" in line]
+    assert len(printed) >= 2 and any("train:" in line for line in lines)
+    for line in printed:  # the bar, if drawn on that line, was cleared first
+        assert line.split("\r")[-1].startswith("OBSERVED step"), repr(line)

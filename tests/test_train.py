@@ -572,3 +572,21 @@ def test_max_samples_take_the_first_examples_and_are_recorded(small_data, tmp_pa
     kept = training_options(TrainConfig.from_options(max_train_samples=10, max_eval_samples=7))
     assert (kept["max_train_samples"], kept["max_eval_samples"]) == (10, 7)
     assert main(["train", "--max_train_samples", "-1", "--output_dir", str(tmp_path / "x")]) == 2
+
+
+def test_the_load_report_of_a_new_head_is_explained_in_one_line(caplog):
+    from accel_trainer.models import explain_load_report
+
+    info = {
+        "missing_keys": ["classifier.weight", "classifier.bias"],
+        "mismatched_keys": [],
+        "unexpected_keys": ["pooler.dense.bias", "pooler.dense.weight"],
+    }
+    with caplog.at_level(logging.INFO, logger="accel_trainer.models"):
+        explain_load_report("base", info)
+    assert caplog.messages == [
+        "loaded base: as expected for fine-tuning, the task's head is new (classifier.bias, "
+        "classifier.weight: initialised at random and trained from here, listed as MISSING in "
+        "transformers' load report); 2 weight(s) of the checkpoint this task does not use are "
+        "left out (pooler.dense.bias, pooler.dense.weight: UNEXPECTED)"
+    ]

@@ -3,7 +3,10 @@ checkpoints). Observers only observe: they are told what happened and change no 
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
+
+from tqdm import tqdm
 
 if TYPE_CHECKING:
     from accel_trainer.train.loop import AccelerateTrainer
@@ -43,5 +46,11 @@ class Observers:
         self.attached: list[Observer] = list(observers)
 
     def notify(self, hook: str, trainer: AccelerateTrainer, *args) -> None:
-        for observer in self.attached:
-            getattr(observer, hook)(trainer, *args)
+        if not self.attached:
+            return
+        # The progress bar steps aside while observers run, so what they print gets lines of
+        # its own instead of being glued to the bar.
+        with tqdm.external_write_mode():
+            for observer in self.attached:
+                getattr(observer, hook)(trainer, *args)
+            sys.stdout.flush()  # a pipe buffers: written now, before the bar comes back
