@@ -20,6 +20,68 @@ from accel_trainer.tasks.demo import demo_corpus, write_conll, write_demo_corpus
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# The test command stops cleanly: SIGTERM (or Ctrl-C) ends the session, not just the test that
+# runs, and no process a test started outlives it.
+def stop_the_tests(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def adopt_orphans() -> None:
+    """Become the reaper of this session's descendants (Linux): a launcher killed before its
+    workers leaves them to this process, which ends them at the end of the session."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below `pid`, read from /proc (empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue
+        if fields[0] != "Z":  # a zombie is dead already
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def pytest_configure(config):
+    signal.signal(signal.SIGTERM, stop_the_tests)
+    adopt_orphans()
+
+
+def pytest_unconfigure(config):
+    for pid in descendants(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(autouse=True)
+def sigterm_stops_the_tests(monkeypatch):
+    """A run training in this process takes SIGTERM as preemption and lets the test go on; here
+    it stops the tests, as everywhere else in the session."""
+    from accel_trainer.runtime import Preemption
+
+    monkeypatch.setattr(
+        Preemption, "_request", lambda self, signum, frame: stop_the_tests(signum, frame)
+    )
+
+
 def reset_accelerate() -> None:
     """Accelerate keeps process-wide singletons; forget them before the next in-process run."""
     from accelerate.state import AcceleratorState, GradientState
