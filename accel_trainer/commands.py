@@ -85,7 +85,7 @@ def evaluate(config: EvalConfig) -> dict:
     )  # fmt: skip
     # Only the evaluation's own counts: a saved run's train_* fields are not this command's.
     stats = task.length_report(config.data.max_seq_length, 0, eval_raw)
-    stats = {key: value for key, value in stats.items() if key.startswith("eval_")}
+    stats = {key: value for key, value in stats.items() if not key.startswith("train_")}
     batch_size = config.batching.per_device_eval_batch_size
     inference = Inference(accelerator, saved.model, tokenizer, task, batch_size)
     metrics = {**inference.evaluate(inference.loader(eval_data)), **stats}

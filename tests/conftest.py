@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,10 +13,14 @@ import time
 
 import pytest
 
-# Tokenization caches go to this session's own folder, not the user's (subprocesses inherit it).
-os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="accel_trainer-test-cache-")
+# Tokenization caches go to this session's own folder, not the user's (subprocesses inherit it,
+# and a test's subprocess that imports this file keeps it); removed when the session ends.
+SESSION_CACHE = None
+if "ACCEL_TRAINER_TEST_CACHE" not in os.environ:
+    SESSION_CACHE = tempfile.mkdtemp(prefix="accel_trainer-test-cache-")
+    os.environ["ACCEL_TRAINER_TEST_CACHE"] = os.environ["HF_DATASETS_CACHE"] = SESSION_CACHE
 
-from accel_trainer.tasks.demo import demo_corpus, write_conll, write_demo_corpus
+from accel_trainer.tasks.demo import demo_corpus, write_conll, write_demo_corpus  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,6 +74,8 @@ def pytest_unconfigure(config):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    if SESSION_CACHE is not None:
+        shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -128,10 +128,11 @@ def test_ner_settings_round_trip(tmp_path):
     task.word_split = "whitespace"  # as learned from training words with punctuation attached
     again = task_from_settings(task.settings(), str(tmp_path))
     assert isinstance(again, NerTask) and again.settings() == task.settings()
-    assert again.settings() == {"task": "ner", "tag_scheme": "iobes", "word_split": "whitespace"}
-    # A model saved before word_split was recorded splits raw text at punctuation.
+    assert again.settings() == {"task": "ner", "tag_scheme": "iobes", "word_split": "whitespace",
+                                "document_context": 0, "documents": "marked"}  # fmt: skip
+    # A model saved before word_split and document context were recorded: punctuation, none.
     older = task_from_settings({"task": "ner", "tag_scheme": "bio"}, str(tmp_path))
-    assert older.word_split == "punctuation"
+    assert (older.word_split, older.document_context) == ("punctuation", 0)
 
 
 def test_re_settings_round_trip(tmp_path):

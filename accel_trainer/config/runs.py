@@ -245,10 +245,13 @@ class TaskOverrides(OptionGroup):
 
     tag_scheme: str | None = field(default=None, metadata={"task": "ner"})
     negative_label: str | None = field(default=None, metadata={"task": "re"})
+    document_context: int | None = field(default=None, metadata={"task": "ner"})
 
     def given(self) -> dict[str, str]:
         """The overrides given, by option name."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
 
     def problems(self) -> list[str]:
         """The task's own checks of each given override."""

@@ -32,6 +32,16 @@ def replace_invisible_words(tokenizer, sentences: list[list[str]]) -> list[list[
     return fixed
 
 
+def sub_tokens(tokenizer, sentences: list[list[str]]):
+    """The sentences' sub-tokens without special tokens (a BatchEncoding, with word_ids)."""
+    return tokenizer(
+        replace_invisible_words(tokenizer, sentences),
+        is_split_into_words=True,
+        add_special_tokens=False,
+        verbose=False,
+    )
+
+
 def align_labels(
     word_ids: list[int | None],
     tags: list[str],
@@ -68,8 +78,15 @@ def encode_truncated(
     max_seq_length: int,
     label_all_tokens: bool,
     map_options: dict | None = None,
+    context: int = 0,
 ) -> tuple[Dataset, int]:
-    """Training rows: one truncated sequence per sentence, and how many sentences were cut."""
+    """Training rows: one truncated sequence per sentence, with up to `context` sub-tokens of
+    its document's neighbouring sentences on each side (labelled -100), and how many sentences
+    were cut."""
+    if context:
+        return encode_in_context(
+            dataset, tokenizer, label2id, max_seq_length, label_all_tokens, map_options, context
+        )
 
     def encode(batch: dict) -> dict:
         encoded = tokenizer(
@@ -93,29 +110,116 @@ def encode_truncated(
     return tokenized.remove_columns("truncated"), sum(tokenized["truncated"])
 
 
+def encode_in_context(
+    dataset: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    label2id: dict[str, int],
+    max_seq_length: int,
+    label_all_tokens: bool,
+    map_options: dict | None,
+    context: int,
+) -> tuple[Dataset, int]:
+    """encode_truncated's rows with document context: [CLS] before sentence after [SEP]."""
+    prefix, suffix = special_affixes(tokenizer)
+    size = max_seq_length - len(prefix) - len(suffix)
+    neighbours = NeighbourContext(dataset, tokenizer, context)
+
+    def encode(batch: dict, indices: list[int]) -> dict:
+        encoded = sub_tokens(tokenizer, batch["tokens"])
+        rows: dict = {"input_ids": [], "attention_mask": [], "labels": [], "truncated": []}
+        for i, example_id in enumerate(indices):
+            ids, word_ids = encoded["input_ids"][i][:size], encoded.word_ids(i)[:size]
+            tags = batch["ner_tags"][i]
+            before, after = neighbours.fitted(example_id, size - len(ids))
+            ignored = [IGNORE_INDEX] * (len(prefix) + len(before))
+            labels = align_labels(word_ids, tags, label2id, label_all_tokens)
+            rows["input_ids"].append(prefix + before + ids + after + suffix)
+            rows["labels"].append(ignored + labels + [IGNORE_INDEX] * (len(after) + len(suffix)))
+            rows["attention_mask"].append([1] * len(rows["labels"][-1]))
+            last_word = max((w for w in word_ids if w is not None), default=-1)
+            rows["truncated"].append(last_word < len(tags) - 1)
+        return rows
+
+    tokenized = rows_by_index(dataset, encode, map_options)
+    return tokenized.remove_columns("truncated"), sum(tokenized["truncated"])
+
+
+def rows_by_index(dataset: Dataset, encode, map_options: dict | None) -> Dataset:
+    """`encode(batch, indices)`'s rows in place of the dataset's columns."""
+    return dataset.map(
+        encode,
+        batched=True,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        **(map_options or {}),
+    )
+
+
+class NeighbourContext:
+    """The sub-tokens around each sentence of a dataset within its document (the `document`
+    column; without it, every sentence is alone): up to `size` on each side."""
+
+    def __init__(self, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, size: int):
+        self.ids = sub_tokens(tokenizer, list(dataset["tokens"]))["input_ids"]
+        has_documents = "document" in dataset.column_names
+        self.documents = list(dataset["document"] if has_documents else range(len(self.ids)))
+        self.size = size
+
+    def before(self, index: int) -> list[int]:
+        """The last `size` sub-tokens of the sentences before `index` in its document."""
+        found: list[int] = []
+        other = index - 1
+        while other >= 0 and self.documents[other] == self.documents[index]:
+            found = self.ids[other] + found
+            if len(found) >= self.size:
+                return found[len(found) - self.size :]
+            other -= 1
+        return found
+
+    def after(self, index: int) -> list[int]:
+        """The first `size` sub-tokens of the sentences after `index` in its document."""
+        found: list[int] = []
+        other = index + 1
+        while other < len(self.ids) and self.documents[other] == self.documents[index]:
+            found += self.ids[other]
+            if len(found) >= self.size:
+                return found[: self.size]
+            other += 1
+        return found
+
+    def fitted(self, index: int, room: int) -> tuple[list[int], list[int]]:
+        """The context before and after sentence `index` in at most `room` positions: halves,
+        and what one side cannot use goes to the other."""
+        before, after = self.before(index), self.after(index)
+        if len(before) + len(after) <= room:
+            return before, after
+        keep_before = max(room // 2, room - len(after))
+        keep_before = min(keep_before, len(before))
+        keep_after = room - keep_before
+        return before[len(before) - keep_before :], after[:keep_after]
+
+
 def encode_windows(
     dataset: Dataset,
     tokenizer: PreTrainedTokenizerBase,
     max_seq_length: int,
     label2id: dict[str, int] | None = None,
     map_options: dict | None = None,
+    context: int = 0,
 ) -> tuple[Dataset, int]:
     """Rows of at most max_seq_length sub-tokens, overlapping by half. Each word belongs to
     the one window where its first sub-token sees the most context: `word_index` holds the
     word's position there (-100 elsewhere), and `labels` its gold tag when label2id is given.
-    `example_id` is the sentence's index in `dataset`. Also returns how many sentences took
-    more than one window."""
+    `example_id` is the sentence's index in `dataset`. A sentence that fits one window gets up
+    to `context` sub-tokens of its document's neighbouring sentences on each side (-100 in
+    `word_index`). Also returns how many sentences took more than one window."""
     prefix, suffix = special_affixes(tokenizer)
     size = max_seq_length - len(prefix) - len(suffix)
     before, after = [IGNORE_INDEX] * len(prefix), [IGNORE_INDEX] * len(suffix)
+    neighbours = NeighbourContext(dataset, tokenizer, context) if context else None
 
     def encode(batch: dict, indices: list[int]) -> dict:
-        encoded = tokenizer(
-            replace_invisible_words(tokenizer, batch["tokens"]),
-            is_split_into_words=True,
-            add_special_tokens=False,
-            verbose=False,
-        )
+        encoded = sub_tokens(tokenizer, batch["tokens"])
         rows: dict = {
             "input_ids": [],
             "attention_mask": [],
@@ -133,13 +237,17 @@ def encode_windows(
                 word is not None and (position == 0 or word_ids[position - 1] != word)
                 for position, word in enumerate(word_ids)
             ]
+            left, right = [], []
+            if neighbours is not None and len(windows) == 1:
+                left, right = neighbours.fitted(example_id, size - len(ids))
             for number, (start, end) in enumerate(windows):
                 words = [
                     word_ids[p] if first_sub_token[p] and owners[p] == number else IGNORE_INDEX
                     for p in range(start, end)
                 ]
-                word_index = before + words + after
-                rows["input_ids"].append(prefix + ids[start:end] + suffix)
+                unscored = [IGNORE_INDEX] * len(left), [IGNORE_INDEX] * len(right)
+                word_index = before + unscored[0] + words + unscored[1] + after
+                rows["input_ids"].append(prefix + left + ids[start:end] + right + suffix)
                 rows["attention_mask"].append([1] * len(word_index))
                 rows["word_index"].append(word_index)
                 rows["example_id"].append(example_id)
@@ -154,13 +262,7 @@ def encode_windows(
                     )
         return rows
 
-    encoded = dataset.map(
-        encode,
-        batched=True,
-        with_indices=True,
-        remove_columns=dataset.column_names,
-        **(map_options or {}),
-    )
+    encoded = rows_by_index(dataset, encode, map_options)
     long_sentences = len(
         set(e for e, long in zip(encoded["example_id"], encoded["long"], strict=True) if long)
     )

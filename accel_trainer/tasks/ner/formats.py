@@ -79,8 +79,10 @@ def not_conll(line: str, where: str) -> DataError | None:
 
 def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> list[dict]:
     """Sentences of a CoNLL file: token in the first column, tag in the last. Unlabelled input
-    (for predict) may have the token column only."""
+    (for predict) may have the token column only. `document_id`: how many -DOCSTART- lines
+    come before the sentence; None in a file without any."""
     sentences: list[dict] = []
+    documents = 0
     tokens: list[str] = []
     tags: list[str] = []
     start_line = 0
@@ -89,7 +91,8 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     def flush() -> None:
         nonlocal width
         if tokens:
-            sentences.append({"tokens": list(tokens), "ner_tags": list(tags), "line": start_line})
+            sentences.append({"tokens": list(tokens), "ner_tags": list(tags), "line": start_line,
+                              "document_id": documents})  # fmt: skip
         tokens.clear()
         tags.clear()
         width = None
@@ -106,6 +109,7 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
                 raise problem
             if columns[0] == "-DOCSTART-":
                 flush()
+                documents += 1
                 continue
             if len(columns) < 2 and not labelled:
                 columns.append("O")
@@ -138,6 +142,9 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
                            "text, pass --data_format text.")
                     )  # fmt: skip
     flush()
+    if not documents:
+        for sentence in sentences:
+            sentence["document_id"] = None
     return sentences
 
 
@@ -201,12 +208,38 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
             )
         for tag in tags if labelled else []:
             check_tag(tag, tag_scheme, where)
+        sentence = {"tokens": tokens, "ner_tags": tags, "line": number,
+                    "document_id": document_id(record, where)}  # fmt: skip
         if not labelled:  # every record gets its output line, an empty one too
-            sentences.append({"tokens": tokens, "ner_tags": tags, "line": number,
-                              "record": original})  # fmt: skip
+            sentences.append({**sentence, "record": original})
         elif tokens:
-            sentences.append({"tokens": tokens, "ner_tags": tags, "line": number})
+            sentences.append(sentence)
     return sentences
+
+
+def document_id(record: dict, where: str) -> str | int | None:
+    """A record's `document_id` (a string or an integer), None where it has none."""
+    value = record.get("document_id")
+    if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
+        return value
+    raise DataError(
+        f"{where} has a document_id that is neither a string nor an integer: got "
+        f"{json.dumps(value)[:60]}. Give consecutive sentences of one document the same id, "
+        'e.g. "document_id": "PMID-1234".'
+    )
+
+
+def number_documents(ids: list, file_order: bool) -> list[int]:
+    """Each sentence's document number: consecutive sentences with the same `document_id` share
+    a document; one without an id is a document of its own, or with `file_order` belongs to
+    its neighbours without one."""
+    numbers, number, previous = [], -1, object()
+    for value in ids:
+        if value != previous or (value is None and not file_order):
+            number += 1
+        numbers.append(number)
+        previous = value
+    return numbers
 
 
 def input_kind(source: PredictionInput) -> str:

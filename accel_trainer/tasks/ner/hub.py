@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from accel_trainer.errors import DataError
+from accel_trainer.tasks.ner.formats import document_id, number_documents
 from accel_trainer.tasks.ner.tags import check_tag
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 
-def read_hub(name: str, config_name: str | None, split: str, tag_scheme: str) -> Dataset:
-    """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags."""
+def read_hub(
+    name: str, config_name: str | None, split: str, tag_scheme: str, file_order: bool = False
+) -> Dataset:
+    """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags, and
+    each sentence's `document`: from a `document_id` column, or from -DOCSTART- rows."""
     from datasets import Features, Sequence, Value, load_dataset
 
     what = f"--dataset_name {name} split {split!r}"
@@ -30,6 +34,7 @@ def read_hub(name: str, config_name: str | None, split: str, tag_scheme: str) ->
             f"{what} lacks columns {sorted(missing)}: got {dataset.column_names}. "
             "Use a dataset with 'tokens' and 'ner_tags'."
         )
+    numbers = number_documents(document_ids(dataset, what), file_order)
     tag_feature = dataset.features["ner_tags"]
     names = getattr(getattr(tag_feature, "feature", None), "names", None)
 
@@ -44,7 +49,12 @@ def read_hub(name: str, config_name: str | None, split: str, tag_scheme: str) ->
             )
         for tag in tags:
             check_tag(tag, tag_scheme, f"{what} row {index + 1}")
-        return {"tokens": example["tokens"], "ner_tags": tags, "line": index + 1}
+        return {
+            "tokens": example["tokens"],
+            "ner_tags": tags,
+            "line": index + 1,
+            "document": numbers[index],
+        }
 
     # Explicit string features: otherwise map casts the names back to class-label ids.
     string_tags = Features(
@@ -52,6 +62,7 @@ def read_hub(name: str, config_name: str | None, split: str, tag_scheme: str) ->
             "tokens": Sequence(Value("string")),
             "ner_tags": Sequence(Value("string")),
             "line": Value("int64"),
+            "document": Value("int64"),
         }
     )
     dataset = dataset.map(
@@ -65,3 +76,21 @@ def read_hub(name: str, config_name: str | None, split: str, tag_scheme: str) ->
     if len(dataset) == 0:
         raise DataError(f"{what} is empty: got 0 sentences. Use a split with data.")
     return dataset
+
+
+def document_ids(dataset: Dataset, what: str) -> list:
+    """Each row's document id: its `document_id` column, else how many -DOCSTART- rows come
+    before it (None everywhere when there are none)."""
+    if "document_id" in dataset.column_names:
+        return [
+            document_id({"document_id": value}, f"{what} row {index + 1}")
+            for index, value in enumerate(dataset["document_id"])
+        ]
+    starts = [tokens == ["-DOCSTART-"] for tokens in dataset["tokens"]]
+    if not any(starts):
+        return [None] * len(starts)
+    ids, count = [], 0
+    for start in starts:
+        count += start
+        ids.append(count)
+    return ids

@@ -3,6 +3,7 @@ encoding, metrics and prediction output live in the modules beside it."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
@@ -20,6 +21,8 @@ from accel_trainer.tasks.ner import encoding, formats, metrics, prediction
 from accel_trainer.tasks.ner.hub import read_hub
 from accel_trainer.tasks.ner.tags import TAG_SCHEMES
 from accel_trainer.tasks.text import WORD_SPLITS, learned_word_split
+
+logger = logging.getLogger("accel_trainer")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +49,57 @@ class NerOptions(TaskOptions):
             "word. Evaluation always scores words."
         },
     )
+    document_context: int | None = field(
+        default=None,
+        metadata={
+            "help": "Read each sentence with up to N sub-tokens of the neighbouring sentences of "
+            "its document on each side (FLERT), within --max_seq_length; context is never "
+            "labelled or scored. Default: 64 when the training data marks documents "
+            "(-DOCSTART- lines, a document_id field or column), else 0. Saved with the model: "
+            "evaluate and predict read context the same way."
+        },
+    )
+    documents: str = field(
+        default="marked",
+        metadata={
+            "help": "Which sentences are neighbours: marked (by -DOCSTART- lines or document_id; "
+            "a file without them is one sentence per document) or file_order (a file's "
+            "sentences are one document up to the next -DOCSTART-).",
+            "choices": ["marked", "file_order"],
+        },
+    )
+
+    def problems(self) -> list[str]:
+        if self.document_context is not None and self.document_context < 0:
+            return [
+                f"--document_context is negative: got {self.document_context}. Give 0 (no "
+                "context) or a number of sub-tokens, e.g. 64."
+            ]
+        return []
+
+
+FLERT_CONTEXT = 64  # sub-tokens on each side, as in Schweter & Akbik's FLERT (2020)
+
+
+def default_context(train: Dataset) -> int:
+    """FLERT's context where the training data marks documents, none where it does not; the
+    log says which and why."""
+    documents = list(train["document"])
+    count = len(set(documents))
+    if count < len(documents):
+        logger.info(
+            "--document_context %d: the training data marks documents (%d sentences in %d "
+            "documents), so each sentence is read with up to %d sub-tokens of its neighbours "
+            "on each side. --document_context 0 reads sentences alone.",
+            FLERT_CONTEXT, len(documents), count, FLERT_CONTEXT,
+        )  # fmt: skip
+        return FLERT_CONTEXT
+    logger.info(
+        "--document_context 0: the training data marks no documents (no -DOCSTART- lines or "
+        "document_id), so each sentence is read alone. If consecutive sentences are neighbours, "
+        "pass --documents file_order."
+    )
+    return 0
 
 
 class NerTask(Task):
@@ -62,10 +116,18 @@ class NerTask(Task):
     reads_text = True
 
     def __init__(
-        self, label_all_tokens: bool = False, tag_scheme: str = "bio", word_split: str = ""
+        self,
+        label_all_tokens: bool = False,
+        tag_scheme: str = "bio",
+        word_split: str = "",
+        document_context: int | None = None,
+        documents: str = "marked",
     ):
         self.label_all_tokens = label_all_tokens
         self.tag_scheme = tag_scheme
+        # None until the training data says whether it marks documents.
+        self.document_context = document_context
+        self.documents = documents
         # How raw text is cut into words for predict; learned from the training words.
         self.word_split = word_split or "punctuation"
         self.truncated: dict[str, int] = {}
@@ -80,13 +142,29 @@ class NerTask(Task):
         word_split = settings.get("word_split", "punctuation")  # older models: punctuation
         if word_split not in WORD_SPLITS:
             raise KeyError("word_split")
-        return cls(tag_scheme=scheme, word_split=word_split)
+        context = settings.get("document_context", 0)  # older models: none
+        if not isinstance(context, int) or isinstance(context, bool) or context < 0:
+            raise KeyError("document_context")
+        documents = settings.get("documents", "marked")
+        if documents not in ("marked", "file_order"):
+            raise KeyError("documents")
+        return cls(
+            tag_scheme=scheme, word_split=word_split, document_context=context, documents=documents
+        )
 
     def settings(self) -> dict:
-        return {"task": self.name, "tag_scheme": self.tag_scheme, "word_split": self.word_split}
+        return {
+            "task": self.name,
+            "tag_scheme": self.tag_scheme,
+            "word_split": self.word_split,
+            "document_context": self.document_context or 0,  # None: not learned, none used
+            "documents": self.documents,
+        }
 
     def learn_from_training_data(self, train: Dataset) -> None:
         self.word_split = learned_word_split(train["tokens"])
+        if self.document_context is None:
+            self.document_context = default_context(train)
 
     def tokenization_settings(self) -> dict:
         return {**self.settings(), "label_all_tokens": self.label_all_tokens}
@@ -110,8 +188,14 @@ class NerTask(Task):
                 "and evaluation need tagged words. Use conll or jsonl."
             )
         if file_format == "jsonl":
-            return formats.read_jsonl(path, what, self.tag_scheme, labelled)
-        return formats.read_conll(path, what, self.tag_scheme, labelled)
+            sentences = formats.read_jsonl(path, what, self.tag_scheme, labelled)
+        else:
+            sentences = formats.read_conll(path, what, self.tag_scheme, labelled)
+        ids = [sentence.pop("document_id") for sentence in sentences]
+        numbers = formats.number_documents(ids, self.documents == "file_order")
+        for sentence, number in zip(sentences, numbers, strict=True):
+            sentence["document"] = number
+        return sentences
 
     def read_for_prediction(self, source: PredictionInput) -> Dataset:
         """Tokenised sentences (CoNLL, JSON lines of tokens) or raw text documents (plain text,
@@ -133,7 +217,7 @@ class NerTask(Task):
 
     def read_hub(self, name: str, config_name: str | None, split: str) -> Dataset:
         """One split of a `datasets` dataset with tokens and (class-label or string) ner_tags."""
-        return read_hub(name, config_name, split, self.tag_scheme)
+        return read_hub(name, config_name, split, self.tag_scheme, self.documents == "file_order")
 
     def tokenizer_options(self, tokenizer: PreTrainedTokenizerBase) -> dict:
         """Byte-level tokenizers must encode pre-split words as if preceded by a space, as
@@ -151,14 +235,16 @@ class NerTask(Task):
     ) -> Dataset:
         """Training: one truncated sequence per sentence. Evaluation: sliding windows, so that
         every gold word of a long sentence is scored once."""
+        context = self.document_context or 0
         if not for_training:
             encoded, self.long_sentences = encoding.encode_windows(
-                dataset, tokenizer, max_seq_length, label2id, map_options
+                dataset, tokenizer, max_seq_length, label2id, map_options, context
             )
             return encoded
         tokenized, self.truncated["train"] = encoding.encode_truncated(
-            dataset, tokenizer, label2id, max_seq_length, self.label_all_tokens, map_options
-        )
+            dataset, tokenizer, label2id, max_seq_length, self.label_all_tokens, map_options,
+            context,
+        )  # fmt: skip
         return tokenized
 
     def encode_for_prediction(
@@ -169,7 +255,7 @@ class NerTask(Task):
         map_options: dict | None = None,
     ) -> Dataset:
         encoded, self.long_sentences = encoding.encode_windows(
-            dataset, tokenizer, max_seq_length, None, map_options
+            dataset, tokenizer, max_seq_length, None, map_options, self.document_context or 0
         )
         return encoded
 
@@ -187,7 +273,7 @@ class NerTask(Task):
             "they are scored in sliding windows, every word counted, none dropped or truncated.",
         }
         log_length_report(stats, messages, lost={"train_truncated_sentences"})
-        return stats
+        return {**stats, "document_context": self.document_context or 0}
 
     def write_predictions(
         self,
