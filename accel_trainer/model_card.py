@@ -19,7 +19,6 @@ from accel_trainer.tasks.wording import example_word, usage_code
 if TYPE_CHECKING:
     from accel_trainer.tasks.base import Task
 
-USAGE_PATH = "PATH/TO/THIS/FOLDER"  # where the card's usage code loads the model from
 LIBRARIES = ("accel_trainer", "torch", "transformers", "accelerate", "datasets", "tokenizers")
 
 
@@ -140,16 +139,18 @@ def parameter_lines(results: dict) -> list[str]:
 
 
 def usage_lines(
-    task: Task, results: dict, labels: list[str], example: dict | None = None
+    task: Task, results: dict, labels: list[str], folder: str, example: dict | None = None
 ) -> list[str]:
+    """Code that loads the model from `folder` (this card's, by its absolute path: the code
+    runs as written) and labels `example`."""
     lora = results.get("peft") or {}
     if lora.get("saved") != "adapter":
-        return [usage_code(task, USAGE_PATH, example).rstrip("\n")]
+        return [usage_code(task, folder, example).rstrip("\n")]
     return [
         "from peft import PeftModel",
         f"from transformers import {task.auto_model_class_name}, AutoTokenizer",
         "",
-        'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/FOLDER")',
+        f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(folder)})",
         f"labels = {json.dumps(labels, ensure_ascii=False)}",
         f"base = {task.auto_model_class_name}.from_pretrained(",
         f'    "{lora["base_model"]}",',
@@ -158,7 +159,7 @@ def usage_lines(
         "    ignore_mismatched_sizes=True,",
         ")",
         "base.resize_token_embeddings(len(tokenizer))",
-        'model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER").merge_and_unload()',
+        f"model = PeftModel.from_pretrained(base, {json.dumps(folder)}).merge_and_unload()",
     ]
 
 
@@ -253,7 +254,8 @@ def model_card_text(
         "## Usage",
         "",
         "```python",
-        *usage_lines(task, results, labels, usage_example(task, data_files, config)),
+        *usage_lines(task, results, labels, os.path.abspath(config.resolved_output_dir()),
+                     usage_example(task, data_files, config)),  # fmt: skip
         "```",
         "",
     ]

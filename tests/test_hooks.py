@@ -100,10 +100,13 @@ def test_what_an_observer_prints_gets_a_line_of_its_own(small_data, tmp_path):
     import termios
 
     script = (
+        "import logging\n"
         "from accel_trainer import AccelerateTrainer, Observer, TrainConfig\n"
+        "logging.basicConfig(format='%(levelname)s %(name)s: %(message)s', level=logging.INFO)\n"
         "class Print(Observer):\n"
         "    def on_step_end(self, trainer, outcome):\n"
         "        print(f'OBSERVED step {trainer.state.step}')\n"
+        "        logging.getLogger('accel_trainer').info(f'LOGGED step {trainer.state.step}')\n"
         f"config = TrainConfig.from_options(train_file={small_data[0]!r}, "
         f"validation_file={small_data[1]!r}, output_dir={str(tmp_path / 'out')!r}, "
         "max_train_steps=4, eval_steps=2)\n"
@@ -129,3 +132,7 @@ def test_what_an_observer_prints_gets_a_line_of_its_own(small_data, tmp_path):
     assert len(printed) >= 2 and any("train:" in line for line in lines)
     for line in printed:  # the bar, if drawn on that line, was cleared first
         assert line.split("\r")[-1].startswith("OBSERVED step"), repr(line)
+    logged = [line for line in lines if "LOGGED" in line or "INFO accel_trainer" in line]
+    assert len(logged) >= 4  # our lines, and the library's own (evaluation every 2 steps)
+    for line in logged:  # log lines too: never glued to the bar
+        assert line.split("\r")[-1].startswith("INFO accel_trainer"), repr(line)

@@ -561,12 +561,10 @@ def test_the_model_cards_code_finds_the_entities_predict_finds(demo_model, tmp_p
 
     from transformers import pipeline
 
-    from accel_trainer.model_card import USAGE_PATH
-
     card = (demo_model / "README.md").read_text()
     code = re.search(r"## Usage\n\n```python\n(.*?)```", card, re.S).group(1)
     namespace = {}
-    exec(compile(code.replace(USAGE_PATH, str(demo_model)), "README.md", "exec"), namespace)
+    exec(compile(code, "README.md", "exec"), namespace)  # as written: it names this folder
     sentences = [
         "Tanakaville joined Globexcorp in Lagosia on Monday .",
         "Maria Lopezz moved to Berlinn to work for Initechs .",

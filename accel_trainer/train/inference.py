@@ -116,7 +116,7 @@ class Inference:
 
 def warn_if_collapsed(predictions: list, labels: list, id2label: dict[int, str]) -> None:
     """Say so when every scored prediction is one label while the gold labels are several: the
-    model has learned only the most frequent label, and F1 over the others is 0."""
+    model does not tell the labels apart, and F1 over the others is 0."""
     predicted, gold = set(), set()
     for prediction, label in zip(predictions, labels, strict=True):
         label = np.asarray(label).ravel()
@@ -126,8 +126,8 @@ def warn_if_collapsed(predictions: list, labels: list, id2label: dict[int, str])
     if len(predicted) == 1 and len(gold) > 1:
         logger.warning(
             "evaluation: the model predicts %r for everything, while the data has %d labels: "
-            "it has learned only the most frequent one (F1 over the others is 0). Train longer "
-            "or with another learning rate, or check the training labels.",
+            "it does not tell them apart (F1 over the others is 0). Train longer or with "
+            "another learning rate, or check the training labels.",
             id2label.get(next(iter(predicted))),
             len(gold),
         )

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from accel_trainer.errors import ConfigError, PeerLost, first_line
 from accel_trainer.runtime import Preemption, is_lost_peer, on_main_then_share
@@ -32,6 +33,9 @@ def fit_session(trainer: AccelerateTrainer):
     if not trainer.folder_checked:  # a trainer built directly, not by from_files
         check_output_folder(trainer)
     progress = tqdm(desc="train", unit="step", disable=not trainer.accelerator.is_main_process)
+    # Log lines of the console handlers go above the bar, each on a line of its own.
+    redirect = logging_redirect_tqdm()
+    redirect.__enter__()
     try:
         trainer.output_lock.acquire()  # held already when from_files prepared this trainer
         if not trainer.folder_checked:
@@ -54,6 +58,7 @@ def fit_session(trainer: AccelerateTrainer):
         raise
     finally:
         progress.close()  # so that an error message starts on a line of its own
+        redirect.__exit__(None, None, None)
         trainer.output_lock.release()
 
 
