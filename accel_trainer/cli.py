@@ -365,7 +365,10 @@ def one_line_errors(parser_class: type, command: str) -> type:
 ARGPARSE_PROBLEMS = [
     (r"argument (\S+): invalid int value: (.*)", "{} must be a whole number: got {}."),
     (r"argument (\S+): invalid float value: (.*)", "{} must be a number: got {}."),
-    (r"argument (\S+): expected one argument", "{} needs a value: got none."),
+    (
+        r"argument (\S+): expected one argument",
+        "{0} needs a value: got none. A value that starts with '-' goes after '=': {0}=VALUE.",
+    ),
     (r"argument (\S+): expected at least one argument", "{} needs at least one value: got none."),
     (r"argument (\S+): true or false expected: got (.*)", "{} must be true or false: got {!r}."),
     (
@@ -413,6 +416,9 @@ def leftover_problems(rest: list[str], known: Iterable[str], command: str) -> li
     known = list(known)
     found, strays = [], []
     for index, arg in enumerate(rest):
+        if arg == "--":  # argparse's end of options: what follows is no option here
+            strays += rest[index:]
+            break
         if arg.startswith("-") and not looks_like_number(arg):
             flag = arg.split("=", 1)[0]
             found.append(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -19,6 +20,7 @@ from accel_trainer.tasks.wording import example_word, usage_code
 if TYPE_CHECKING:
     from accel_trainer.tasks.base import Task
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")  # hub repository names
 LIBRARIES = ("accel_trainer", "torch", "transformers", "accelerate", "datasets", "tokenizers")
 
 
@@ -72,9 +74,9 @@ def declared_hub_id(folder: str) -> str | None:
             name = json.load(handle).get("_name_or_path")
     except (OSError, ValueError, AttributeError):
         return None
-    if not isinstance(name, str) or not name or name.startswith((".", "/", "~")):
+    if not isinstance(name, str) or not HUB_ID.fullmatch(name) or os.path.exists(name):
         return None
-    return name if name.count("/") <= 1 and not os.path.exists(name) else None
+    return name
 
 
 def base_model_of(config: TrainConfig) -> str | None:

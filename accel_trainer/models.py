@@ -178,11 +178,15 @@ def explain_load_report(name_or_path: str, info: dict) -> None:
     unused = sorted(info["unexpected_keys"])
     if not new and not unused:
         return
+    listed = " and ".join(
+        word for word, keys in (("MISSING", info["missing_keys"]), ("MISMATCH", mismatched)) if keys
+    )
     logger.info(
         "loaded %s: as expected for fine-tuning, the task's head is new (%s: initialised at "
-        "random and trained from here, listed as MISSING in transformers' load report)%s",
+        "random and trained from here, listed as %s in transformers' load report)%s",
         name_or_path,
         ", ".join(new) or "none",
+        listed or "MISSING",
         f"; {len(unused)} weight(s) of the checkpoint this task does not use are left out "
         f"({', '.join(unused[:4])}{', ...' if len(unused) > 4 else ''}: UNEXPECTED)"
         if unused

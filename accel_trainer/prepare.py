@@ -400,7 +400,10 @@ def read_split(data: EvalDataOptions, task: Task, split: str):
 
 def first_examples(raw: Dataset, limit: int, option: str) -> Dataset:
     """The first `limit` examples (0: all), as run_ner.py's --max_train_samples cuts them."""
-    if not limit or limit >= len(raw):
+    if not limit:
+        return raw
+    if limit >= len(raw):
+        logger.info("--%s %d: using all %d examples (there are no more)", option, limit, len(raw))
         return raw
     logger.info("--%s %d: using the first %d of %d examples", option, limit, limit, len(raw))
     return raw.select(range(limit))

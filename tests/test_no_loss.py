@@ -14,7 +14,7 @@ import pytest
 
 from accel_trainer.cli import main
 from accel_trainer.storage import output_folder
-from accel_trainer.storage.commit import MODEL_MANIFEST, MODEL_TEMP
+from accel_trainer.storage.commit import MODEL_MANIFEST, MODEL_TEMP, final_model_problem
 from accel_trainer.storage.manifest import committed_checkpoints
 from tests.conftest import read_json, reset_accelerate
 from tests.test_checkpoint import train as train_in_process
@@ -405,6 +405,21 @@ def test_a_run_killed_while_writing_its_final_model_resumes_with_auto(
     code, err = run(train_flags(small_data, out, "--max_train_steps", "3",
                               "--resume_from_checkpoint", "latest"), capsys)  # fmt: skip
     assert code == 2 and "already holds the finished model of this run" in err
+    # another run's finished model is not "complete" for this one: longer, or other options
+    code, err = run(train_flags(small_data, out, "--max_train_steps", "5",
+                              "--resume_from_checkpoint", "auto"), capsys)  # fmt: skip
+    assert code == 2 and "a run with other training options" in err
+    assert "max_train_steps 3 -> 5" in err
+    # a damaged final model is saved again from the checkpoint, not called complete
+    weights = out / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    code, err = run(train_flags(small_data, out, "--max_train_steps", "3",
+                              "--resume_from_checkpoint", "auto"), capsys)  # fmt: skip
+    assert code == 0 and "is complete" not in err
+    assert final_model_problem(str(out)) is None
+    assert read_json(out / "all_results.json")["global_step"] == 3
 
 
 def test_a_final_model_interrupted_while_moving_into_place_is_finished(

@@ -341,6 +341,8 @@ def test_overwrite_output_file_is_a_flag(tmp_path):
         ),
         (["--seed", "1", "extra"], "unexpected argument: got 'extra'. Give options as"),
         (["--seed", "1", "run.yaml"], "A config file goes first, right after the command."),
+        (["--learning_rate", "-1e-3"], "goes after '=': --learning_rate=VALUE"),
+        (["--", "--learning_rate", "3"], "unexpected arguments: got '--', '--learning_rate', '3'"),
     ],
 )
 def test_flag_errors_are_one_line_without_the_usage(capsys, flags, message):
@@ -526,3 +528,15 @@ def test_what_a_new_user_mistypes_is_named_for_what_it_is(tmp_path, capsys, flag
     assert main(["train", *flags, "--output_dir", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_resume_path_that_is_a_file_or_a_runs_output_folder_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "out" / "checkpoint-2").mkdir(parents=True)
+    (tmp_path / "notes.txt").write_text("x")
+    err = run_bad(["train", "--resume_from_checkpoint", str(tmp_path / "notes.txt")], capsys)
+    assert "--resume_from_checkpoint is a file, not a checkpoint folder" in err
+    err = run_bad(["train", "--resume_from_checkpoint", str(tmp_path / "out")], capsys)
+    assert "is a run's output folder, not one of its checkpoints" in err
+    assert f"--output_dir {tmp_path / 'out'} --resume_from_checkpoint auto" in err
+    err = run_bad(["train", "--resume_from_checkpoint", "LATEST"], capsys)
+    assert "--resume_from_checkpoint takes latest in lower case: got 'LATEST'" in err

@@ -355,3 +355,5 @@ def test_card_base_model_of_a_local_folder_is_the_hub_id_its_config_names(tmp_pa
     )
     (folder / "config.json").write_text('{"_name_or_path": "/home/me/checkpoints/run-3"}')
     assert base_model_of(config) == "model"
+    (folder / "config.json").write_text('{"_name_or_path": "evil``` **x** | y ]"}')
+    assert base_model_of(config) == "model"  # no hub id: nothing of it reaches the card

@@ -16,6 +16,7 @@ from accel_trainer.storage.commit import (
     MODEL_FILES,
     MODEL_MANIFEST,
     MODEL_TEMP,
+    final_model_problem,
     final_model_step,
     finish_final_model,
     model_files_present,
@@ -165,16 +166,8 @@ def check_saved_run(output_dir: str, config: TrainConfig, demo: bool) -> None:
         return  # a complete final model whose move into place was interrupted: finished later
     if config.checkpointing.resume_from_checkpoint:
         if finished is not None and (newest is None or newest <= finished):
-            if config.checkpointing.resume_from_checkpoint == "auto":
-                raise RunComplete(
-                    f"the run in {output_dir} is complete: its model was saved at step "
-                    f"{finished} and no checkpoint is newer; nothing to resume."
-                )
-            raise ConfigError(
-                f"--output_dir already holds the finished model of this run: got {output_dir!r} "
-                f"(saved at step {finished}; no checkpoint is newer), so there is nothing to "
-                "resume. Choose another folder, or pass --overwrite_output_dir to train again."
-            )
+            check_finished_run(output_dir, config, finished, bool(checkpoints))
+            return  # its final model is damaged: the run is resumed and saves it again
         if finished is None and present and not (checkpoints or interrupted):
             raise ConfigError(
                 f"--output_dir already holds a model and no checkpoints: got {output_dir!r} "
@@ -206,6 +199,43 @@ def check_saved_run(output_dir: str, config: TrainConfig, demo: bool) -> None:
         )
 
 
+def check_finished_run(output_dir: str, config: TrainConfig, step: int, resumable: bool) -> None:
+    """A resume request on a finished run: RunComplete for `auto` when it is this run (the same
+    training options) and its model is intact; ConfigError when it is another run's, or for
+    latest or a path. Returns when the model is damaged and a checkpoint can save it again."""
+    changes = changed_options(output_dir, config, kept_on_resume=True)
+    if changes:
+        raise ConfigError(
+            f"--output_dir holds the finished model of a run with other training options: got "
+            f"{output_dir!r} ({'; '.join(changes)}). Choose another --output_dir for this run, "
+            "or pass --overwrite_output_dir to train again."
+        )
+    damage = final_model_problem(output_dir)
+    if damage is not None:
+        if not resumable:
+            raise ConfigError(
+                f"--output_dir holds a finished model that cannot be used: got {output_dir!r}; "
+                f"{damage}."
+            )
+        logger.warning(
+            "the final model in %s cannot be used (%s): resuming from the newest checkpoint to "
+            "save it again",
+            output_dir,
+            damage,
+        )
+        return
+    if config.checkpointing.resume_from_checkpoint == "auto":
+        raise RunComplete(
+            f"the run in {output_dir} is complete: its model was saved at step {step} and no "
+            "checkpoint is newer; nothing to resume."
+        )
+    raise ConfigError(
+        f"--output_dir already holds the finished model of this run: got {output_dir!r} (saved "
+        f"at step {step}; no checkpoint is newer), so there is nothing to resume. Choose another "
+        "folder, or pass --overwrite_output_dir to train again."
+    )
+
+
 def check_demo_rerun(output_dir: str, config: TrainConfig) -> None:
     """Refuse to replace the finished model of an earlier demo run with one trained with other
     options (a rerun of the same command replaces it)."""
@@ -229,10 +259,13 @@ def check_demo_rerun(output_dir: str, config: TrainConfig) -> None:
     )
 
 
-def changed_options(output_dir: str, config: TrainConfig) -> list[str] | None:
+def changed_options(
+    output_dir: str, config: TrainConfig, kept_on_resume: bool = False
+) -> list[str] | None:
     """`name old -> new` for each option the saved run's OPTIONS_FILE and this run's effective
-    options set differently (those naming where a run writes aside); None when it cannot be
-    read. An option only one of them knows (another version's) is no change."""
+    options set differently (those naming where a run writes aside; with `kept_on_resume`, only
+    those a resumed run must keep); None when it cannot be read. An option only one of them
+    knows (another version's) is no change."""
     try:
         with open(os.path.join(output_dir, OPTIONS_FILE), encoding="utf-8") as handle:
             saved = json.load(handle)
@@ -245,10 +278,19 @@ def changed_options(output_dir: str, config: TrainConfig) -> list[str] | None:
     def shown(value) -> str:
         return "none" if value is None else str(value)
 
+    table = config.option_table()
+
+    def compared(name: str) -> bool:
+        if name in WHERE_OPTIONS:
+            return False
+        return not kept_on_resume or (
+            name in table and table[name].field.metadata.get("on_resume", "keep") == "keep"
+        )
+
     return [
         f"{name} {shown(saved[name])} -> {shown(value)}"
         for name, value in ours.items()
-        if name not in WHERE_OPTIONS and name in saved and saved[name] != value
+        if compared(name) and name in saved and saved[name] != value
     ]
 
 

@@ -98,12 +98,26 @@ class CheckpointOptions(OptionGroup):
                     "Give a checkpoint folder, latest or auto, or leave the option out.",
                 )
             )
-        elif self.resume_from_checkpoint not in (None, "latest", "auto") and not os.path.lexists(
-            self.resume_from_checkpoint
-        ):
-            found.append(
-                "--resume_from_checkpoint does not exist: got "
-                f"{self.resume_from_checkpoint!r}. Give a checkpoint-<step> folder of the run "
-                "(they are in its --output_dir), or latest or auto."
-            )
+        elif self.resume_from_checkpoint not in (None, "latest", "auto"):
+            found += resume_path_problems(self.resume_from_checkpoint)
         return found
+
+
+def resume_path_problems(path: str) -> list[str]:
+    """A --resume_from_checkpoint path that is no checkpoint folder: missing, a file, or a
+    run's output folder (which holds checkpoints)."""
+    advice = "Give a checkpoint-<step> folder of the run (they are in its --output_dir), or "
+    if not os.path.lexists(path):
+        if path.lower() in ("latest", "auto"):
+            return [f"--resume_from_checkpoint takes {path.lower()} in lower case: got {path!r}."]
+        return [f"--resume_from_checkpoint does not exist: got {path!r}. {advice}latest or auto."]
+    if not os.path.isdir(path):
+        return [f"--resume_from_checkpoint is a file, not a checkpoint folder: got {path!r}. "
+                f"{advice}latest or auto."]  # fmt: skip
+    if any(name.startswith("checkpoint-") for name in os.listdir(path)):
+        return [
+            f"--resume_from_checkpoint is a run's output folder, not one of its checkpoints: got "
+            f"{path!r}. Pass --output_dir {path} --resume_from_checkpoint auto (or latest), or "
+            "one of its checkpoint-<step> folders."
+        ]
+    return []
