@@ -494,7 +494,7 @@ def test_resume_errors_come_before_the_model_is_built(
                                     "--task", "re"), capsys)  # fmt: skip
     assert code == 2
     code, err = run(train_flags(small_data, stopped, "--resume_from_checkpoint", stopped), capsys)
-    assert code == 2 and "is not a committed checkpoint that verifies" in err
+    assert code == 2 and "is a run's output folder, not one of its checkpoints" in err
     assert snapshot(stopped) == before
 
 
