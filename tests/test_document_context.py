@@ -19,6 +19,7 @@ from accel_trainer.tasks.ner.formats import number_documents
 from accel_trainer.tasks.ner.hub import document_ids
 from tests.conftest import read_json, write_jsonl
 from tests.test_batch_layout import TOLERANCE, assert_same_training, layout_runs
+from tests.test_outputs import card_of, option_rows
 from tests.test_scaling import max_difference, train_here, train_launched
 
 
@@ -168,6 +169,7 @@ def test_context_is_on_for_data_with_documents_recorded_and_used_by_evaluate(
     results = read_json(folder / "all_results.json")
     assert results["document_context"] == 64
     assert read_json(folder / "config.json")["accel_trainer"]["document_context"] == 64
+    assert option_rows(card_of(folder))["document_context"] == "64"  # as decided, not "none"
     evaluated = commands.evaluate(
         EvalConfig.from_options(
             model_name_or_path=str(folder),
