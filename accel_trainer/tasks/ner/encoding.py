@@ -125,10 +125,10 @@ def encode_in_context(
     neighbours = NeighbourContext(dataset, tokenizer, context)
 
     def encode(batch: dict, indices: list[int]) -> dict:
-        encoded = sub_tokens(tokenizer, batch["tokens"])
         rows: dict = {"input_ids": [], "attention_mask": [], "labels": [], "truncated": []}
-        for i, example_id in enumerate(indices):
-            ids, word_ids = encoded["input_ids"][i][:size], encoded.word_ids(i)[:size]
+        for i, example_id in enumerate(indices):  # tokenized once, by NeighbourContext
+            ids = neighbours.ids[example_id][:size]
+            word_ids = neighbours.word_ids[example_id][:size]
             tags = batch["ner_tags"][i]
             before, after = neighbours.fitted(example_id, size - len(ids))
             ignored = [IGNORE_INDEX] * (len(prefix) + len(before))
@@ -160,7 +160,9 @@ class NeighbourContext:
     column; without it, every sentence is alone): up to `size` on each side."""
 
     def __init__(self, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, size: int):
-        self.ids = sub_tokens(tokenizer, list(dataset["tokens"]))["input_ids"]
+        encoded = sub_tokens(tokenizer, list(dataset["tokens"]))
+        self.ids = encoded["input_ids"]
+        self.word_ids = [encoded.word_ids(index) for index in range(len(self.ids))]
         has_documents = "document" in dataset.column_names
         self.documents = list(dataset["document"] if has_documents else range(len(self.ids)))
         self.size = size
