@@ -170,25 +170,21 @@ def test_context_is_on_for_data_with_documents_recorded_and_used_by_evaluate(
     assert results["document_context"] == 64
     assert read_json(folder / "config.json")["accel_trainer"]["document_context"] == 64
     assert option_rows(card_of(folder))["document_context"] == "64"  # as decided, not "none"
-    evaluated = commands.evaluate(
-        EvalConfig.from_options(
+
+    def evaluate(name: str, **options):
+        config = EvalConfig.from_options(
             model_name_or_path=str(folder),
             validation_file=document_data[1],
-            output_dir=str(tmp_path / "eval"),
-            per_device_eval_batch_size=2,
-        )  # fmt: skip
-    )
+            output_dir=str(tmp_path / name),
+            **options,
+        )
+        return commands.evaluate(config)
+
+    evaluated = evaluate("eval", per_device_eval_batch_size=2)
     assert evaluated["document_context"] == 64
     for key in ("eval_f1", "eval_samples", "eval_loss"):
         assert evaluated[key] == pytest.approx(results[key], rel=1e-5), key
-    without = commands.evaluate(
-        EvalConfig.from_options(
-            model_name_or_path=str(folder),
-            validation_file=document_data[1],
-            output_dir=str(tmp_path / "eval0"),
-            document_context=0,
-        )  # fmt: skip
-    )
+    without = evaluate("eval0", document_context=0)
     assert without["document_context"] == 0 and without["eval_samples"] == results["eval_samples"]
     assert without["eval_loss"] != pytest.approx(results["eval_loss"], rel=1e-5)
 

@@ -65,6 +65,12 @@ def align_labels(
     return labels
 
 
+def loses_words(word_ids: list[int | None], tags: list[str]) -> bool:
+    """Whether truncation left the sentence's last words out of its sub-tokens."""
+    last_word = max((w for w in word_ids if w is not None), default=-1)
+    return last_word < len(tags) - 1
+
+
 def is_byte_level(tokenizer) -> bool:
     """Whether a fast tokenizer pre-tokenizes bytes (GPT-2/RoBERTa style BPE)."""
     backend = json.loads(tokenizer.backend_tokenizer.to_str())
@@ -100,8 +106,7 @@ def encode_truncated(
         for index, tags in enumerate(batch["ner_tags"]):
             word_ids = encoded.word_ids(index)
             encoded["labels"].append(align_labels(word_ids, tags, label2id, label_all_tokens))
-            last_word = max((w for w in word_ids if w is not None), default=-1)
-            encoded["truncated"].append(last_word < len(tags) - 1)
+            encoded["truncated"].append(loses_words(word_ids, tags))
         return encoded
 
     tokenized = dataset.map(
@@ -136,8 +141,7 @@ def encode_in_context(
             rows["input_ids"].append(prefix + before + ids + after + suffix)
             rows["labels"].append(ignored + labels + [IGNORE_INDEX] * (len(after) + len(suffix)))
             rows["attention_mask"].append([1] * len(rows["labels"][-1]))
-            last_word = max((w for w in word_ids if w is not None), default=-1)
-            rows["truncated"].append(last_word < len(tags) - 1)
+            rows["truncated"].append(loses_words(word_ids, tags))
         return rows
 
     tokenized = rows_by_index(dataset, encode, map_options)
@@ -221,7 +225,13 @@ def encode_windows(
     neighbours = NeighbourContext(dataset, tokenizer, context) if context else None
 
     def encode(batch: dict, indices: list[int]) -> dict:
-        encoded = sub_tokens(tokenizer, batch["tokens"])
+        if neighbours is not None:  # tokenized once, by NeighbourContext
+            all_ids = [neighbours.ids[example_id] for example_id in indices]
+            all_word_ids = [neighbours.word_ids[example_id] for example_id in indices]
+        else:
+            encoded = sub_tokens(tokenizer, batch["tokens"])
+            all_ids = encoded["input_ids"]
+            all_word_ids = [encoded.word_ids(i) for i in range(len(all_ids))]
         rows: dict = {
             "input_ids": [],
             "attention_mask": [],
@@ -232,7 +242,7 @@ def encode_windows(
         if label2id is not None:
             rows["labels"] = []
         for i, example_id in enumerate(indices):
-            ids, word_ids = encoded["input_ids"][i], encoded.word_ids(i)
+            ids, word_ids = all_ids[i], all_word_ids[i]
             windows = sliding_windows(len(ids), size)
             owners = window_owners(windows)
             first_sub_token = [
