@@ -177,7 +177,7 @@ def predict(config: PredictConfig) -> int:
     check_output_file(config)
     accelerator = create_accelerator(config.runtime)
     prepare.quiet_other_ranks(accelerator.is_main_process)
-    saved = prepare.load_saved(config, {})
+    saved = prepare.load_saved(config, config.task_options.given())
     task, tokenizer, max_length = saved.task, saved.tokenizer, config.data.max_seq_length
     source = prediction_input(config, task, saved.labels)
     try:

@@ -119,9 +119,6 @@ def card_options(config: TrainConfig, task: Task, labels: list[str]) -> dict:
     """Every option of the run (its task's only) as it shaped the model: defaults resolved
     (learning rate, output folder, label list, what the task settled)."""
     options = {**config.effective_options(), **settled_options(task)}
-    for name, value in options.items():  # an option left to the task, as it decided (NER:
-        if value is None and getattr(task, name, None) is not None:  # --document_context)
-            options[name] = getattr(task, name)
     if options.get("label_names") is None:
         options["label_names"] = labels
     return options

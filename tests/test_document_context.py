@@ -12,11 +12,14 @@ from accel_trainer import commands
 from accel_trainer.config import EvalConfig, PredictConfig, TrainConfig, validate
 from accel_trainer.errors import ConfigError, DataError
 from accel_trainer.models import build_wordpiece_tokenizer
+from accel_trainer.prepare import load_saved
+from accel_trainer.storage.output_folder import OPTIONS_ADDED
 from accel_trainer.tasks.base import IGNORE_INDEX
 from accel_trainer.tasks.demo import conll_text, demo_corpus
 from accel_trainer.tasks.ner import NerTask
 from accel_trainer.tasks.ner.formats import number_documents
 from accel_trainer.tasks.ner.hub import document_ids
+from accel_trainer.train.resume import check_options, training_options
 from tests.conftest import read_json, write_jsonl
 from tests.test_batch_layout import TOLERANCE, assert_same_training, layout_runs
 from tests.test_outputs import card_of, option_rows
@@ -76,6 +79,20 @@ def test_json_lines_and_datasets_take_consecutive_document_ids(tmp_path):
     assert ordered["document"] == [0, 0, 1, 1, 2, 3]
     hub = Dataset.from_dict({"tokens": [["-DOCSTART-"], ["a"], ["b"], ["-DOCSTART-"], ["c"]]})
     assert number_documents(document_ids(hub, "hub"), False) == [0, 0, 0, 1, 1]
+    exported = write_jsonl(tmp_path / "exported.jsonl", [{"tokens": tokens, "ner_tags": ["O"]}
+                           for tokens in hub["tokens"]])  # fmt: skip
+    read = NerTask().read(exported, "--train_file", "auto")
+    assert read["tokens"] == [["a"], ["b"], ["c"]] and read["document"] == [0, 0, 1]
+
+
+def test_whole_float_ids_are_integers_and_a_document_split_apart_is_warned_of(tmp_path, caplog):
+    records = [{"tokens": [word], "ner_tags": ["O"], "document_id": number}
+               for word, number in [("a", 1.0), ("b", 1), ("c", 2.0), ("d", 1.0)]]  # fmt: skip
+    path = write_jsonl(tmp_path / "pandas.jsonl", records)
+    with caplog.at_level("WARNING", logger="accel_trainer"):
+        assert NerTask().read(path, "--train_file", "auto")["document"] == [0, 0, 1, 2]
+    assert "pandas.jsonl line 4: document_id 1 comes back after other documents (it was on " \
+           "line 2)" in caplog.text  # fmt: skip
 
 
 def test_a_document_id_that_is_no_string_or_integer_names_its_line(tmp_path):
@@ -192,7 +209,9 @@ def test_context_is_on_for_data_with_documents_recorded_and_used_by_evaluate(
 def test_data_without_documents_trains_as_before(scaling_data, tmp_path, caplog):
     with caplog.at_level("INFO", logger="accel_trainer"):
         plain = train_here(scaling_data, tmp_path / "plain", max_train_steps=3)
-    assert "--document_context 0: the training data marks no documents" in caplog.text
+    assert "--document_context 0: the training data marks no document of two sentences" in (
+        caplog.text
+    )
     off = train_here(scaling_data, tmp_path / "off", max_train_steps=3, document_context=0)
     assert read_json(plain / "all_results.json")["document_context"] == 0
     assert max_difference(plain, off) == 0.0
@@ -214,9 +233,20 @@ def test_resume_with_context_is_bit_exact_and_another_context_is_refused(documen
                      document_context=8)  # fmt: skip
     with pytest.raises(ConfigError, match="document_context"):
         commands.build_trainer(changed)
-    resumed = train(document_data, tmp_path / "out", dropout=False, resume_from_checkpoint="latest")
+    resumed = train(document_data, tmp_path / "out", dropout=False, resume_from_checkpoint="latest",
+                    document_context=64)  # what the default chose, now given  # fmt: skip
     assert resumed.state.step == full.state.step
     assert max_difference(tmp_path / "full", tmp_path / "out") == 0.0
+
+
+def test_a_checkpoint_from_before_document_context_resumes_only_without_context(document_data):
+    from tests.test_checkpoint import config
+
+    without = training_options(config(document_data, "out", document_context=0))
+    saved = {"options": {k: v for k, v in without.items() if k not in OPTIONS_ADDED}}
+    check_options("checkpoint-3", saved, config(document_data, "out", document_context=0))
+    with pytest.raises(ConfigError, match="--document_context 0 then, 64 now"):
+        check_options("checkpoint-3", saved, config(document_data, "out", document_context=64))
 
 
 def test_a_negative_document_context_is_refused():
@@ -246,12 +276,25 @@ def test_predict_reads_documents_with_the_models_context(document_data, tmp_path
         )
     )
     written = [line.split()[0] for line in output.read_text().splitlines() if line.strip()]
-    expected = [
-        line.split()[0]
-        for line in open(document_data[1], encoding="utf-8")
-        if line.strip() and not line.startswith("-DOCSTART-")
-    ]
-    assert written == expected  # every word, in order; -DOCSTART- lines dropped as before
+    expected = [line.split()[0] for line in open(document_data[1], encoding="utf-8")
+                if line.strip()]  # fmt: skip
+    assert written == expected  # every word in order, and the -DOCSTART- lines
+    again = tmp_path / "again.conll"
+    commands.predict(
+        PredictConfig.from_options(
+            model_name_or_path=str(folder), input_file=str(output), output_file=str(again)
+        )  # fmt: skip
+    )
+    assert again.read_text() == output.read_text()  # its output reads as the same documents
+    overridden = PredictConfig.from_options(
+        model_name_or_path=str(folder),
+        input_file=str(output),
+        output_file=str(tmp_path / "o"),
+        document_context=0,
+        documents="file_order",
+    )
+    saved = load_saved(overridden, overridden.task_options.given())
+    assert (saved.task.document_context, saved.task.documents) == (0, "file_order")
     assert json.loads((folder / "config.json").read_text())["accel_trainer"]["documents"] == (
         "marked"
     )

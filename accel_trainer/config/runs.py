@@ -237,15 +237,15 @@ class TrainConfig(FromOptions):
 
 
 @dataclass
-class TaskOverrides(OptionGroup):
-    """Options of the saved model's task that evaluate accepts; None: the model's own. Help,
-    choices and checks come from the option of the task that metadata "task" names."""
+class ContextOverrides(OptionGroup):
+    """Options of the saved model's task that evaluate and predict accept; None: the model's
+    own. Help, choices and checks come from the option of the task that metadata "task"
+    names."""
 
     title: ClassVar[str] = "task overrides"
 
-    tag_scheme: str | None = field(default=None, metadata={"task": "ner"})
-    negative_label: str | None = field(default=None, metadata={"task": "re"})
     document_context: int | None = field(default=None, metadata={"task": "ner"})
+    documents: str | None = field(default=None, metadata={"task": "ner"})
 
     def given(self) -> dict[str, str]:
         """The overrides given, by option name."""
@@ -262,6 +262,14 @@ class TaskOverrides(OptionGroup):
                 given = options_class(option.metadata["task"])(**{option.name: value})
                 found += choice_problems(given) + given.problems()
         return found
+
+
+@dataclass
+class TaskOverrides(ContextOverrides):
+    """ContextOverrides and the options of the saved model's task that only evaluate accepts."""
+
+    tag_scheme: str | None = field(default=None, metadata={"task": "ner"})
+    negative_label: str | None = field(default=None, metadata={"task": "re"})
 
 
 @dataclass
@@ -373,6 +381,7 @@ class PredictConfig(FromOptions):
     data: InputOptions = field(default_factory=InputOptions)
     batching: EvalBatchingOptions = field(default_factory=EvalBatchingOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    task_options: ContextOverrides = field(default_factory=ContextOverrides)
 
     def problems(self) -> list[str]:
         """Every invalid option, as one message each."""

@@ -259,13 +259,17 @@ def check_demo_rerun(output_dir: str, config: TrainConfig) -> None:
     )
 
 
+# Options added since some runs were saved: the value that does what those runs did.
+OPTIONS_ADDED = {"document_context": 0, "documents": "marked"}
+
+
 def changed_options(
     output_dir: str, config: TrainConfig, kept_on_resume: bool = False
 ) -> list[str] | None:
     """`name old -> new` for each option the saved run's OPTIONS_FILE and this run's effective
     options set differently (those naming where a run writes aside; with `kept_on_resume`, only
     those a resumed run must keep); None when it cannot be read. An option only one of them
-    knows (another version's) is no change."""
+    knows (another version's, not in OPTIONS_ADDED) is no change."""
     try:
         with open(os.path.join(output_dir, OPTIONS_FILE), encoding="utf-8") as handle:
             saved = json.load(handle)
@@ -273,6 +277,7 @@ def changed_options(
         return None
     if not isinstance(saved, dict):
         return None
+    saved = {**OPTIONS_ADDED, **saved}
     ours = config.effective_options()
 
     def shown(value) -> str:

@@ -23,6 +23,7 @@ from accel_trainer.runtime import (
 )
 from accel_trainer.storage.hashing import json_digest
 from accel_trainer.storage.manifest import load_manifest, load_trainer_state
+from accel_trainer.storage.output_folder import OPTIONS_ADDED
 from accel_trainer.storage.resume_point import resolve_resume
 from accel_trainer.train.state import TrainState, capture_rng
 
@@ -140,7 +141,9 @@ def check_options(path: str, saved: dict, config: TrainConfig) -> None:
     before, now = saved.get("options"), training_options(config)
     if isinstance(before, dict):  # compared as values: 2 epochs and 2.0 are the same option
         before = {key: RENAMED_VALUES.get((key, value), value) for key, value in before.items()}
-        # Options one side does not have (added since, or another task's) are not compared.
+        before = {**OPTIONS_ADDED, **before}
+        # Options one side does not have (another task's, added since and not in
+        # OPTIONS_ADDED) are not compared.
         changed = [
             f"--{key} {option_value(key, before[key])} then, {option_value(key, now[key])} now"
             for key in sorted(set(before) & set(now))

@@ -127,7 +127,7 @@ def encode_in_context(
     """encode_truncated's rows with document context: [CLS] before sentence after [SEP]."""
     prefix, suffix = special_affixes(tokenizer)
     size = max_seq_length - len(prefix) - len(suffix)
-    neighbours = NeighbourContext(dataset, tokenizer, context)
+    neighbours = NeighbourContext(dataset, tokenizer, min(context, size))
 
     def encode(batch: dict, indices: list[int]) -> dict:
         rows: dict = {"input_ids": [], "attention_mask": [], "labels": [], "truncated": []}
@@ -222,7 +222,7 @@ def encode_windows(
     prefix, suffix = special_affixes(tokenizer)
     size = max_seq_length - len(prefix) - len(suffix)
     before, after = [IGNORE_INDEX] * len(prefix), [IGNORE_INDEX] * len(suffix)
-    neighbours = NeighbourContext(dataset, tokenizer, context) if context else None
+    neighbours = NeighbourContext(dataset, tokenizer, min(context, size)) if context else None
 
     def encode(batch: dict, indices: list[int]) -> dict:
         if neighbours is not None:  # tokenized once, by NeighbourContext

@@ -93,6 +93,9 @@ def read_conll(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
         if tokens:
             sentences.append({"tokens": list(tokens), "ner_tags": list(tags), "line": start_line,
                               "document_id": documents})  # fmt: skip
+            if not labelled:  # predict writes the -DOCSTART- line back before it
+                first = len(sentences) == 1 or sentences[-2]["document_id"] != documents
+                sentences[-1]["document_start"] = documents > 0 and first
         tokens.clear()
         tags.clear()
         width = None
@@ -160,8 +163,15 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
     """Sentences of a JSON lines file: {"tokens": [...], "ner_tags": [...]} per line
     (`ner_tags` optional in unlabelled input)."""
     sentences = []
+    starts = 0  # -DOCSTART- records so far, which delimit documents as in CoNLL
     for number, where, record in json_lines(path, what, OTHER_FORMATS):
         original = json_line(record)  # predict writes each record back as it was read
+        if record.get("tokens") == ["-DOCSTART-"]:
+            starts += 1
+            if not labelled:  # its output line, without words
+                sentences.append({"tokens": [], "ner_tags": [], "line": number,
+                                  "document_id": None, "record": original})  # fmt: skip
+            continue
         if not labelled and isinstance(record.get("tokens"), list):
             record.setdefault("ner_tags", ["O"] * len(record["tokens"]))
         if "tokens" not in record and relation_like(record):
@@ -209,17 +219,25 @@ def read_jsonl(path: str, what: str, tag_scheme: str, labelled: bool = True) -> 
         for tag in tags if labelled else []:
             check_tag(tag, tag_scheme, where)
         sentence = {"tokens": tokens, "ner_tags": tags, "line": number,
-                    "document_id": document_id(record, where)}  # fmt: skip
+                    "document_id": document_id(record, where), "starts": starts}  # fmt: skip
         if not labelled:  # every record gets its output line, an empty one too
             sentences.append({**sentence, "record": original})
         elif tokens:
             sentences.append(sentence)
+    by_starts = starts and all(sentence["document_id"] is None for sentence in sentences)
+    for sentence in sentences:
+        starts = sentence.pop("starts", None)
+        if by_starts and starts is not None:
+            sentence["document_id"] = starts
     return sentences
 
 
 def document_id(record: dict, where: str) -> str | int | None:
-    """A record's `document_id` (a string or an integer), None where it has none."""
+    """A record's `document_id` (a string or an integer; a whole float as pandas writes an
+    integer column with gaps, 7.0, is 7), None where it has none."""
     value = record.get("document_id")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
         return value
     raise DataError(
@@ -227,6 +245,25 @@ def document_id(record: dict, where: str) -> str | int | None:
         f"{json.dumps(value)[:60]}. Give consecutive sentences of one document the same id, "
         'e.g. "document_id": "PMID-1234".'
     )
+
+
+def warn_of_scattered_document(ids: list, lines: list[int], what: str) -> None:
+    """Warn when a document_id comes back after other documents: only consecutive sentences
+    are one document, so its parts are read as documents of their own."""
+    last_line: dict = {}
+    previous = None
+    for value, line in zip(ids, lines, strict=True):
+        if value is not None and value != previous and value in last_line:
+            logger.warning(
+                "%s line %d: document_id %r comes back after other documents (it was on line "
+                "%d): only consecutive lines form a document, so each part is read with its own "
+                "neighbours. Keep each document's sentences together.",
+                what, line, value, last_line[value],
+            )  # fmt: skip
+            return
+        if value is not None:
+            last_line[value] = line
+        previous = value
 
 
 def number_documents(ids: list, file_order: bool) -> list[int]:

@@ -56,7 +56,8 @@ class NerOptions(TaskOptions):
             "its document on each side (FLERT), within --max_seq_length; context is never "
             "labelled or scored. Default: 64 when the training data marks documents "
             "(-DOCSTART- lines, a document_id field or column), else 0. Saved with the model: "
-            "evaluate and predict read context the same way."
+            "evaluate and predict read context the same way.",
+            "settled_by_task": True,
         },
     )
     documents: str = field(
@@ -89,15 +90,15 @@ def default_context(train: Dataset) -> int:
     if count < len(documents):
         logger.info(
             "--document_context %d: the training data marks documents (%d sentences in %d "
-            "documents), so each sentence is read with up to %d sub-tokens of its neighbours "
+            "document%s), so each sentence is read with up to %d sub-tokens of its neighbours "
             "on each side. --document_context 0 reads sentences alone.",
-            FLERT_CONTEXT, len(documents), count, FLERT_CONTEXT,
+            FLERT_CONTEXT, len(documents), count, "" if count == 1 else "s", FLERT_CONTEXT,
         )  # fmt: skip
         return FLERT_CONTEXT
     logger.info(
-        "--document_context 0: the training data marks no documents (no -DOCSTART- lines or "
-        "document_id), so each sentence is read alone. If consecutive sentences are neighbours, "
-        "pass --documents file_order."
+        "--document_context 0: the training data marks no document of two sentences or more "
+        "(by -DOCSTART- lines or document_id), so each sentence is read alone. If consecutive "
+        "sentences are neighbours, pass --documents file_order."
     )
     return 0
 
@@ -192,6 +193,7 @@ class NerTask(Task):
         else:
             sentences = formats.read_conll(path, what, self.tag_scheme, labelled)
         ids = [sentence.pop("document_id") for sentence in sentences]
+        formats.warn_of_scattered_document(ids, [sentence["line"] for sentence in sentences], what)
         numbers = formats.number_documents(ids, self.documents == "file_order")
         for sentence, number in zip(sentences, numbers, strict=True):
             sentence["document"] = number
