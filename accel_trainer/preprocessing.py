@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from accel_trainer.storage.hashing import json_digest, text_digest
@@ -47,13 +48,28 @@ def task_fingerprint(task: Any) -> dict:
     }
 
 
+TASKS_PACKAGE = "accel_trainer.tasks"
+
+
 def task_source(task: Any) -> str:
-    """The source of the task's module; where there is none to read (a task defined in an
-    interactive session), the compiled code of its classes, so that an edit still changes it."""
+    """The source of the task's module; for a built-in task, of every module of
+    accel_trainer.tasks (its encoding lives beside it); where there is none to read (a task
+    defined in an interactive session), the compiled code of its classes, so that an edit
+    still changes it."""
+    if type(task).__module__.startswith(f"{TASKS_PACKAGE}."):
+        return built_in_tasks_source()
     try:
         return inspect.getsource(sys.modules[type(task).__module__])
     except (OSError, TypeError, KeyError):
         return class_code(type(task)).hex()
+
+
+def built_in_tasks_source() -> str:
+    """The source of every module of accel_trainer.tasks, in a fixed order."""
+    root = os.path.dirname(inspect.getfile(sys.modules[TASKS_PACKAGE]))
+    paths = sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True))
+    return "".join(os.path.relpath(path, root) + Path(path).read_text(encoding="utf-8")
+                   for path in paths)  # fmt: skip
 
 
 def class_code(task_class: type) -> bytes:

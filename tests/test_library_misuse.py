@@ -2,6 +2,7 @@
 without touching a user's files: wrong value types, a second fit(), a direct trainer on a folder
 holding someone's files, incomplete tasks, and the lock held by a trainer of this process."""
 
+import inspect
 import os
 
 import pytest
@@ -9,7 +10,11 @@ import pytest
 from accel_trainer import AccelerateTrainer, Task, TrainConfig, register_task
 from accel_trainer.config import validate
 from accel_trainer.errors import ConfigError, InputError
-from accel_trainer.preprocessing import class_code
+from accel_trainer.preprocessing import class_code, task_source
+from accel_trainer.tasks import windows
+from accel_trainer.tasks.ner import NerTask
+from accel_trainer.tasks.ner import encoding as ner_encoding
+from accel_trainer.tasks.re import ReTask
 from tests.conftest import reset_accelerate
 
 
@@ -82,6 +87,15 @@ def test_an_interactive_task_is_fingerprinted_by_its_compiled_code():
     again = class_code(namespace["Typed"])
     exec("class Typed:\n    def tokenize(self):\n        return 64\n", namespace)
     assert class_code(namespace["Typed"]) == again  # the same code: the same fingerprint
+
+
+def test_a_built_in_task_is_fingerprinted_by_every_module_its_encoding_uses():
+    """The NER task's rows are made in encoding.py and windows.py, beside its module: an edit
+    there must miss the cache too."""
+    source = task_source(NerTask())
+    for module in (ner_encoding, windows, inspect.getmodule(ReTask)):
+        assert inspect.getsource(module) in source
+    assert task_source(NerTask()) == source
 
 
 def small_config(small_data, out, **overrides):
