@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from accel_trainer.config import TrainConfig, validate
@@ -103,7 +103,6 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
     check_labels(config, task, labels, train_raw, eval_raw)
     check_metric_name(config, task, labels)
     task.learn_from_training_data(train_raw)
-    settle_task_options(config, task)
     # Cut after the labels are known, as run_ner.py does: the first examples may lack some.
     train_raw = first_examples(train_raw, config.data.max_train_samples, "max_train_samples")
     if eval_raw is not None:
@@ -145,16 +144,6 @@ def prepare_training(config: TrainConfig, task: Task | None = None) -> PreparedR
         accelerator, task, model, tokenizer, train_data, eval_data, identity, resume, results,
         data_files(config, task), output_lock,
     )  # fmt: skip
-
-
-def settle_task_options(config: TrainConfig, task: Task) -> None:
-    """Options left to the training data (`settled_by_task`, None when not given) take the
-    value the task settled, so the options file, checkpoints and card record what was used
-    and a resume giving that value explicitly is the same run."""
-    options = config.task_options
-    for item in fields(options):
-        if item.metadata.get("settled_by_task") and getattr(options, item.name) is None:
-            setattr(options, item.name, getattr(task, item.name))
 
 
 def build_model(

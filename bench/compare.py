@@ -88,7 +88,7 @@ def contenders(args, model: str) -> dict[str, callable]:
         "accel-trainer --batch_layout padded": accel("--batch_layout", "padded"),
         "accel-trainer --batch_layout sorted": accel("--batch_layout", "sorted"),
         "accel-trainer --group_by_length": accel("--group_by_length"),
-        "accel-trainer --document_context 0": accel("--document_context", "0"),
+        "accel-trainer --document_context 64": accel("--document_context", "64"),
         "transformers Trainer": script("hf_trainer.py"),
         "transformers Trainer group_by_length": script("hf_trainer.py", "--group_by_length"),
     }

@@ -175,18 +175,20 @@ def test_context_is_cut_to_fit_and_a_sentence_longer_than_the_limit_gets_none():
     assert tokenizer.convert_ids_to_tokens(long_windows[0])[1:-1] == long_words[:8]
 
 
-def test_context_is_on_for_data_with_documents_recorded_and_used_by_evaluate(
+def test_context_is_off_by_default_and_when_on_recorded_and_used_by_evaluate(
     document_data, tmp_path, caplog
 ):
     with caplog.at_level("INFO", logger="accel_trainer"):
-        folder = train_here(document_data, tmp_path / "context", max_train_steps=4)
-    assert "--document_context 64: the training data marks documents (64 sentences in 16" in (
-        caplog.text
-    )
+        plain = train_here(document_data, tmp_path / "plain", max_train_steps=1)
+    assert "the training data marks documents (64 sentences in 16 documents); " \
+           "--document_context 64 reads each sentence" in caplog.text  # fmt: skip
+    assert read_json(plain / "all_results.json")["document_context"] == 0
+    folder = train_here(document_data, tmp_path / "context", max_train_steps=4,
+                        document_context=64)  # fmt: skip
     results = read_json(folder / "all_results.json")
     assert results["document_context"] == 64
     assert read_json(folder / "config.json")["accel_trainer"]["document_context"] == 64
-    assert option_rows(card_of(folder))["document_context"] == "64"  # as decided, not "none"
+    assert option_rows(card_of(folder))["document_context"] == "64"
 
     def evaluate(name: str, **options):
         config = EvalConfig.from_options(
@@ -206,20 +208,23 @@ def test_context_is_on_for_data_with_documents_recorded_and_used_by_evaluate(
     assert without["eval_loss"] != pytest.approx(results["eval_loss"], rel=1e-5)
 
 
-def test_data_without_documents_trains_as_before(scaling_data, tmp_path, caplog):
+def test_context_on_data_without_documents_is_warned_of_and_trains_as_without(
+    scaling_data, tmp_path, caplog
+):
+    plain = train_here(scaling_data, tmp_path / "plain", max_train_steps=3)
     with caplog.at_level("INFO", logger="accel_trainer"):
-        plain = train_here(scaling_data, tmp_path / "plain", max_train_steps=3)
-    assert "--document_context 0: the training data marks no document of two sentences" in (
+        asked = train_here(scaling_data, tmp_path / "asked", max_train_steps=3, document_context=64)
+    assert "--document_context 64: the training data marks no document of two sentences" in (
         caplog.text
     )
-    off = train_here(scaling_data, tmp_path / "off", max_train_steps=3, document_context=0)
     assert read_json(plain / "all_results.json")["document_context"] == 0
-    assert max_difference(plain, off) == 0.0
+    assert max_difference(plain, asked) == 0.0
 
 
 def test_layouts_with_context_train_the_padded_weights(document_data, tmp_path):
     runs = layout_runs(document_data, tmp_path, ["padded", "sorted", "packed"],
-                       per_device_train_batch_size=32, max_train_steps=4)  # fmt: skip
+                       per_device_train_batch_size=32, max_train_steps=4,
+                       document_context=64)  # fmt: skip
     assert_same_training(runs)
     assert read_json(runs["packed"] / "all_results.json")["document_context"] == 64
 
@@ -227,14 +232,14 @@ def test_layouts_with_context_train_the_padded_weights(document_data, tmp_path):
 def test_resume_with_context_is_bit_exact_and_another_context_is_refused(document_data, tmp_path):
     from tests.test_checkpoint import config, train
 
-    full = train(document_data, tmp_path / "full", dropout=False)
-    train(document_data, tmp_path / "out", stop_at=3, dropout=False)
+    full = train(document_data, tmp_path / "full", dropout=False, document_context=64)
+    train(document_data, tmp_path / "out", stop_at=3, dropout=False, document_context=64)
     changed = config(document_data, tmp_path / "out", resume_from_checkpoint="latest",
                      document_context=8)  # fmt: skip
     with pytest.raises(ConfigError, match="document_context"):
         commands.build_trainer(changed)
     resumed = train(document_data, tmp_path / "out", dropout=False, resume_from_checkpoint="latest",
-                    document_context=64)  # what the default chose, now given  # fmt: skip
+                    document_context=64)  # fmt: skip
     assert resumed.state.step == full.state.step
     assert max_difference(tmp_path / "full", tmp_path / "out") == 0.0
 
@@ -257,9 +262,10 @@ def test_a_negative_document_context_is_refused():
 @pytest.mark.multiprocess
 def test_two_processes_with_context_train_the_one_process_weights(document_data, tmp_path):
     reference = train_here(document_data, tmp_path / "1x32", per_device_train_batch_size=32,
-                           batch_layout="padded", max_train_steps=4)  # fmt: skip
+                           batch_layout="padded", max_train_steps=4,
+                           document_context=64)  # fmt: skip
     folder = train_launched(document_data, tmp_path / "2x16", per_device_train_batch_size=16,
-                            max_train_steps=4)  # fmt: skip
+                            max_train_steps=4, document_context=64)  # fmt: skip
     assert max_difference(reference, folder) < TOLERANCE
     one, two = read_json(reference / "all_results.json"), read_json(folder / "all_results.json")
     assert two["document_context"] == 64
@@ -268,7 +274,7 @@ def test_two_processes_with_context_train_the_one_process_weights(document_data,
 
 
 def test_predict_reads_documents_with_the_models_context(document_data, tmp_path):
-    folder = train_here(document_data, tmp_path / "model", max_train_steps=2)
+    folder = train_here(document_data, tmp_path / "model", max_train_steps=2, document_context=64)
     output = tmp_path / "predicted.conll"
     commands.predict(
         PredictConfig.from_options(

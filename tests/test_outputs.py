@@ -268,9 +268,6 @@ def test_ner_log_lines_count_sentences_and_say_what_became_of_long_ones(
     windows = len(trainer.eval_dataloader.dataset)
     lines = accel_trainer_messages(caplog)
     assert lines == [
-        ("INFO", "--document_context 0: the training data marks no document of two sentences "
-         "or more (by -DOCSTART- lines or document_id), so each sentence is read alone. If "
-         "consecutive sentences are neighbours, pass --documents file_order."),
         ("INFO", "train: 48 sentences tokenized with 1 process(es)"),
         ("INFO", f"eval: 37 sentences ({windows} windows) tokenized with 1 process(es)"),
         ("WARNING", f"{truncated} of 48 training sentences are longer than --max_seq_length 14 "

@@ -49,15 +49,14 @@ class NerOptions(TaskOptions):
             "word. Evaluation always scores words."
         },
     )
-    document_context: int | None = field(
-        default=None,
+    document_context: int = field(
+        default=0,
         metadata={
             "help": "Read each sentence with up to N sub-tokens of the neighbouring sentences of "
-            "its document on each side (FLERT), within --max_seq_length; context is never "
-            "labelled or scored. Default: 64 when the training data marks documents "
-            "(-DOCSTART- lines, a document_id field or column), else 0. Saved with the model: "
-            "evaluate and predict read context the same way.",
-            "settled_by_task": True,
+            "its document on each side (FLERT's is 64), within --max_seq_length; context is "
+            "never labelled or scored. Off (0) by default: on NCBI-disease abstracts it lowered "
+            "dev F1 (docs/data.md). Saved with the model: evaluate and predict read context the "
+            "same way."
         },
     )
     documents: str = field(
@@ -71,7 +70,7 @@ class NerOptions(TaskOptions):
     )
 
     def problems(self) -> list[str]:
-        if self.document_context is not None and self.document_context < 0:
+        if self.document_context < 0:
             return [
                 f"--document_context is negative: got {self.document_context}. Give 0 (no "
                 "context) or a number of sub-tokens, e.g. 64."
@@ -79,28 +78,24 @@ class NerOptions(TaskOptions):
         return []
 
 
-FLERT_CONTEXT = 64  # sub-tokens on each side, as in Schweter & Akbik's FLERT (2020)
-
-
-def default_context(train: Dataset) -> int:
-    """FLERT's context where the training data marks documents, none where it does not; the
-    log says which and why."""
+def explain_context(train: Dataset, context: int) -> None:
+    """Say where context could be used and is not, or is asked for and has nothing to read."""
     documents = list(train["document"])
     count = len(set(documents))
-    if count < len(documents):
+    if count < len(documents) and not context:
         logger.info(
-            "--document_context %d: the training data marks documents (%d sentences in %d "
-            "document%s), so each sentence is read with up to %d sub-tokens of its neighbours "
-            "on each side. --document_context 0 reads sentences alone.",
-            FLERT_CONTEXT, len(documents), count, "" if count == 1 else "s", FLERT_CONTEXT,
+            "the training data marks documents (%d sentences in %d document%s); "
+            "--document_context 64 reads each sentence with its neighbours (FLERT), off by "
+            "default since it did not help on NCBI-disease (docs/data.md).",
+            len(documents), count, "" if count == 1 else "s",
         )  # fmt: skip
-        return FLERT_CONTEXT
-    logger.info(
-        "--document_context 0: the training data marks no document of two sentences or more "
-        "(by -DOCSTART- lines or document_id), so each sentence is read alone. If consecutive "
-        "sentences are neighbours, pass --documents file_order."
-    )
-    return 0
+    elif count == len(documents) and context:
+        logger.warning(
+            "--document_context %d: the training data marks no document of two sentences or "
+            "more (by -DOCSTART- lines or document_id), so no sentence has neighbours to read. "
+            "If consecutive sentences are neighbours, pass --documents file_order.",
+            context,
+        )
 
 
 class NerTask(Task):
@@ -121,12 +116,11 @@ class NerTask(Task):
         label_all_tokens: bool = False,
         tag_scheme: str = "bio",
         word_split: str = "",
-        document_context: int | None = None,
+        document_context: int = 0,
         documents: str = "marked",
     ):
         self.label_all_tokens = label_all_tokens
         self.tag_scheme = tag_scheme
-        # None until the training data says whether it marks documents.
         self.document_context = document_context
         self.documents = documents
         # How raw text is cut into words for predict; learned from the training words.
@@ -158,14 +152,13 @@ class NerTask(Task):
             "task": self.name,
             "tag_scheme": self.tag_scheme,
             "word_split": self.word_split,
-            "document_context": self.document_context or 0,  # None: not learned, none used
+            "document_context": self.document_context,
             "documents": self.documents,
         }
 
     def learn_from_training_data(self, train: Dataset) -> None:
         self.word_split = learned_word_split(train["tokens"])
-        if self.document_context is None:
-            self.document_context = default_context(train)
+        explain_context(train, self.document_context)
 
     def tokenization_settings(self) -> dict:
         return {**self.settings(), "label_all_tokens": self.label_all_tokens}
@@ -237,7 +230,7 @@ class NerTask(Task):
     ) -> Dataset:
         """Training: one truncated sequence per sentence. Evaluation: sliding windows, so that
         every gold word of a long sentence is scored once."""
-        context = self.document_context or 0
+        context = self.document_context
         if not for_training:
             encoded, self.long_sentences = encoding.encode_windows(
                 dataset, tokenizer, max_seq_length, label2id, map_options, context
@@ -257,7 +250,7 @@ class NerTask(Task):
         map_options: dict | None = None,
     ) -> Dataset:
         encoded, self.long_sentences = encoding.encode_windows(
-            dataset, tokenizer, max_seq_length, None, map_options, self.document_context or 0
+            dataset, tokenizer, max_seq_length, None, map_options, self.document_context
         )
         return encoded
 
@@ -275,7 +268,7 @@ class NerTask(Task):
             "they are scored in sliding windows, every word counted, none dropped or truncated.",
         }
         log_length_report(stats, messages, lost={"train_truncated_sentences"})
-        return {**stats, "document_context": self.document_context or 0}
+        return {**stats, "document_context": self.document_context}
 
     def write_predictions(
         self,
