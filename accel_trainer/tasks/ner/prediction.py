@@ -78,9 +78,10 @@ def write_predictions(
                 "(CoNLL has no empty sentence); --output_format jsonl keeps a line for each",
                 empty,
             )
-        starts = raw["document_start"] if "document_start" in raw.column_names else tokens
+        marked = "document_start" in raw.column_names  # CoNLL input with -DOCSTART- lines
+        starts = raw["document_start"] if marked else [False] * len(tokens)
         for words, words_tags, start in zip(tokens, tags, starts, strict=True):
-            if start is True:  # the input's -DOCSTART- line before this sentence
+            if start:  # the input's -DOCSTART- line before this sentence
                 handle.write("-DOCSTART-\tO\n\n")
             if words:
                 handle.writelines(f"{w}\t{t}\n" for w, t in zip(words, words_tags, strict=True))
